@@ -1,0 +1,29 @@
+export { API_VERSION, GROUP, VERSION, Condition, ObjectMeta } from './common.ts';
+export { Dataset, DatasetSpec, DatasetStatus, Mount, EncryptOption } from './dataset.ts';
+export { DataLoad, DataLoadSpec, OperationStatus } from './dataload.ts';
+export {
+  TideRuntime,
+  AlluxioRuntime,
+  JindoRuntime,
+  GooseFSRuntime,
+  Level,
+  TieredStore,
+  RuntimeStatus,
+  RUNTIME_KINDS,
+  type AnyRuntime,
+  type RuntimeKind,
+  type MediumType,
+} from './runtime.ts';
+export { Secret } from './secret.ts';
+export { KINDS, findKind, type KindInfo, type PrinterColumn } from './registry.ts';
+export { validateDocument, cronProblem, type ValidationResult } from './validate.ts';
+export { parseManifests, type ManifestResource } from './manifest.ts';
+export { ManifestError, type FieldError, type ApiErrorCode } from './errors.ts';
+export {
+  schemeOf,
+  namespacePathOf,
+  isSupportedScheme,
+  SUPPORTED_SCHEMES,
+  type MountScheme,
+} from './mounts.ts';
+export { isDns1035Label, isDns1123Label, isDns1123Subdomain } from './names.ts';

@@ -1,0 +1,19 @@
+import { TideError } from '../lib/index.ts';
+import { ExitCode } from './exit-codes.ts';
+
+export type CliErrorCode =
+  'ERR_CLI_USAGE' | 'ERR_CLI_INPUT' | 'ERR_DAEMON_UNAVAILABLE' | 'ERR_NOT_IMPLEMENTED';
+
+/** An error the CLI reports as one line and turns into an exit code. */
+export class CliError extends TideError<CliErrorCode> {
+  readonly exitCode: ExitCode;
+
+  constructor(code: CliErrorCode, message: string, exitCode: ExitCode, options?: ErrorOptions) {
+    super(code, message, options);
+    this.exitCode = exitCode;
+  }
+}
+
+export function usageError(message: string): CliError {
+  return new CliError('ERR_CLI_USAGE', message, ExitCode.invalid);
+}

@@ -1,0 +1,2 @@
+export { run, buildProgram } from './main.ts';
+export { ExitCode } from './exit-codes.ts';
