@@ -1,0 +1,62 @@
+import type { SecretValue } from '../lib/index.ts';
+
+/** One file or directory of an under file system, as listing and stat report it. */
+export interface UfsEntry {
+  /** Path relative to the connector's root: no leading slash, `/`-separated, `''` for the root. */
+  path: string;
+  type: 'file' | 'directory';
+  /** 0 for directories. */
+  sizeBytes: number;
+  /** Last modification, milliseconds since the epoch; 0 when the origin does not say. */
+  mtimeMs: number;
+  /**
+   * Identity of this version of the file (ETag, or size and mtime). Two reads with the same version
+   * return the same bytes; a changed file gets a new version. `''` for directories.
+   */
+  version: string;
+}
+
+export interface ListOptions {
+  /** Walk the whole subtree (streaming, page by page), not just the direct children. */
+  recursive?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface ReadOptions {
+  /** Fail with ERR_UFS_VERSION_CHANGED instead of returning bytes of another version. */
+  version?: string;
+  signal?: AbortSignal;
+}
+
+export interface ByteRange {
+  offset: number;
+  /** Bytes wanted; the stream ends early only at end of file. */
+  length: number;
+}
+
+/**
+ * A connector to one storage location (one `spec.mounts[]` entry). Used by the cache workers, the
+ * metadata sync and DataLoad. Every method honours its AbortSignal and fails with a UfsError.
+ */
+export interface UnderFileSystem {
+  /** The mount point it serves, with credentials removed, for messages. */
+  readonly description: string;
+  /** Entries under `path` (a directory), in no particular order, with bounded memory. */
+  list(path: string, options?: ListOptions): AsyncIterable<UfsEntry>;
+  /** @throws {UfsError} ERR_UFS_NOT_FOUND when nothing is at `path` */
+  stat(path: string, options?: { signal?: AbortSignal }): Promise<UfsEntry>;
+  /** The bytes of `range` of the file at `path`, as a stream of chunks. */
+  read(path: string, range: ByteRange, options?: ReadOptions): Promise<AsyncIterable<Uint8Array>>;
+  /** Checks that the location is reachable with the given credentials; for Dataset conditions. */
+  check(options?: { signal?: AbortSignal }): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** What a connector is built from: a Dataset mount with its secrets resolved. */
+export interface UfsMountConfig {
+  mountPoint: string;
+  /** `spec.mounts[].options` merged over `spec.sharedOptions`. */
+  options: Readonly<Record<string, string>>;
+  /** `encryptOptions` resolved from Secrets, by option name. */
+  secrets: Readonly<Record<string, SecretValue>>;
+}
