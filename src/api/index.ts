@@ -26,4 +26,5 @@ export {
   SUPPORTED_SCHEMES,
   type MountScheme,
 } from './mounts.ts';
+export { crdFor, allCrds } from './crd.ts';
 export { isDns1035Label, isDns1123Label, isDns1123Subdomain } from './names.ts';
