@@ -11,7 +11,7 @@ type JsonSchema = Record<string, unknown>;
  */
 export function crdFor(info: KindInfo): Record<string, unknown> {
   if (info.apiVersion !== API_VERSION) throw new RangeError(`${info.kind} is not a ${GROUP} kind`);
-  const schema = structural(info.schema as unknown as JsonSchema);
+  const schema = structural(info.schema);
   const properties = schema['properties'] as Record<string, JsonSchema>;
   properties['metadata'] = { type: 'object' };
   properties['apiVersion'] = { type: 'string' };
