@@ -3,6 +3,7 @@ import { TideError } from '../lib/index.ts';
 export type UfsErrorCode =
   | 'ERR_UFS_NOT_FOUND'
   | 'ERR_UFS_NOT_A_DIRECTORY'
+  | 'ERR_UFS_IS_A_DIRECTORY'
   | 'ERR_UFS_ACCESS_DENIED'
   | 'ERR_UFS_BUCKET_NOT_FOUND'
   | 'ERR_UFS_UNREACHABLE'
@@ -23,6 +24,7 @@ export class UfsError extends TideError<UfsErrorCode> {
 const REASONS: Record<UfsErrorCode, string> = {
   ERR_UFS_NOT_FOUND: 'NotFound',
   ERR_UFS_NOT_A_DIRECTORY: 'NotADirectory',
+  ERR_UFS_IS_A_DIRECTORY: 'IsADirectory',
   ERR_UFS_ACCESS_DENIED: 'AccessDenied',
   ERR_UFS_BUCKET_NOT_FOUND: 'BucketNotFound',
   ERR_UFS_UNREACHABLE: 'OriginUnreachable',

@@ -1,0 +1,71 @@
+import { join } from 'node:path';
+import { schemeOf } from '../api/index.ts';
+import type { Logger } from '../lib/index.ts';
+import { UfsError } from './errors.ts';
+import { LocalUfs } from './local-ufs.ts';
+import { normaliseUfsPath } from './paths.ts';
+import type { UfsMountConfig, UnderFileSystem } from './types.ts';
+
+/** What connectors get from the process that creates them, instead of reading the environment. */
+export interface UfsDependencies {
+  /** Parent logger; connectors log through `logger.child({ component: 'ufs', ... })`. */
+  logger?: Logger;
+  /**
+   * Directory under which `pvc://name/sub` resolves to `<pvcRoot>/name/sub` (embedded mode:
+   * `$TIDE_HOME/pvc`; in Kubernetes the PVC's mount directory in the pod). Without it a `pvc://`
+   * mount fails with ERR_UFS_BAD_CONFIG.
+   */
+  pvcRoot?: string;
+}
+
+/**
+ * Builds the connector for one Dataset mount, by the scheme of its mount point. Does no I/O: call
+ * `check()` to find out whether the origin is reachable.
+ * @throws {UfsError} ERR_UFS_UNSUPPORTED for an unknown scheme, ERR_UFS_BAD_CONFIG for a malformed
+ *   mount point or options
+ */
+export function createUnderFileSystem(config: UfsMountConfig, deps: UfsDependencies = {}): UnderFileSystem {
+  const scheme = schemeOf(config.mountPoint);
+
+  switch (scheme) {
+    case 'local':
+      return createLocal(config.mountPoint);
+    case 'pvc':
+      return createPvc(config.mountPoint, deps.pvcRoot);
+    default:
+      throw new UfsError(
+        'ERR_UFS_UNSUPPORTED',
+        `Cannot mount "${config.mountPoint}" as its scheme "${scheme ?? ''}" is not supported`,
+      );
+  }
+}
+
+function createLocal(mountPoint: string): UnderFileSystem {
+  const path = mountPoint.slice('local://'.length);
+  if (!path.startsWith('/')) {
+    throw new UfsError('ERR_UFS_BAD_CONFIG', `Cannot mount "${mountPoint}": write local:///absolute/path`);
+  }
+  const root = path.length > 1 ? path.replace(/\/+$/, '') : path;
+  return new LocalUfs({ root, description: mountPoint });
+}
+
+function createPvc(mountPoint: string, pvcRoot: string | undefined): UnderFileSystem {
+  if (pvcRoot === undefined) {
+    throw new UfsError('ERR_UFS_BAD_CONFIG', `Cannot mount "${mountPoint}" as no directory holds PVCs here`);
+  }
+  let relative: string;
+  try {
+    relative = normaliseUfsPath(mountPoint.slice('pvc://'.length));
+  } catch (error) {
+    throw new UfsError('ERR_UFS_BAD_CONFIG', `Cannot mount "${mountPoint}": ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  if (relative === '') {
+    throw new UfsError(
+      'ERR_UFS_BAD_CONFIG',
+      `Cannot mount "${mountPoint}": write pvc://<claim name>[/sub/path]`,
+    );
+  }
+  return new LocalUfs({ root: join(pvcRoot, relative), description: mountPoint });
+}
