@@ -1,0 +1,132 @@
+import { open, rename, unlink } from 'node:fs/promises';
+import type { BlockKey } from './block-key.ts';
+
+/**
+ * One block on disk is one file: the block's bytes, then a trailer that makes the file
+ * self-describing, so that a restarted worker rebuilds its index from the files alone:
+ *
+ *   data (sizeBytes) | meta JSON (UTF-8) | meta length (u32 LE) | magic "TDB1"
+ *
+ * The bytes come first so that a client short-circuiting to the file reads `[0, sizeBytes)`.
+ * Files are written under a temporary name and renamed into place, so a crash leaves either no
+ * block or a whole one; bit rot and truncation are caught by the CRC-32 and the length check.
+ */
+export interface BlockFileMeta extends BlockKey {
+  format: 1;
+  sizeBytes: number;
+  crc32: number;
+}
+
+const MAGIC = Buffer.from('TDB1', 'latin1');
+const FOOTER_BYTES = 8;
+/** Longest trailer a reader accepts: paths and versions are short; a larger value means garbage. */
+const MAX_META_BYTES = 64 * 1024;
+
+export function trailerOf(meta: BlockFileMeta): Buffer {
+  const json = Buffer.from(JSON.stringify(meta), 'utf8');
+  const footer = Buffer.allocUnsafe(FOOTER_BYTES);
+  footer.writeUInt32LE(json.length, 0);
+  MAGIC.copy(footer, 4);
+  return Buffer.concat([json, footer]);
+}
+
+/** Writes `data` and `trailer` to `tmpPath`, then renames it to `finalPath`. */
+export async function writeBlockFile(options: {
+  tmpPath: string;
+  finalPath: string;
+  data: Uint8Array;
+  trailer: Uint8Array;
+}): Promise<void> {
+  const handle = await open(options.tmpPath, 'w', 0o600);
+  try {
+    // writev may write part of the vector; loop until all of it is on the file.
+    let position = 0;
+    const chunks = [options.data, options.trailer];
+    for (const chunk of chunks) {
+      let written = 0;
+      while (written < chunk.length) {
+        const { bytesWritten } = await handle.write(chunk, written, chunk.length - written, position);
+        written += bytesWritten;
+        position += bytesWritten;
+      }
+    }
+  } catch (error) {
+    await handle.close();
+    await unlink(options.tmpPath).catch(() => undefined);
+    throw error;
+  }
+  await handle.close();
+  try {
+    await rename(options.tmpPath, options.finalPath);
+  } catch (error) {
+    await unlink(options.tmpPath).catch(() => undefined);
+    throw error;
+  }
+}
+
+/** The trailer of a block file, or undefined when the file is not a whole block file. */
+export async function readBlockMeta(
+  filePath: string,
+): Promise<{ meta: BlockFileMeta; fileBytes: number } | undefined> {
+  const handle = await open(filePath, 'r');
+  try {
+    const { size } = await handle.stat();
+    if (size < FOOTER_BYTES) return undefined;
+    const footer = Buffer.alloc(FOOTER_BYTES);
+    await handle.read(footer, 0, FOOTER_BYTES, size - FOOTER_BYTES);
+    if (!footer.subarray(4).equals(MAGIC)) return undefined;
+    const metaBytes = footer.readUInt32LE(0);
+    if (metaBytes > MAX_META_BYTES || metaBytes + FOOTER_BYTES > size) return undefined;
+    const json = Buffer.alloc(metaBytes);
+    await handle.read(json, 0, metaBytes, size - FOOTER_BYTES - metaBytes);
+    const meta = parseMeta(json.toString('utf8'));
+    if (meta?.sizeBytes !== size - FOOTER_BYTES - metaBytes) return undefined;
+    return { meta, fileBytes: size };
+  } finally {
+    await handle.close();
+  }
+}
+
+function parseMeta(text: string): BlockFileMeta | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const meta = value as Record<string, unknown>;
+  const ok =
+    meta['format'] === 1 &&
+    typeof meta['mount'] === 'string' &&
+    typeof meta['path'] === 'string' &&
+    typeof meta['version'] === 'string' &&
+    Number.isSafeInteger(meta['index']) &&
+    Number.isSafeInteger(meta['sizeBytes']) &&
+    Number.isSafeInteger(meta['crc32']);
+  return ok ? (value as BlockFileMeta) : undefined;
+}
+
+/**
+ * The first `sizeBytes` bytes of a block file.
+ * @throws {Error} with code `ERR_BLOCK_SHORT` when the file holds fewer bytes (truncated)
+ */
+export async function readBlockData(filePath: string, sizeBytes: number): Promise<Buffer> {
+  const handle = await open(filePath, 'r');
+  try {
+    const data = Buffer.allocUnsafe(sizeBytes);
+    let filled = 0;
+    while (filled < sizeBytes) {
+      const { bytesRead } = await handle.read(data, filled, sizeBytes - filled, filled);
+      if (bytesRead === 0) {
+        throw Object.assign(new Error(`Block file ${filePath} holds ${filled} of ${sizeBytes} bytes`), {
+          code: 'ERR_BLOCK_SHORT',
+        });
+      }
+      filled += bytesRead;
+    }
+    return data;
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,303 @@
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, open, readdir, rm, stat, truncate } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { BlockStore } from './block-store.ts';
+import { tiersFromLevels, type TierConfig } from './tiers.ts';
+import type { BlockKey } from './block-key.ts';
+import { CacheError } from './errors.ts';
+
+async function tempDir(t: TestContext, base = tmpdir()): Promise<string> {
+  const dir = await mkdtemp(join(base, 'tide-block-store-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function key(index: number, path = 'data/file.bin'): BlockKey {
+  return { mount: 'local:///origin', path, version: 'v1', index };
+}
+
+/** Bytes of every file under `dir`, rounded up to 4 KiB blocks, as `du` would count them. */
+async function diskUsage(dir: string): Promise<number> {
+  let total = 0;
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true, recursive: true });
+  } catch {
+    return 0;
+  }
+  for (const entry of entries) {
+    if (!entry.isFile()) continue;
+    try {
+      const { size } = await stat(join(entry.parentPath, entry.name));
+      total += Math.ceil(size / 4096) * 4096;
+    } catch {
+      // Removed between readdir and stat.
+    }
+  }
+  return total;
+}
+
+test('tiersFromLevels splits quota over paths, honours quotaList and sorts MEM first', () => {
+  const tiers = tiersFromLevels([
+    { mediumtype: 'SSD', path: '/a,/b', quota: '2Gi', high: '0.9', low: '0.6' },
+    { mediumtype: 'MEM', path: '/dev/shm/x', quota: '1Gi' },
+    { mediumtype: 'HDD', path: '/c,/d', quotaList: '1Gi,3Gi' },
+  ]);
+  assert.deepEqual(
+    tiers.map((tier) => [
+      tier.medium,
+      tier.dirs.map((dir) => [dir.path, dir.capacityBytes]),
+      tier.highRatio,
+      tier.lowRatio,
+    ]),
+    [
+      ['MEM', [['/dev/shm/x', 2 ** 30]], 0.95, 0.7],
+      [
+        'SSD',
+        [
+          ['/a', 2 ** 30],
+          ['/b', 2 ** 30],
+        ],
+        0.9,
+        0.6,
+      ],
+      [
+        'HDD',
+        [
+          ['/c', 2 ** 30],
+          ['/d', 3 * 2 ** 30],
+        ],
+        0.95,
+        0.7,
+      ],
+    ],
+  );
+});
+
+test('tiersFromLevels refuses levels that cannot work, naming the field', () => {
+  const cases: [Parameters<typeof tiersFromLevels>[0][number], RegExp][] = [
+    [{ mediumtype: 'SSD', quota: '1Gi' }, /levels\[0\] \(SSD\): path is missing/],
+    [{ mediumtype: 'SSD', path: 'relative', quota: '1Gi' }, /not absolute/],
+    [{ mediumtype: 'SSD', path: '/a' }, /quota or quotaList is required/],
+    [{ mediumtype: 'SSD', path: '/a,/b', quotaList: '1Gi' }, /1 quotas for 2 paths/],
+    [{ mediumtype: 'SSD', path: '/a', quota: 'lots' }, /quota "lots" is not a quantity/],
+    [
+      { mediumtype: 'SSD', path: '/a', quota: '1Gi', high: '0.5', low: '0.7' },
+      /low \(0.7\) must be below high/,
+    ],
+    [{ mediumtype: 'SSD', path: '/a', quota: '1Gi', high: '1.5' }, /high "1.5" is not a ratio/],
+  ];
+  for (const [level, message] of cases) {
+    assert.throws(
+      () => tiersFromLevels([level]),
+      (error: unknown) =>
+        error instanceof CacheError && error.code === 'ERR_CACHE_BAD_CONFIG' && message.test(error.message),
+    );
+  }
+});
+
+test('serves the bytes it stored and keeps SSD blocks, not MEM ones, across a reopen', async (t) => {
+  const shm = await tempDir(t, '/dev/shm');
+  const disk = await tempDir(t);
+  const tiers: TierConfig[] = [
+    { medium: 'MEM', dirs: [{ path: shm, capacityBytes: 1 << 20 }], highRatio: 0.95, lowRatio: 0.7 },
+    { medium: 'SSD', dirs: [{ path: disk, capacityBytes: 1 << 20 }], highRatio: 0.95, lowRatio: 0.7 },
+  ];
+  const store = await BlockStore.open({ tiers, datasetId: 'default/demo' });
+  const data = randomBytes(100_000);
+  const location = await store.put(key(0), data);
+  assert.equal(location?.medium, 'MEM');
+  assert.equal(await store.get(key(1)), undefined);
+  assert.equal(await store.get({ ...key(0), version: 'v2' }), undefined, 'another version is another block');
+
+  // Fill MEM so that block 0 is demoted to the SSD tier.
+  for (let index = 1; index <= 12; index += 1) await store.put(key(index), randomBytes(100_000));
+  await store.whenIdle();
+  const stats = store.stats();
+  assert.ok(stats.counters.demotions > 0, 'blocks were demoted to SSD');
+  assert.equal(store.locate(key(0))?.medium, 'SSD');
+  assert.deepEqual((await store.get(key(0)))?.data, data);
+  const onSsd = [...store.blocks()].filter((block) => block.medium === 'SSD').map((block) => block.key.index);
+  await store.close();
+  assert.deepEqual(await readdir(shm).then((names) => names.filter((name) => name === 'tide-cache')), [
+    'tide-cache',
+  ]);
+  assert.equal(await diskUsage(shm), 0, 'closing empties the MEM tier');
+
+  const reopened = await BlockStore.open({ tiers, datasetId: 'default/demo' });
+  t.after(() => reopened.close());
+  assert.deepEqual(
+    [...reopened.blocks()].map((block) => block.key.index).sort((a, b) => a - b),
+    onSsd.sort((a, b) => a - b),
+  );
+  assert.deepEqual((await reopened.get(key(0)))?.data, data);
+});
+
+test('drops a corrupted or truncated block file instead of serving it', async (t) => {
+  const disk = await tempDir(t);
+  const tiers: TierConfig[] = [
+    { medium: 'SSD', dirs: [{ path: disk, capacityBytes: 1 << 20 }], highRatio: 0.95, lowRatio: 0.7 },
+  ];
+  const store = await BlockStore.open({ tiers, datasetId: 'd' });
+  t.after(() => store.close());
+  const first = await store.put(key(0), randomBytes(50_000));
+  const second = await store.put(key(1), randomBytes(50_000));
+  assert.ok(first !== undefined && second !== undefined);
+
+  const handle = await open(first.filePath, 'r+');
+  await handle.write(
+    Buffer.from([0xff ^ (await handle.read(Buffer.alloc(1), 0, 1, 1234)).buffer[0]!]),
+    0,
+    1,
+    1234,
+  );
+  await handle.close();
+  assert.equal(await store.get(key(0)), undefined, 'a flipped byte is a miss');
+  await assert.rejects(stat(first.filePath), { code: 'ENOENT' });
+
+  await truncate(second.filePath, 10_000);
+  assert.equal(await store.get(key(1)), undefined, 'a truncated file is a miss');
+  assert.equal(store.stats().counters.corruptBlocks, 2);
+  assert.equal(store.stats().tiers[0]?.usedBytes, 0);
+});
+
+test('a reopened store drops block files that lost their trailer', async (t) => {
+  const disk = await tempDir(t);
+  const tiers: TierConfig[] = [
+    { medium: 'HDD', dirs: [{ path: disk, capacityBytes: 1 << 20 }], highRatio: 0.95, lowRatio: 0.7 },
+  ];
+  const store = await BlockStore.open({ tiers, datasetId: 'd' });
+  const location = await store.put(key(0), randomBytes(50_000));
+  await store.put(key(1), randomBytes(50_000));
+  await store.close();
+  await truncate(location!.filePath, 49_000);
+
+  const reopened = await BlockStore.open({ tiers, datasetId: 'd' });
+  t.after(() => reopened.close());
+  assert.deepEqual(
+    [...reopened.blocks()].map((block) => block.key.index),
+    [1],
+  );
+  assert.equal(reopened.stats().counters.corruptBlocks, 1);
+});
+
+test('evicts to the low watermark when the high one is crossed', async (t) => {
+  const disk = await tempDir(t);
+  const tiers: TierConfig[] = [
+    { medium: 'SSD', dirs: [{ path: disk, capacityBytes: 10 * 16384 }], highRatio: 0.8, lowRatio: 0.5 },
+  ];
+  const store = await BlockStore.open({ tiers, datasetId: 'd' });
+  t.after(() => store.close());
+  for (let index = 0; index < 8; index += 1) await store.put(key(index), randomBytes(16000));
+  assert.equal(store.stats().tiers[0]?.blockCount, 8, 'at the high watermark nothing is evicted yet');
+  await store.put(key(8), randomBytes(16000));
+  await store.whenIdle();
+  const tier = store.stats().tiers[0]!;
+  assert.equal(tier.blockCount, 5);
+  assert.equal(tier.usedBytes, 5 * 16384);
+  assert.deepEqual(
+    [...store.blocks()].map((block) => block.key.index).sort((a, b) => a - b),
+    [4, 5, 6, 7, 8],
+    'the least recently used blocks went first',
+  );
+});
+
+test('keeps blocks read twice through a scan that would flush a plain LRU', async (t) => {
+  const disk = await tempDir(t);
+  const tiers: TierConfig[] = [
+    { medium: 'SSD', dirs: [{ path: disk, capacityBytes: 20 * 16384 }], highRatio: 0.95, lowRatio: 0.9 },
+  ];
+  const store = await BlockStore.open({ tiers, datasetId: 'd' });
+  t.after(() => store.close());
+  const hot = [0, 1, 2, 3, 4].map((index) => key(index, 'hot.bin'));
+  for (const block of hot) await store.put(block, randomBytes(16000));
+  for (const block of hot) assert.ok(await store.get(block));
+  for (let index = 0; index < 100; index += 1) await store.put(key(index, 'scan.bin'), randomBytes(16000));
+  await store.whenIdle();
+  for (const block of hot) assert.ok(store.has(block), `hot block ${block.index} survived the scan`);
+});
+
+test('never holds more than its quota on disk under concurrent churn', async (t) => {
+  const shm = await tempDir(t, '/dev/shm');
+  const disk = await tempDir(t);
+  const memQuota = 6 * 16384;
+  const ssdQuota = 10 * 16384;
+  const tiers: TierConfig[] = [
+    { medium: 'MEM', dirs: [{ path: shm, capacityBytes: memQuota }], highRatio: 0.9, lowRatio: 0.5 },
+    { medium: 'SSD', dirs: [{ path: disk, capacityBytes: ssdQuota }], highRatio: 0.9, lowRatio: 0.5 },
+  ];
+  const store = await BlockStore.open({ tiers, datasetId: 'd' });
+  t.after(() => store.close());
+
+  let maxMem = 0;
+  let maxSsd = 0;
+  let maxAccounted = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      maxMem = Math.max(maxMem, await diskUsage(shm));
+      maxSsd = Math.max(maxSsd, await diskUsage(disk));
+      for (const tier of store.stats().tiers)
+        maxAccounted = Math.max(maxAccounted, tier.usedBytes / tier.capacityBytes);
+    }
+  })();
+
+  // 16 writers and readers over 400 distinct blocks of 16,000 bytes (16 KiB with the trailer).
+  const payloads = new Map<number, Buffer>();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (next < 400) {
+        const index = next++;
+        const data = randomBytes(16000);
+        payloads.set(index, data);
+        await store.put(key(index), data);
+        const recent = await store.get(key(Math.max(0, index - 3)));
+        if (recent !== undefined) assert.deepEqual(recent.data, payloads.get(Math.max(0, index - 3)));
+      }
+    }),
+  );
+  await store.whenIdle();
+  sampling = false;
+  await sampler;
+  assert.ok(maxMem <= memQuota, `MEM held ${maxMem} bytes on disk, quota ${memQuota}`);
+  assert.ok(maxSsd <= ssdQuota, `SSD held ${maxSsd} bytes on disk, quota ${ssdQuota}`);
+  assert.ok(maxAccounted <= 1, `accounted usage reached ${maxAccounted} of a quota`);
+  const { tiers: after, counters } = store.stats();
+  assert.ok(counters.evictions > 300 && counters.demotions > 0, JSON.stringify(counters));
+  assert.ok(after.every((tier) => tier.usedBytes <= tier.capacityBytes));
+  assert.equal(await diskUsage(disk), after[1]!.usedBytes, 'accounting matches the files on disk');
+});
+
+test('waits on concurrent writes of one block instead of writing it twice', async (t) => {
+  const disk = await tempDir(t);
+  const tiers: TierConfig[] = [
+    { medium: 'SSD', dirs: [{ path: disk, capacityBytes: 1 << 20 }], highRatio: 0.95, lowRatio: 0.7 },
+  ];
+  const store = await BlockStore.open({ tiers, datasetId: 'd' });
+  t.after(() => store.close());
+  const data = randomBytes(1000);
+  const locations = await Promise.all(Array.from({ length: 8 }, () => store.put(key(0), data)));
+  assert.equal(new Set(locations.map((location) => location?.filePath)).size, 1);
+  assert.equal(store.stats().tiers[0]?.blockCount, 1);
+});
+
+test('a reopened store with a smaller quota evicts down to its low watermark', async (t) => {
+  const disk = await tempDir(t);
+  const big: TierConfig[] = [
+    { medium: 'SSD', dirs: [{ path: disk, capacityBytes: 20 * 16384 }], highRatio: 0.95, lowRatio: 0.7 },
+  ];
+  const store = await BlockStore.open({ tiers: big, datasetId: 'd' });
+  for (let index = 0; index < 15; index += 1) await store.put(key(index), randomBytes(16000));
+  await store.close();
+  const small: TierConfig[] = [
+    { medium: 'SSD', dirs: [{ path: disk, capacityBytes: 10 * 16384 }], highRatio: 0.9, lowRatio: 0.5 },
+  ];
+  const reopened = await BlockStore.open({ tiers: small, datasetId: 'd' });
+  t.after(() => reopened.close());
+  assert.equal(reopened.stats().tiers[0]?.blockCount, 5);
+  assert.equal(await diskUsage(disk), 5 * 16384);
+});

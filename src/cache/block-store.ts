@@ -1,0 +1,666 @@
+import { crc32 } from 'node:zlib';
+import { copyFile, mkdir, opendir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { MediumType } from '../api/index.ts';
+import { silentLogger, toError, type Logger } from '../lib/index.ts';
+import { blockIdOf, type BlockKey } from './block-key.ts';
+import { readBlockData, readBlockMeta, trailerOf, writeBlockFile } from './block-file.ts';
+import { CacheError } from './errors.ts';
+import type { TierConfig } from './tiers.ts';
+
+/** Space is accounted in file-system blocks, so that `du` of a tier never exceeds its quota. */
+const ALLOCATION_UNIT_BYTES = 4096;
+const BLOCK_SUFFIX = '.blk';
+
+export interface BlockStoreOptions {
+  tiers: readonly TierConfig[];
+  /** Blocks live under `<tier dir>/tide-cache/<datasetId>/`: one store per dataset. */
+  datasetId: string;
+  /** Share of a tier the protected segment of its segmented LRU may fill; default 0.8. */
+  protectedRatio?: number;
+  logger?: Logger;
+}
+
+/** Where a cached block's file is, for a reader on the same host (short-circuit). */
+export interface BlockLocation {
+  filePath: string;
+  sizeBytes: number;
+  crc32: number;
+  medium: MediumType;
+}
+
+export interface StoredBlock {
+  data: Buffer;
+  crc32: number;
+  medium: MediumType;
+}
+
+export interface TierStats {
+  medium: MediumType;
+  capacityBytes: number;
+  /** Space taken by block files, rounded to file-system blocks, plus space reserved for writes. */
+  usedBytes: number;
+  /** Bytes of block data held (what `cached` counts). */
+  dataBytes: number;
+  blockCount: number;
+}
+
+export interface BlockStoreCounters {
+  /** Blocks that left a tier to make room, whether demoted or dropped. */
+  evictions: number;
+  /** Evicted blocks moved down to the next tier instead of dropped. */
+  demotions: number;
+  /** Blocks whose file failed its length or CRC-32 check and were dropped. */
+  corruptBlocks: number;
+  /** Blocks not cached because no tier could make room (every candidate was being read). */
+  rejectedWrites: number;
+}
+
+export interface CachedBlockInfo {
+  key: BlockKey;
+  sizeBytes: number;
+  medium: MediumType;
+}
+
+interface Dir {
+  readonly root: string;
+  readonly tmp: string;
+  readonly capacityBytes: number;
+  usedBytes: number;
+  reservedBytes: number;
+}
+
+interface Tier {
+  readonly index: number;
+  readonly medium: MediumType;
+  readonly dirs: readonly Dir[];
+  readonly capacityBytes: number;
+  readonly highBytes: number;
+  readonly lowBytes: number;
+  readonly protectedLimitBytes: number;
+  /** Segmented LRU: Map iteration order is least recently used first. */
+  readonly probation: Map<string, Entry>;
+  readonly protected: Map<string, Entry>;
+  protectedBytes: number;
+  dataBytes: number;
+  blockCount: number;
+  /** Evictions under way, so that a writer finding no victim waits for one of them. */
+  readonly evicting: Set<Promise<void>>;
+  background: Promise<void> | undefined;
+}
+
+interface Entry {
+  readonly id: string;
+  readonly key: BlockKey;
+  readonly sizeBytes: number;
+  readonly allocBytes: number;
+  readonly crc32: number;
+  tier: Tier;
+  dir: Dir;
+  filePath: string;
+  segment: 'probation' | 'protected' | 'none';
+  /** Reads of the file under way in this process; such a block is not chosen for eviction. */
+  readers: number;
+}
+
+/**
+ * A tiered block store: MEM, SSD and HDD tiers of one-file-per-block directories with quotas.
+ *
+ * - Space is reserved before a block is written, so a tier never holds more than its quota, not
+ *   even while writes and evictions run concurrently.
+ * - Eviction is a segmented LRU per tier: new blocks enter the probation segment and move to the
+ *   protected one (at most `protectedRatio` of the tier) on a second access, so a one-pass scan
+ *   cannot flush the blocks that are read again and again. Victims come from the probation LRU
+ *   end first, then from the protected one.
+ * - A block evicted from a tier that has a tier below it is demoted there (the lower tiers are the
+ *   capacity tiers: dropping would waste the space the user gave them); only the last tier drops.
+ * - Past `high × quota` a tier evicts in the background down to `low × quota`.
+ * - SSD and HDD tiers survive a restart (the index is rebuilt from the block files' trailers); the
+ *   MEM tier is emptied at open and at close, as tmpfs holds RAM.
+ */
+export class BlockStore {
+  readonly #tiers: readonly Tier[];
+  readonly #entries = new Map<string, Entry>();
+  readonly #writing = new Map<string, Promise<BlockLocation | undefined>>();
+  readonly #logger: Logger;
+  /** Shard directories known to exist. */
+  readonly #shards = new Set<string>();
+  readonly #counters: BlockStoreCounters = {
+    evictions: 0,
+    demotions: 0,
+    corruptBlocks: 0,
+    rejectedWrites: 0,
+  };
+  #closed = false;
+
+  private constructor(tiers: readonly Tier[], logger: Logger) {
+    this.#tiers = tiers;
+    this.#logger = logger;
+  }
+
+  /**
+   * Opens the store: creates the directories, empties MEM tiers and indexes the blocks the SSD and
+   * HDD tiers kept from an earlier run (dropping unreadable ones and evicting down to the quota).
+   * @throws {CacheError} ERR_CACHE_BAD_CONFIG when a directory cannot be created
+   */
+  static async open(options: BlockStoreOptions): Promise<BlockStore> {
+    if (options.tiers.length === 0) {
+      throw new CacheError('ERR_CACHE_BAD_CONFIG', 'Cannot open a block store without tiers');
+    }
+    const protectedRatio = options.protectedRatio ?? 0.8;
+    if (!(protectedRatio >= 0 && protectedRatio < 1)) {
+      throw new RangeError(`Cannot use protectedRatio ${protectedRatio}: it must be in [0, 1)`);
+    }
+    const datasetDir = encodeURIComponent(options.datasetId);
+    const tiers = options.tiers.map((config, index): Tier => {
+      const dirs = config.dirs.map((dir): Dir => {
+        const root = join(dir.path, 'tide-cache', datasetDir);
+        return {
+          root,
+          tmp: join(root, 'tmp'),
+          capacityBytes: dir.capacityBytes,
+          usedBytes: 0,
+          reservedBytes: 0,
+        };
+      });
+      const capacityBytes = dirs.reduce((sum, dir) => sum + dir.capacityBytes, 0);
+      return {
+        index,
+        medium: config.medium,
+        dirs,
+        capacityBytes,
+        highBytes: Math.floor(capacityBytes * config.highRatio),
+        lowBytes: Math.floor(capacityBytes * config.lowRatio),
+        protectedLimitBytes: Math.floor(capacityBytes * protectedRatio),
+        probation: new Map(),
+        protected: new Map(),
+        protectedBytes: 0,
+        dataBytes: 0,
+        blockCount: 0,
+        evicting: new Set(),
+        background: undefined,
+      };
+    });
+    const store = new BlockStore(
+      tiers,
+      (options.logger ?? silentLogger()).child({ component: 'block-store' }),
+    );
+    await store.#prepare();
+    return store;
+  }
+
+  /** The file of a cached block for a same-host reader, counting as an access; undefined on a miss. */
+  locate(key: BlockKey): BlockLocation | undefined {
+    const entry = this.#entries.get(blockIdOf(key));
+    if (entry === undefined) return undefined;
+    this.#touch(entry);
+    return locationOf(entry);
+  }
+
+  /** True when the block is cached; not an access (loads use it, and must not look like reuse). */
+  has(key: BlockKey): boolean {
+    return this.#entries.has(blockIdOf(key));
+  }
+
+  /**
+   * The verified bytes of a cached block, or undefined on a miss. A file that is missing, short or
+   * fails its CRC-32 is dropped and reported as a miss, so the caller refetches it.
+   */
+  async get(key: BlockKey): Promise<StoredBlock | undefined> {
+    const id = blockIdOf(key);
+    // Two attempts: a demotion may move the file between the lookup and the open.
+    for (let attempt = 0; attempt < 2; attempt += 1) {
+      const entry = this.#entries.get(id);
+      if (entry === undefined) return undefined;
+      this.#touch(entry);
+      const filePath = entry.filePath;
+      entry.readers += 1;
+      let data: Buffer;
+      try {
+        data = await readBlockData(filePath, entry.sizeBytes);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' && entry.filePath !== filePath) continue;
+        this.#logger.warn({ err: toError(error), filePath }, 'dropping an unreadable block file');
+        this.#counters.corruptBlocks += 1;
+        await this.#drop(entry);
+        return undefined;
+      } finally {
+        entry.readers -= 1;
+      }
+      const checksum = crc32(data);
+      if (checksum !== entry.crc32) {
+        this.#logger.warn(
+          { filePath, expected: entry.crc32, actual: checksum },
+          'dropping a corrupted block file',
+        );
+        this.#counters.corruptBlocks += 1;
+        await this.#drop(entry);
+        return undefined;
+      }
+      return { data, crc32: checksum, medium: entry.tier.medium };
+    }
+    return undefined;
+  }
+
+  /**
+   * Caches a block in the fastest tier that can make room for it. Returns where it is, or undefined
+   * when no tier could take it (the caller still has the bytes; it just does not cache them).
+   */
+  async put(
+    key: BlockKey,
+    data: Uint8Array,
+    checksum: number = crc32(data),
+  ): Promise<BlockLocation | undefined> {
+    const id = blockIdOf(key);
+    const existing = this.#entries.get(id);
+    if (existing !== undefined) return locationOf(existing);
+    const pending = this.#writing.get(id);
+    if (pending !== undefined) return pending;
+    const write = this.#write(id, key, data, checksum).finally(() => this.#writing.delete(id));
+    this.#writing.set(id, write);
+    return write;
+  }
+
+  /** Removes a block (for example one found corrupt by a short-circuit reader). */
+  async delete(key: BlockKey): Promise<boolean> {
+    const entry = this.#entries.get(blockIdOf(key));
+    if (entry === undefined) return false;
+    await this.#drop(entry);
+    return true;
+  }
+
+  stats(): { tiers: TierStats[]; counters: BlockStoreCounters } {
+    return {
+      tiers: this.#tiers.map((tier) => ({
+        medium: tier.medium,
+        capacityBytes: tier.capacityBytes,
+        usedBytes: usageOf(tier),
+        dataBytes: tier.dataBytes,
+        blockCount: tier.blockCount,
+      })),
+      counters: { ...this.#counters },
+    };
+  }
+
+  /** Every cached block, for statistics. */
+  *blocks(): IterableIterator<CachedBlockInfo> {
+    for (const entry of this.#entries.values()) {
+      yield { key: entry.key, sizeBytes: entry.sizeBytes, medium: entry.tier.medium };
+    }
+  }
+
+  /** Resolves once no write, eviction or demotion is under way (for tests and orderly shutdown). */
+  async whenIdle(): Promise<void> {
+    for (;;) {
+      const pending: Promise<unknown>[] = [...this.#writing.values()];
+      for (const tier of this.#tiers) {
+        if (tier.background !== undefined) pending.push(tier.background);
+        pending.push(...tier.evicting);
+      }
+      if (pending.length === 0) return;
+      await Promise.allSettled(pending);
+    }
+  }
+
+  /**
+   * Waits for writes and evictions under way, then empties the MEM tiers. SSD and HDD blocks stay
+   * for the next run.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.whenIdle();
+    for (const tier of this.#tiers) {
+      if (tier.medium !== 'MEM') continue;
+      for (const dir of tier.dirs) await rm(dir.root, { recursive: true, force: true });
+    }
+  }
+
+  async #prepare(): Promise<void> {
+    for (const tier of this.#tiers) {
+      for (const dir of tier.dirs) {
+        try {
+          if (tier.medium === 'MEM') await rm(dir.root, { recursive: true, force: true });
+          else await rm(dir.tmp, { recursive: true, force: true });
+          await mkdir(dir.tmp, { recursive: true, mode: 0o700 });
+        } catch (error) {
+          throw new CacheError(
+            'ERR_CACHE_BAD_CONFIG',
+            `Cannot use the ${tier.medium} directory ${dir.root}`,
+            {
+              cause: error,
+            },
+          );
+        }
+      }
+    }
+    for (const tier of this.#tiers) {
+      if (tier.medium === 'MEM') continue;
+      const found: { entry: Entry; mtimeMs: number }[] = [];
+      for (const dir of tier.dirs) found.push(...(await this.#scan(tier, dir)));
+      // Oldest first, so the least recently written blocks are the first victims.
+      found.sort((a, b) => a.mtimeMs - b.mtimeMs);
+      for (const { entry } of found) {
+        this.#entries.set(entry.id, entry);
+        this.#insert(entry, 'probation');
+      }
+      if (found.length > 0) {
+        this.#logger.info(
+          { medium: tier.medium, blocks: found.length, bytes: tier.dataBytes },
+          'reloaded cached blocks',
+        );
+      }
+    }
+    // A quota lowered since the last run: get back under the low watermark before serving.
+    for (const tier of this.#tiers) {
+      if (usageOf(tier) > tier.highBytes) await this.#evictDownTo(tier, tier.lowBytes);
+    }
+  }
+
+  async #scan(tier: Tier, dir: Dir): Promise<{ entry: Entry; mtimeMs: number }[]> {
+    const found: { entry: Entry; mtimeMs: number }[] = [];
+    for await (const shard of await opendir(dir.root)) {
+      if (!shard.isDirectory() || !/^[0-9a-f]{2}$/.test(shard.name)) continue;
+      for await (const file of await opendir(join(dir.root, shard.name))) {
+        const filePath = join(dir.root, shard.name, file.name);
+        const id = file.name.endsWith(BLOCK_SUFFIX) ? file.name.slice(0, -BLOCK_SUFFIX.length) : '';
+        let info: Awaited<ReturnType<typeof readBlockMeta>>;
+        let mtimeMs = 0;
+        try {
+          info = await readBlockMeta(filePath);
+          mtimeMs = (await stat(filePath)).mtimeMs;
+        } catch (error) {
+          this.#logger.warn({ err: toError(error), filePath }, 'cannot read a block file');
+          info = undefined;
+        }
+        const valid =
+          info !== undefined &&
+          blockIdOf(info.meta) === id &&
+          !this.#entries.has(id) &&
+          !found.some((f) => f.entry.id === id);
+        if (!valid || info === undefined) {
+          this.#counters.corruptBlocks += 1;
+          await unlink(filePath).catch(() => undefined);
+          continue;
+        }
+        const { meta, fileBytes } = info;
+        const allocBytes = allocationOf(fileBytes);
+        dir.usedBytes += allocBytes;
+        found.push({
+          mtimeMs,
+          entry: {
+            id,
+            key: { mount: meta.mount, path: meta.path, version: meta.version, index: meta.index },
+            sizeBytes: meta.sizeBytes,
+            allocBytes,
+            crc32: meta.crc32,
+            tier,
+            dir,
+            filePath,
+            segment: 'none',
+            readers: 0,
+          },
+        });
+      }
+    }
+    return found;
+  }
+
+  async #write(
+    id: string,
+    key: BlockKey,
+    data: Uint8Array,
+    checksum: number,
+  ): Promise<BlockLocation | undefined> {
+    const trailer = trailerOf({ format: 1, ...key, sizeBytes: data.length, crc32: checksum });
+    const allocBytes = allocationOf(data.length + trailer.length);
+    for (const tier of this.#tiers) {
+      if (this.#closed) return undefined;
+      const dir = await this.#reserve(tier, allocBytes);
+      if (dir === undefined) continue;
+      const filePath = blockPathOf(dir, id);
+      try {
+        await this.#ensureShard(dir, id);
+        await writeBlockFile({ tmpPath: tmpPathOf(dir, id), finalPath: filePath, data, trailer });
+      } catch (error) {
+        dir.reservedBytes -= allocBytes;
+        this.#logger.warn({ err: toError(error), medium: tier.medium }, 'cannot write a block file');
+        continue;
+      }
+      dir.reservedBytes -= allocBytes;
+      dir.usedBytes += allocBytes;
+      const entry: Entry = {
+        id,
+        key: { mount: key.mount, path: key.path, version: key.version, index: key.index },
+        sizeBytes: data.length,
+        allocBytes,
+        crc32: checksum,
+        tier,
+        dir,
+        filePath,
+        segment: 'none',
+        readers: 0,
+      };
+      this.#entries.set(id, entry);
+      this.#insert(entry, 'probation');
+      this.#maybeEvictInBackground(tier);
+      return locationOf(entry);
+    }
+    this.#counters.rejectedWrites += 1;
+    return undefined;
+  }
+
+  /**
+   * Reserves `bytes` in the directory of `tier` with the most room, evicting until one has it.
+   * Usage plus reservations never exceed a directory's capacity: that is the quota guarantee.
+   */
+  async #reserve(tier: Tier, bytes: number): Promise<Dir | undefined> {
+    if (!tier.dirs.some((dir) => dir.capacityBytes >= bytes)) return undefined;
+    for (;;) {
+      let best: Dir | undefined;
+      for (const dir of tier.dirs) {
+        if (best === undefined || freeOf(dir) > freeOf(best)) best = dir;
+      }
+      if (best !== undefined && freeOf(best) >= bytes) {
+        best.reservedBytes += bytes;
+        return best;
+      }
+      if (this.#closed) return undefined;
+      const victim = this.#victimOf(tier);
+      if (victim !== undefined) {
+        await this.#evict(victim);
+      } else if (tier.evicting.size > 0) {
+        await Promise.race(tier.evicting);
+      } else {
+        return undefined;
+      }
+    }
+  }
+
+  #victimOf(tier: Tier): Entry | undefined {
+    for (const segment of [tier.probation, tier.protected]) {
+      for (const entry of segment.values()) if (entry.readers === 0) return entry;
+    }
+    return undefined;
+  }
+
+  /** Demotes `entry` to the next tier when one takes it, else drops it. */
+  #evict(entry: Entry): Promise<void> {
+    const tier = entry.tier;
+    const wasProtected = entry.segment === 'protected';
+    this.#remove(entry);
+    this.#counters.evictions += 1;
+    const done = this.#demoteOrDrop(entry, wasProtected).finally(() => tier.evicting.delete(done));
+    tier.evicting.add(done);
+    return done;
+  }
+
+  async #demoteOrDrop(entry: Entry, wasProtected: boolean): Promise<void> {
+    const from = entry.tier;
+    const fromDir = entry.dir;
+    const fromPath = entry.filePath;
+    const below = this.#tiers[from.index + 1];
+    const target =
+      below === undefined || this.#closed ? undefined : await this.#reserve(below, entry.allocBytes);
+    if (below !== undefined && target !== undefined && this.#entries.get(entry.id) === entry) {
+      const toPath = blockPathOf(target, entry.id);
+      const tmpPath = tmpPathOf(target, entry.id);
+      try {
+        await this.#ensureShard(target, entry.id);
+        await copyFile(fromPath, tmpPath);
+        await renameInto(tmpPath, toPath);
+        target.reservedBytes -= entry.allocBytes;
+        target.usedBytes += entry.allocBytes;
+        entry.tier = below;
+        entry.dir = target;
+        entry.filePath = toPath;
+        this.#insert(entry, wasProtected ? 'protected' : 'probation');
+        this.#counters.demotions += 1;
+        await unlink(fromPath).catch(() => undefined);
+        fromDir.usedBytes -= entry.allocBytes;
+        this.#maybeEvictInBackground(below);
+        return;
+      } catch (error) {
+        target.reservedBytes -= entry.allocBytes;
+        this.#logger.warn({ err: toError(error), from: from.medium }, 'cannot demote a block; dropping it');
+      }
+    } else if (target !== undefined) {
+      target.reservedBytes -= entry.allocBytes;
+    }
+    if (this.#entries.get(entry.id) === entry) this.#entries.delete(entry.id);
+    await unlink(fromPath).catch(() => undefined);
+    fromDir.usedBytes -= entry.allocBytes;
+  }
+
+  /** Removes a block from the index and its tier, then deletes its file. */
+  async #drop(entry: Entry): Promise<void> {
+    if (this.#entries.get(entry.id) !== entry || entry.segment === 'none') return;
+    this.#remove(entry);
+    this.#entries.delete(entry.id);
+    await unlink(entry.filePath).catch(() => undefined);
+    entry.dir.usedBytes -= entry.allocBytes;
+  }
+
+  async #ensureShard(dir: Dir, id: string): Promise<void> {
+    const shard = join(dir.root, id.slice(0, 2));
+    if (this.#shards.has(shard)) return;
+    await mkdir(shard, { recursive: true, mode: 0o700 });
+    this.#shards.add(shard);
+  }
+
+  #maybeEvictInBackground(tier: Tier): void {
+    if (tier.background !== undefined || this.#closed || usageOf(tier) <= tier.highBytes) return;
+    tier.background = this.#evictDownTo(tier, tier.lowBytes)
+      .catch((error: unknown) => {
+        this.#logger.error({ err: toError(error), medium: tier.medium }, 'background eviction failed');
+      })
+      .finally(() => {
+        tier.background = undefined;
+      });
+  }
+
+  async #evictDownTo(tier: Tier, targetBytes: number): Promise<void> {
+    while (usageOf(tier) > targetBytes && !this.#closed) {
+      const victim = this.#victimOf(tier);
+      if (victim === undefined) return;
+      await this.#evict(victim);
+    }
+  }
+
+  #insert(entry: Entry, segment: 'probation' | 'protected'): void {
+    const tier = entry.tier;
+    entry.segment = segment;
+    tier.dataBytes += entry.sizeBytes;
+    tier.blockCount += 1;
+    if (segment === 'probation') {
+      tier.probation.set(entry.id, entry);
+    } else {
+      tier.protected.set(entry.id, entry);
+      tier.protectedBytes += entry.sizeBytes;
+      this.#balance(tier);
+    }
+  }
+
+  #remove(entry: Entry): void {
+    const tier = entry.tier;
+    if (entry.segment === 'probation') tier.probation.delete(entry.id);
+    if (entry.segment === 'protected') {
+      tier.protected.delete(entry.id);
+      tier.protectedBytes -= entry.sizeBytes;
+    }
+    if (entry.segment !== 'none') {
+      tier.dataBytes -= entry.sizeBytes;
+      tier.blockCount -= 1;
+    }
+    entry.segment = 'none';
+  }
+
+  /** A hit: probation → protected; protected → its most recently used end. */
+  #touch(entry: Entry): void {
+    const tier = entry.tier;
+    if (entry.segment === 'probation') {
+      tier.probation.delete(entry.id);
+      tier.protected.set(entry.id, entry);
+      tier.protectedBytes += entry.sizeBytes;
+      entry.segment = 'protected';
+      this.#balance(tier);
+    } else if (entry.segment === 'protected') {
+      tier.protected.delete(entry.id);
+      tier.protected.set(entry.id, entry);
+    }
+  }
+
+  /** Keeps the protected segment within its share; its overflow goes back to probation as MRU. */
+  #balance(tier: Tier): void {
+    while (tier.protectedBytes > tier.protectedLimitBytes) {
+      const oldest = tier.protected.values().next().value;
+      if (oldest === undefined) return;
+      tier.protected.delete(oldest.id);
+      tier.protectedBytes -= oldest.sizeBytes;
+      oldest.segment = 'probation';
+      tier.probation.set(oldest.id, oldest);
+    }
+  }
+}
+
+function locationOf(entry: Entry): BlockLocation {
+  return {
+    filePath: entry.filePath,
+    sizeBytes: entry.sizeBytes,
+    crc32: entry.crc32,
+    medium: entry.tier.medium,
+  };
+}
+
+function usageOf(tier: Tier): number {
+  let bytes = 0;
+  for (const dir of tier.dirs) bytes += dir.usedBytes + dir.reservedBytes;
+  return bytes;
+}
+
+function freeOf(dir: Dir): number {
+  return dir.capacityBytes - dir.usedBytes - dir.reservedBytes;
+}
+
+function allocationOf(fileBytes: number): number {
+  return Math.ceil(fileBytes / ALLOCATION_UNIT_BYTES) * ALLOCATION_UNIT_BYTES;
+}
+
+function blockPathOf(dir: Dir, id: string): string {
+  return join(dir.root, id.slice(0, 2), `${id}${BLOCK_SUFFIX}`);
+}
+
+function tmpPathOf(dir: Dir, id: string): string {
+  return join(dir.tmp, `${id}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+async function renameInto(tmpPath: string, finalPath: string): Promise<void> {
+  try {
+    await rename(tmpPath, finalPath);
+  } catch (error) {
+    await unlink(tmpPath).catch(() => undefined);
+    throw error;
+  }
+}

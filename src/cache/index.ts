@@ -1,0 +1,20 @@
+export { CacheError, type CacheErrorCode } from './errors.ts';
+export { blockIdOf, type BlockKey } from './block-key.ts';
+export {
+  tiersFromLevels,
+  DEFAULT_HIGH_RATIO,
+  DEFAULT_LOW_RATIO,
+  DEFAULT_MEM_PATH,
+  type TierConfig,
+  type TierDirConfig,
+} from './tiers.ts';
+export {
+  BlockStore,
+  type BlockStoreOptions,
+  type BlockLocation,
+  type StoredBlock,
+  type TierStats,
+  type BlockStoreCounters,
+  type CachedBlockInfo,
+} from './block-store.ts';
+export { rankByRendezvous } from './rendezvous.ts';
