@@ -1,0 +1,126 @@
+import { RUNTIME_KINDS } from '../api/index.ts';
+import type { Logger } from '../lib/index.ts';
+import type { Platform } from '../platform/index.ts';
+import { hasCode } from '../lib/index.ts';
+import type { ResourceStore, StoredObject } from '../store/index.ts';
+import { DatasetReconciler } from './dataset-reconciler.ts';
+import { StoreEventRecorder, type EventRecorder } from './events.ts';
+import { MetadataSync, type UfsFactory } from './metadata-sync.ts';
+import { WorkQueue } from './work-queue.ts';
+
+export interface ControllerManagerOptions {
+  store: ResourceStore;
+  platform: Platform;
+  ufsFactory: UfsFactory;
+  logger: Logger;
+  events?: EventRecorder;
+  resyncMs?: number;
+  originCheckTimeoutMs?: number;
+  /** Extra reconcilers (DataLoad …) that share the manager's store watches. */
+  extraKinds?: readonly { kind: string; onChange: (object: StoredObject) => void }[];
+}
+
+/**
+ * Runs the reconcilers: watches the store (list, then watch from the list's version, relisting
+ * when the version is gone), maps every change to the dataset key it concerns and feeds the
+ * work queue. The same manager runs embedded and, on the Kubernetes store, in the operator.
+ */
+export class ControllerManager {
+  readonly #options: ControllerManagerOptions;
+  readonly #queue: WorkQueue;
+  readonly #metadata: MetadataSync;
+  readonly #abort = new AbortController();
+  readonly #watches: Promise<void>[] = [];
+
+  constructor(options: ControllerManagerOptions) {
+    this.#options = options;
+    const logger = options.logger.child({ component: 'controller' });
+    this.#metadata = new MetadataSync({
+      ufsFactory: options.ufsFactory,
+      onChange: (key) => {
+        this.#queue.add(key);
+      },
+      logger,
+    });
+    const reconciler = new DatasetReconciler({
+      store: options.store,
+      platform: options.platform,
+      events: options.events ?? new StoreEventRecorder(options.store),
+      metadata: this.#metadata,
+      ufsFactory: options.ufsFactory,
+      logger,
+      ...(options.resyncMs === undefined ? {} : { resyncMs: options.resyncMs }),
+      ...(options.originCheckTimeoutMs === undefined
+        ? {}
+        : { originCheckTimeoutMs: options.originCheckTimeoutMs }),
+    });
+    this.#queue = new WorkQueue({ reconcile: (key, signal) => reconciler.reconcile(key, signal), logger });
+  }
+
+  get metadata(): MetadataSync {
+    return this.#metadata;
+  }
+
+  /** Requeues a dataset (for example after its DataLoad changed the cache). */
+  enqueue(namespace: string, name: string): void {
+    this.#queue.add(`${namespace}/${name}`);
+  }
+
+  start(): void {
+    const byName = (object: StoredObject): void => {
+      this.enqueue(object.metadata.namespace, object.metadata.name);
+    };
+    this.#watch('Dataset', byName);
+    for (const kind of RUNTIME_KINDS) this.#watch(kind, byName);
+    this.#watch('Secret', (secret) => {
+      void this.#requeueNamespace(secret.metadata.namespace);
+    });
+    for (const extra of this.#options.extraKinds ?? []) this.#watch(extra.kind, extra.onChange);
+  }
+
+  /** Resolves when no reconcile is queued or running. */
+  idle(): Promise<void> {
+    return this.#queue.idle();
+  }
+
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    this.#queue.stop();
+    this.#metadata.stopAll();
+    await Promise.allSettled(this.#watches);
+  }
+
+  async #requeueNamespace(namespace: string): Promise<void> {
+    const datasets = await this.#options.store.list('Dataset', { namespace });
+    for (const dataset of datasets.items) this.enqueue(namespace, dataset.metadata.name);
+  }
+
+  #watch(kind: string, onChange: (object: StoredObject) => void): void {
+    const { store, logger } = this.#options;
+    const signal = this.#abort.signal;
+    const loop = async (): Promise<void> => {
+      let resourceVersion: string | undefined;
+      while (!signal.aborted) {
+        try {
+          if (resourceVersion === undefined) {
+            const list = await store.list(kind, { signal });
+            for (const object of list.items) onChange(object);
+            resourceVersion = list.resourceVersion;
+          }
+          for await (const event of store.watch(kind, { resourceVersion, signal })) {
+            if (event.object.metadata.resourceVersion !== undefined)
+              resourceVersion = event.object.metadata.resourceVersion;
+            if (event.type !== 'BOOKMARK') onChange(event.object);
+          }
+        } catch (error) {
+          if (this.#abort.signal.aborted) return;
+          if (hasCode(error, 'ERR_STORE_GONE')) resourceVersion = undefined;
+          else logger.warn({ kind, err: error }, 'watch failed; retrying');
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+        if (!this.#abort.signal.aborted) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+    this.#watches.push(loop());
+  }
+}

@@ -1,0 +1,102 @@
+import { namespacePathOf, type AnyRuntime, type Dataset, type EncryptOption } from '../api/index.ts';
+import { parseQuantity, SecretValue } from '../lib/index.ts';
+import type { ResolvedMount, RuntimePlan } from '../platform/index.ts';
+import type { StoredObject } from '../store/index.ts';
+import { ControllerError } from './errors.ts';
+
+export const DEFAULT_BLOCK_SIZE_BYTES = 4 * 1024 * 1024;
+
+/** Looks up a Secret of the dataset's namespace by name. */
+export type SecretLookup = (name: string) => Promise<StoredObject | undefined>;
+
+/**
+ * The dataset's mounts with `sharedOptions`/`sharedEncryptOptions` merged in and every
+ * `encryptOptions` value read from its Secret.
+ *
+ * @throws {ControllerError} ERR_SECRET_NOT_FOUND, ERR_SECRET_KEY_NOT_FOUND
+ */
+export async function resolveMounts(dataset: Dataset, lookup: SecretLookup): Promise<ResolvedMount[]> {
+  const mounts = dataset.spec.mounts ?? [];
+  const resolved: ResolvedMount[] = [];
+  for (const [index, mount] of mounts.entries()) {
+    const secrets: Record<string, SecretValue> = {};
+    for (const option of [...(dataset.spec.sharedEncryptOptions ?? []), ...(mount.encryptOptions ?? [])]) {
+      secrets[option.name] = await secretValue(option, lookup, `/spec/mounts/${index}`);
+    }
+    resolved.push({
+      mountPoint: mount.mountPoint,
+      options: { ...(dataset.spec.sharedOptions ?? {}), ...(mount.options ?? {}) },
+      secrets,
+      path: namespacePathOf(mount, mounts.length) ?? `/${String(index)}`,
+    });
+  }
+  return resolved;
+}
+
+async function secretValue(option: EncryptOption, lookup: SecretLookup, where: string): Promise<SecretValue> {
+  const { name, key } = option.valueFrom.secretKeyRef;
+  const secret = await lookup(name);
+  if (secret === undefined) {
+    throw new ControllerError(
+      'ERR_SECRET_NOT_FOUND',
+      `${where}: encryptOptions "${option.name}" names Secret "${name}", which does not exist`,
+    );
+  }
+  const data = (secret['data'] ?? {}) as Record<string, string>;
+  const encoded = data[key];
+  if (encoded === undefined) {
+    throw new ControllerError(
+      'ERR_SECRET_KEY_NOT_FOUND',
+      `${where}: Secret "${name}" has no key "${key}" (encryptOptions "${option.name}")`,
+    );
+  }
+  return new SecretValue(Buffer.from(encoded, 'base64').toString('utf8'));
+}
+
+/** Fields of a seed runtime kind that the Tide engine honours; the rest are reported as ignored. */
+const HONOURED: Record<string, readonly string[] | true> = {
+  replicas: true,
+  tieredstore: true,
+  management: true,
+  master: ['replicas'],
+  fuse: ['args', 'cleanPolicy'],
+  worker: ['blockSize', 'port', 'nodeSelector'],
+};
+
+/** Paths of the spec fields Tide does not act on, e.g. `spec.properties`, `spec.master.jvmOptions`. */
+export function ignoredFields(runtime: AnyRuntime): string[] {
+  const ignored: string[] = [];
+  for (const [field, value] of Object.entries(runtime.spec)) {
+    const honoured = HONOURED[field];
+    if (honoured === undefined) {
+      ignored.push(`spec.${field}`);
+    } else if (honoured !== true && typeof value === 'object' && value !== null) {
+      for (const inner of Object.keys(value))
+        if (!honoured.includes(inner)) ignored.push(`spec.${field}.${inner}`);
+    }
+  }
+  return ignored;
+}
+
+/** The platform plan for a dataset and its runtime. */
+export function planFor(dataset: Dataset, runtime: AnyRuntime, mounts: ResolvedMount[]): RuntimePlan {
+  const blockSize = runtime.spec.worker?.blockSize;
+  const blockSizeBytes =
+    blockSize === undefined ? DEFAULT_BLOCK_SIZE_BYTES : parseQuantity(String(blockSize));
+  if (blockSizeBytes === undefined || blockSizeBytes < 64 * 1024) {
+    throw new ControllerError(
+      'ERR_INVALID_RUNTIME',
+      `spec.worker.blockSize must be at least 64Ki, got ${String(blockSize)}`,
+    );
+  }
+  const accessModes = dataset.spec.accessModes ?? ['ReadOnlyMany'];
+  return {
+    dataset: { namespace: dataset.metadata.namespace ?? 'default', name: dataset.metadata.name },
+    mounts,
+    tiers: runtime.spec.tieredstore?.levels ?? [],
+    blockSizeBytes,
+    workers: runtime.spec.replicas ?? 1,
+    fuseArgs: runtime.spec.fuse?.args ?? [],
+    readOnly: accessModes.every((mode) => mode.startsWith('ReadOnly')),
+  };
+}

@@ -1,0 +1,9 @@
+export type {
+  Platform,
+  RuntimePlan,
+  RuntimeObservation,
+  WorkerObservation,
+  ResolvedMount,
+  DatasetRef,
+  CacheStatistics,
+} from './types.ts';

@@ -1,0 +1,64 @@
+import type { Level } from '../api/index.ts';
+import type { UfsMountConfig } from '../ufs/index.ts';
+
+/** A dataset's identity on a platform: `<namespace>/<name>`, as Fluid's `fluid.io/dataset-id`. */
+export interface DatasetRef {
+  namespace: string;
+  name: string;
+}
+
+/** One mount of the dataset with its secrets resolved and its place in the unified namespace. */
+export interface ResolvedMount extends UfsMountConfig {
+  /** Where it appears in the dataset: `/` or `/<name>`. */
+  path: string;
+}
+
+/** What a runtime should look like: the reconcilers compute it, the platform makes it so. */
+export interface RuntimePlan {
+  dataset: DatasetRef;
+  mounts: readonly ResolvedMount[];
+  tiers: readonly Level[];
+  blockSizeBytes: number;
+  /** Cache workers wanted (`spec.replicas`). */
+  workers: number;
+  /** FUSE arguments as written in the runtime (`-okernel_cache`, `--fuse-opts=…`). */
+  fuseArgs: readonly string[];
+  readOnly: boolean;
+}
+
+export interface WorkerObservation {
+  desired: number;
+  current: number;
+  ready: number;
+}
+
+/** What the platform sees after applying a plan. */
+export interface RuntimeObservation {
+  workers: WorkerObservation;
+  fuse: { desired: number; ready: number; mountPath?: string };
+}
+
+/** Cache statistics summed over the workers of one dataset. */
+export interface CacheStatistics {
+  /** Bytes of the current file versions held in cache, counted once. */
+  cachedBytes: number;
+  capacityBytes: number;
+  usedBytes: number;
+  bytesReadLocal: number;
+  bytesReadRemote: number;
+  bytesReadOrigin: number;
+}
+
+/**
+ * Where runtimes materialise: local supervised processes in embedded mode, StatefulSets,
+ * DaemonSets and Jobs in Kubernetes. The reconcilers know only this interface.
+ */
+export interface Platform {
+  /** Starts, scales or reconfigures the runtime to match `plan`; idempotent. */
+  apply(plan: RuntimePlan, signal: AbortSignal): Promise<RuntimeObservation>;
+  /** Stops the workers and the mount; removes cached blocks when `cleanCache`. */
+  remove(dataset: DatasetRef, options: { cleanCache: boolean; signal: AbortSignal }): Promise<void>;
+  /** Descriptions of processes (or pods) that use the dataset right now; deletion waits for none. */
+  usersOf(dataset: DatasetRef, signal: AbortSignal): Promise<string[]>;
+  statistics(dataset: DatasetRef, signal: AbortSignal): Promise<CacheStatistics | undefined>;
+}
