@@ -1,8 +1,10 @@
 import { join } from 'node:path';
 import { schemeOf } from '../api/index.ts';
-import type { Logger } from '../lib/index.ts';
+import { silentLogger, type Logger } from '../lib/index.ts';
 import { UfsError } from './errors.ts';
+import { DEFAULT_HTTP_TIMEOUTS, HttpUfs, type HttpTimeouts } from './http-ufs.ts';
 import { LocalUfs } from './local-ufs.ts';
+import { DEFAULT_RETRY_POLICY, positiveInteger, retryPolicyFrom, type RetryPolicy } from './retry.ts';
 import { normaliseUfsPath } from './paths.ts';
 import type { UfsMountConfig, UnderFileSystem } from './types.ts';
 
@@ -16,6 +18,10 @@ export interface UfsDependencies {
    * mount fails with ERR_UFS_BAD_CONFIG.
    */
   pvcRoot?: string;
+  /** Retry and deadline defaults for remote connectors; mount options `tide.ufs.*` override them. */
+  retry?: Partial<RetryPolicy>;
+  /** Socket-level timeouts of the web connector; mount options `tide.ufs.*TimeoutMs` override them. */
+  httpTimeouts?: Partial<HttpTimeouts>;
 }
 
 /**
@@ -32,10 +38,18 @@ export function createUnderFileSystem(config: UfsMountConfig, deps: UfsDependenc
       return createLocal(config.mountPoint);
     case 'pvc':
       return createPvc(config.mountPoint, deps.pvcRoot);
+    case 'http':
+    case 'https':
+      return new HttpUfs({
+        mountPoint: config.mountPoint,
+        logger: loggerOf(deps),
+        retry: retryPolicyFrom(config.options, { ...DEFAULT_RETRY_POLICY, ...deps.retry }),
+        timeouts: httpTimeoutsFrom(config.options, { ...DEFAULT_HTTP_TIMEOUTS, ...deps.httpTimeouts }),
+      });
     default:
       throw new UfsError(
         'ERR_UFS_UNSUPPORTED',
-        `Cannot mount "${config.mountPoint}" as its scheme "${scheme ?? ''}" is not supported`,
+        `Cannot mount "${config.mountPoint.replace(/\/\/[^/@]*@/, '//')}" as its scheme "${scheme ?? ''}" is not supported`,
       );
   }
 }
@@ -68,4 +82,16 @@ function createPvc(mountPoint: string, pvcRoot: string | undefined): UnderFileSy
     );
   }
   return new LocalUfs({ root: join(pvcRoot, relative), description: mountPoint });
+}
+
+function loggerOf(deps: UfsDependencies): Logger {
+  return (deps.logger ?? silentLogger()).child({ component: 'ufs' });
+}
+
+function httpTimeoutsFrom(options: Readonly<Record<string, string>>, base: HttpTimeouts): HttpTimeouts {
+  return {
+    connectTimeoutMs: positiveInteger(options, 'tide.ufs.connectTimeoutMs') ?? base.connectTimeoutMs,
+    headersTimeoutMs: positiveInteger(options, 'tide.ufs.headersTimeoutMs') ?? base.headersTimeoutMs,
+    bodyIdleTimeoutMs: positiveInteger(options, 'tide.ufs.bodyIdleTimeoutMs') ?? base.bodyIdleTimeoutMs,
+  };
 }

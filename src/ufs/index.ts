@@ -9,4 +9,6 @@ export type {
 export { UfsError, type UfsErrorCode } from './errors.ts';
 export { createUnderFileSystem, type UfsDependencies } from './create-under-file-system.ts';
 export { LocalUfs, type LocalUfsOptions } from './local-ufs.ts';
+export { HttpUfs, DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts, type HttpUfsOptions } from './http-ufs.ts';
+export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
 export { normaliseUfsPath } from './paths.ts';

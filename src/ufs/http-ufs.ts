@@ -1,0 +1,714 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, type Dispatcher } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
+import { SecretValue, scrubSecrets, type Logger } from '../lib/index.ts';
+import { abortedError, throwIfAborted } from './abort.ts';
+import { UfsError } from './errors.ts';
+import { classifyNetworkError, transientError } from './failures.ts';
+import { parseIndexLinks } from './html-index.ts';
+import { checkRange, joinUfsPath, normaliseUfsPath } from './paths.ts';
+import { backoffMs, withRetry, type ClassifiedFailure, type RetryPolicy } from './retry.ts';
+import { SequentialReaderCache, type SequentialReader, type SequentialSource } from './sequential-readers.ts';
+import type { ByteRange, ListOptions, ReadOptions, UfsEntry, UnderFileSystem } from './types.ts';
+
+/** Redirects followed per request (RFC 9110 §15.4 leaves the bound to the client). */
+const MAX_REDIRECTS = 5;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+/** An index page larger than this is refused rather than held in memory. */
+const MAX_INDEX_PAGE_BYTES = 64 * 1024 * 1024;
+
+export interface HttpTimeouts {
+  /** TCP (and TLS) connect. Default 10 s. */
+  connectTimeoutMs: number;
+  /** From request to response headers, per attempt. Default 30 s. */
+  headersTimeoutMs: number;
+  /** Longest pause between two chunks of a body. Default 30 s. */
+  bodyIdleTimeoutMs: number;
+}
+
+export const DEFAULT_HTTP_TIMEOUTS: Readonly<HttpTimeouts> = Object.freeze({
+  connectTimeoutMs: 10_000,
+  headersTimeoutMs: 30_000,
+  bodyIdleTimeoutMs: 30_000,
+});
+
+export interface HttpUfsOptions {
+  /** `http(s)://host[:port]/path`: the directory the mount serves. */
+  mountPoint: string;
+  logger: Logger;
+  retry: RetryPolicy;
+  timeouts: HttpTimeouts;
+  /** HEAD requests in flight per listed directory. Default 8. */
+  listConcurrency?: number;
+  /** Keep-alive connections per origin. Default 16. */
+  connectionsPerOrigin?: number;
+  /** Shared dispatcher; when given the connector does not close it. */
+  dispatcher?: Dispatcher;
+}
+
+interface Response {
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  body: Dispatcher.ResponseData['body'];
+  url: URL;
+}
+
+/** A GET of a range, opened: either the range itself (206) or the whole file (200). */
+type Opened =
+  | { kind: 'empty' }
+  | { kind: 'ranged'; response: Response; version: string; start: number; end: number }
+  | { kind: 'whole'; source: SequentialSource; start: number };
+
+/**
+ * A web server as an under file system (`http://`, `https://`), read-only.
+ *
+ * - list: parses the HTML index page of a directory (nginx autoindex, Apache mod_autoindex, any
+ *   list of links; see parseIndexLinks) and HEADs each file, a few at a time, for its size and
+ *   version; sizes in index pages are rounded (Apache's "1.2K") and carry no validator.
+ * - stat: HEAD, or `GET` with `Range: bytes=0-0` where HEAD is refused (405/501); a path that
+ *   redirects to itself with a trailing slash, or only exists with one, is a directory.
+ * - read: `GET` with `Range` (RFC 9110 §14) and `If-Match` (strong ETag) or `If-Unmodified-Since`
+ *   (Last-Modified) with the version asked for, so that a file replaced between two block reads
+ *   answers 412 → ERR_UFS_VERSION_CHANGED; every response's own validator is compared as well, for
+ *   servers that ignore conditions. A server without ranges (200 to a ranged GET) is read front to
+ *   back through a SequentialReaderCache, so that consecutive or parallel block reads share one
+ *   download. A body cut mid-way is resumed from the byte where it stopped, pinned to the version.
+ * - version: the strong ETag, else `lm:<Last-Modified ms>:<size>`, else `size:<size>`.
+ */
+export class HttpUfs implements UnderFileSystem {
+  readonly description: string;
+  readonly #base: URL;
+  readonly #authorization: SecretValue | undefined;
+  readonly #secrets: SecretValue[];
+  readonly #logger: Logger;
+  readonly #retry: RetryPolicy;
+  readonly #timeouts: HttpTimeouts;
+  readonly #listConcurrency: number;
+  readonly #dispatcher: Dispatcher;
+  readonly #ownsDispatcher: boolean;
+  readonly #sequential: SequentialReaderCache;
+  /** Origins seen answering a ranged GET with the whole file. */
+  readonly #rangeless = new Set<string>();
+  /** GETs of range-less files in flight, by URL, so that concurrent reads wait for their reader. */
+  readonly #opening = new Map<string, Promise<unknown>>();
+
+  constructor(options: HttpUfsOptions) {
+    let base: URL;
+    try {
+      base = new URL(options.mountPoint);
+    } catch (error) {
+      throw new UfsError(
+        'ERR_UFS_BAD_CONFIG',
+        `Cannot mount "${redactUrl(options.mountPoint)}" as it is not a URL`,
+        {
+          cause: error,
+        },
+      );
+    }
+    if (base.protocol !== 'http:' && base.protocol !== 'https:') {
+      throw new UfsError('ERR_UFS_BAD_CONFIG', `Cannot mount "${base.protocol}" URLs with the web connector`);
+    }
+    this.#secrets = [];
+    if (base.username !== '' || base.password !== '') {
+      const user = decodeURIComponent(base.username);
+      const password = new SecretValue(decodeURIComponent(base.password));
+      this.#secrets.push(password);
+      this.#authorization = new SecretValue(
+        `Basic ${Buffer.from(`${user}:${password.reveal()}`).toString('base64')}`,
+      );
+      this.#secrets.push(this.#authorization);
+      base.username = '';
+      base.password = '';
+    }
+    base.search = '';
+    base.hash = '';
+    if (!base.pathname.endsWith('/')) base.pathname = `${base.pathname}/`;
+    this.#base = base;
+    this.description = base.href;
+    this.#logger = options.logger.child({ ufs: this.description });
+    this.#retry = options.retry;
+    this.#timeouts = options.timeouts;
+    this.#listConcurrency = options.listConcurrency ?? 8;
+    this.#ownsDispatcher = options.dispatcher === undefined;
+    this.#dispatcher =
+      options.dispatcher ??
+      new Agent({
+        connections: options.connectionsPerOrigin ?? 16,
+        keepAliveTimeout: 30_000,
+        connect: { timeout: options.timeouts.connectTimeoutMs },
+        headersTimeout: options.timeouts.headersTimeoutMs,
+        bodyTimeout: options.timeouts.bodyIdleTimeoutMs,
+      });
+    this.#sequential = new SequentialReaderCache();
+  }
+
+  async *list(path: string, options: ListOptions = {}): AsyncIterable<UfsEntry> {
+    const start = normaliseUfsPath(path);
+    const pending = [start];
+    for (let dir = pending.pop(); dir !== undefined; dir = pending.pop()) {
+      const links = await this.#indexOf(dir, dir === start, options.signal);
+      if (links === undefined) continue;
+      const files: string[] = [];
+      for (const link of links) {
+        const child = joinUfsPath(dir, link.name);
+        if (!link.directory) {
+          files.push(child);
+          continue;
+        }
+        yield directoryEntry(child);
+        if (options.recursive === true) pending.push(child);
+      }
+      for await (const entry of this.#statEach(files, options.signal)) {
+        yield entry;
+        // A link without a trailing slash that redirects to a directory.
+        if (entry.type === 'directory' && options.recursive === true) pending.push(entry.path);
+      }
+    }
+  }
+
+  async stat(path: string, options: { signal?: AbortSignal } = {}): Promise<UfsEntry> {
+    const relative = normaliseUfsPath(path);
+    const what = `stat "${relative}" at ${this.description}`;
+    return withRetry({
+      policy: this.#retry,
+      what,
+      signal: options.signal,
+      logger: this.#logger,
+      attempt: (signal) => this.#statOnce(relative, signal),
+      classify: (error) => this.#classify(error, what),
+    });
+  }
+
+  async read(path: string, range: ByteRange, options: ReadOptions = {}): Promise<AsyncIterable<Uint8Array>> {
+    checkRange(range);
+    const relative = normaliseUfsPath(path);
+    throwIfAborted(options.signal, `read of "${relative}" at ${this.description}`);
+    if (range.length === 0) return emptyStream();
+    const url = this.#fileUrl(relative);
+    const request = { url, relative, range, version: options.version, signal: options.signal };
+    // A file already being read front to back, or being opened for that: continue that download
+    // rather than start another (see SequentialReaderCache).
+    if (this.#rangeless.has(url.origin) && (this.#sequential.has(url.href) || this.#opening.has(url.href))) {
+      return this.#sequentialStream(request);
+    }
+    const opened = await this.#openForRead(request, range.offset);
+    switch (opened.kind) {
+      case 'empty':
+        return emptyStream();
+      case 'ranged':
+        return this.#rangedStream(request, opened);
+      case 'reader':
+        return this.#sequentialStream(request, opened.reader);
+    }
+  }
+
+  async check(options: { signal?: AbortSignal } = {}): Promise<void> {
+    const root = await this.stat('', options);
+    if (root.type !== 'directory') {
+      throw new UfsError(
+        'ERR_UFS_NOT_A_DIRECTORY',
+        `Cannot use ${this.description} as it is not a directory`,
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#sequential.closeAll();
+    if (this.#ownsDispatcher) await this.#dispatcher.destroy();
+  }
+
+  // ---- listing -------------------------------------------------------------------------------
+
+  /** The links of a directory's index page; undefined for a directory gone while walking. */
+  async #indexOf(dir: string, isStart: boolean, signal: AbortSignal | undefined) {
+    const what = `list "${dir}" at ${this.description}`;
+    const page = await withRetry({
+      policy: this.#retry,
+      what,
+      signal,
+      logger: this.#logger,
+      attempt: async (attemptSignal) => {
+        const response = await this.#request({
+          method: 'GET',
+          url: this.#dirUrl(dir),
+          signal: attemptSignal,
+        });
+        if (response.statusCode === 404 || response.statusCode === 410) {
+          await discard(response);
+          return undefined;
+        }
+        if (response.statusCode !== 200) {
+          await discard(response);
+          throw this.#statusError(response, what);
+        }
+        const type = response.headers['content-type'] ?? '';
+        if (!type.includes('html')) {
+          await discard(response);
+          return undefined;
+        }
+        return { html: await readLimited(response.body, MAX_INDEX_PAGE_BYTES, what), url: response.url };
+      },
+      classify: (error) => this.#classify(error, what),
+    });
+    if (page === undefined) {
+      if (!isStart) return undefined;
+      const entry = await this.stat(dir, signal === undefined ? {} : { signal });
+      throw new UfsError(
+        entry.type === 'file' ? 'ERR_UFS_NOT_A_DIRECTORY' : 'ERR_UFS_UNSUPPORTED',
+        entry.type === 'file'
+          ? `Cannot list "${dir}" at ${this.description} as it is a file`
+          : `Cannot list "${dir}" at ${this.description} as the server gives no index page for it`,
+      );
+    }
+    return parseIndexLinks(page.html, page.url);
+  }
+
+  /** Stats `paths` a few at a time, yielding in completion order; files gone meanwhile drop out. */
+  async *#statEach(paths: string[], signal: AbortSignal | undefined): AsyncIterable<UfsEntry> {
+    type Outcome = { id: number; entry?: UfsEntry; error?: unknown };
+    const inFlight = new Map<number, Promise<Outcome>>();
+    let next = 0;
+    while (next < paths.length || inFlight.size > 0) {
+      while (inFlight.size < this.#listConcurrency && next < paths.length) {
+        const id = next++;
+        const path = paths[id] ?? '';
+        inFlight.set(
+          id,
+          this.stat(path, signal === undefined ? {} : { signal }).then(
+            (entry) => ({ id, entry }),
+            (error: unknown) =>
+              error instanceof UfsError && error.code === 'ERR_UFS_NOT_FOUND' ? { id } : { id, error },
+          ),
+        );
+      }
+      const outcome = await Promise.race(inFlight.values());
+      inFlight.delete(outcome.id);
+      if (outcome.error !== undefined) throw outcome.error as Error;
+      if (outcome.entry !== undefined) yield outcome.entry;
+    }
+  }
+
+  // ---- stat ----------------------------------------------------------------------------------
+
+  async #statOnce(relative: string, signal: AbortSignal): Promise<UfsEntry> {
+    const what = `stat "${relative}" at ${this.description}`;
+    if (relative === '') {
+      const response = await this.#probe(this.#base, signal);
+      if (response.statusCode >= 200 && response.statusCode < 300) return directoryEntry('');
+      throw this.#statusError(response, what);
+    }
+    const response = await this.#probe(this.#fileUrl(relative), signal);
+    if (response.statusCode === 404 || response.statusCode === 410) {
+      // Some servers know a directory only by its trailing slash.
+      const asDirectory = await this.#probe(this.#dirUrl(relative), signal);
+      if (asDirectory.statusCode >= 200 && asDirectory.statusCode < 300) return directoryEntry(relative);
+      throw this.#statusError(response, what);
+    }
+    if (response.statusCode === 416) return fileEntry(relative, response.headers, 0);
+    if (response.statusCode < 200 || response.statusCode >= 300) throw this.#statusError(response, what);
+    if (response.url.pathname.endsWith('/')) return directoryEntry(relative);
+    return fileEntry(relative, response.headers, sizeOf(response));
+  }
+
+  /** HEAD, or a one-byte GET where the server refuses HEAD. Bodies are drained. */
+  async #probe(url: URL, signal: AbortSignal): Promise<Response> {
+    const head = await this.#request({ method: 'HEAD', url, signal });
+    await discard(head);
+    if (head.statusCode !== 405 && head.statusCode !== 501) return head;
+    const get = await this.#request({ method: 'GET', url, signal, headers: { range: 'bytes=0-0' } });
+    // Reading on would download a range-less file whole; the headers say all that is needed.
+    destroyQuietly(get.body);
+    return get;
+  }
+
+  // ---- read ----------------------------------------------------------------------------------
+
+  /** Opens `GET` for the rest of the request's range from `from`, with retries. */
+  async #open(request: ReadRequest, from: number): Promise<Opened> {
+    const what = `read "${request.relative}" at ${this.description}`;
+    return withRetry({
+      policy: this.#retry,
+      what,
+      signal: request.signal,
+      logger: this.#logger,
+      attempt: (phase) => this.#openOnce(request, from, phase),
+      classify: (error) => this.#classify(error, what),
+    });
+  }
+
+  async #openOnce(request: ReadRequest, from: number, phase: AbortSignal): Promise<Opened> {
+    const what = `read "${request.relative}" at ${this.description}`;
+    const last = request.range.offset + request.range.length - 1;
+    // The request lives as long as its body, so it follows the caller's signal throughout but the
+    // deadline (in `phase`) only until the headers are in.
+    const controller = new AbortController();
+    const onPhase = (): void => {
+      controller.abort(phase.reason);
+    };
+    const onCaller = (): void => {
+      controller.abort(request.signal?.reason);
+    };
+    phase.addEventListener('abort', onPhase, { once: true });
+    request.signal?.addEventListener('abort', onCaller, { once: true });
+    const done = (): void => {
+      request.signal?.removeEventListener('abort', onCaller);
+    };
+    let response: Response;
+    try {
+      response = await this.#request({
+        method: 'GET',
+        url: request.url,
+        signal: controller.signal,
+        headers: { range: `bytes=${from}-${last}`, ...conditionalHeaders(request.version) },
+      });
+    } catch (error) {
+      done();
+      throw error;
+    } finally {
+      phase.removeEventListener('abort', onPhase);
+    }
+    response.body.once('close', done);
+    const fail = async (error: UfsError): Promise<never> => {
+      await discard(response);
+      throw error;
+    };
+    switch (response.statusCode) {
+      case 206: {
+        const contentRange = parseContentRange(response.headers['content-range']);
+        if (contentRange?.start !== from) {
+          return fail(new UfsError('ERR_UFS_REMOTE', `Cannot ${what}: the server answered another range`));
+        }
+        const version = versionOf(response.headers, contentRange.total);
+        if (request.version !== undefined && version !== request.version) return fail(changed(what));
+        return { kind: 'ranged', response, version, start: contentRange.start, end: contentRange.end };
+      }
+      case 200: {
+        const version = versionOf(response.headers, sizeOf(response));
+        if (request.version !== undefined && version !== request.version) return fail(changed(what));
+        return {
+          kind: 'whole',
+          start: 0,
+          source: {
+            key: request.url.href,
+            version,
+            body: response.body,
+            destroy: () => {
+              destroyQuietly(response.body);
+            },
+          },
+        };
+      }
+      case 416:
+        await discard(response);
+        return { kind: 'empty' };
+      case 412:
+        return fail(changed(what));
+      default:
+        return fail(this.#statusError(response, what));
+    }
+  }
+
+  /** A 206 body; cut short by the network, it is resumed where it stopped, for the same version. */
+  async *#rangedStream(
+    request: ReadRequest,
+    first: Extract<Opened, { kind: 'ranged' }>,
+  ): AsyncIterable<Uint8Array> {
+    const what = `read "${request.relative}" at ${this.description}`;
+    const pinned = { ...request, version: first.version };
+    const end = first.end + 1;
+    let position = first.start;
+    let current: Opened = first;
+    for (let resumes = 0; ; resumes++) {
+      if (current.kind !== 'ranged') {
+        // The origin stopped honouring ranges (or the file shrank) between two requests.
+        if (current.kind === 'whole') current.source.destroy();
+        if (position >= end || current.kind === 'empty') return;
+        throw new UfsError('ERR_UFS_REMOTE', `Cannot ${what}: the server stopped serving ranges`);
+      }
+      const body = current.response.body;
+      try {
+        for await (const chunk of body as AsyncIterable<Buffer>) {
+          position += chunk.length;
+          yield chunk;
+        }
+        if (position >= end) return;
+        throw transientError('ERR_UFS_UNREACHABLE', `Cannot ${what}: the response ended early`);
+      } catch (error) {
+        if (request.signal?.aborted === true) throw abortedError(request.signal, what);
+        const failure = this.#classify(error, what);
+        if (!failure.retryable || resumes + 1 >= this.#retry.maxAttempts) throw failure.error;
+        this.#logger.warn(
+          { path: request.relative, position, err: failure.error.message },
+          'resuming a cut read',
+        );
+        await sleep(
+          backoffMs(this.#retry, resumes + 1),
+          undefined,
+          request.signal ? { signal: request.signal } : {},
+        );
+        current = await this.#open(pinned, position);
+      } finally {
+        // Also unhooks the caller's signal from the request (see #openOnce).
+        destroyQuietly(body);
+      }
+    }
+  }
+
+  /** The request's range from a front-to-back download (see SequentialReaderCache). */
+  async *#sequentialStream(request: ReadRequest, reserved?: SequentialReader): AsyncIterable<Uint8Array> {
+    const what = `read "${request.relative}" at ${this.description}`;
+    const end = request.range.offset + request.range.length;
+    let position = request.range.offset;
+    let reader = reserved;
+    for (let attempt = 1; position < end; attempt++) {
+      const pending = this.#opening.get(request.url.href);
+      if (reader === undefined && pending !== undefined) await pending.catch(() => undefined);
+      if (reader === undefined) {
+        reader = await this.#sequential.acquire({
+          key: request.url.href,
+          version: request.version,
+          offset: position,
+          length: end - position,
+          waitMs: this.#retry.deadlineMs,
+          signal: request.signal,
+        });
+      }
+      if (reader === undefined) {
+        const opened = await this.#openForRead(request, position);
+        if (opened.kind === 'empty') return;
+        if (opened.kind === 'ranged') {
+          // The origin serves ranges again: no need for the front-to-back path.
+          yield* this.#rangedStream(request, opened);
+          return;
+        }
+        reader = opened.reader;
+      }
+      const holder = reader;
+      reader = undefined;
+      try {
+        await holder.skip(position - holder.position, request.signal);
+        for await (const chunk of holder.take(end - position, request.signal)) {
+          position += chunk.length;
+          yield chunk;
+        }
+        return;
+      } catch (error) {
+        holder.destroy();
+        if (request.signal?.aborted === true) throw abortedError(request.signal, what);
+        const failure = this.#classify(error, what);
+        if (!failure.retryable || attempt >= this.#retry.maxAttempts) throw failure.error;
+        this.#logger.warn(
+          { path: request.relative, position, err: failure.error.message },
+          'restarting a cut read',
+        );
+        await sleep(
+          backoffMs(this.#retry, attempt),
+          undefined,
+          request.signal ? { signal: request.signal } : {},
+        );
+      } finally {
+        this.#sequential.release(holder);
+      }
+    }
+  }
+
+  // ---- plumbing ------------------------------------------------------------------------------
+
+  /**
+   * Opens a GET of the request's range from `from`. A whole-file answer becomes a reader of the
+   * SequentialReaderCache reserved for this read, registered before the open counts as finished, so
+   * that concurrent reads of the same file (which wait on `#opening`) queue on it.
+   */
+  async #openForRead(
+    request: ReadRequest,
+    from: number,
+  ): Promise<Exclude<Opened, { kind: 'whole' }> | { kind: 'reader'; reader: SequentialReader }> {
+    const url = request.url;
+    const end = request.range.offset + request.range.length;
+    const opening = (async () => {
+      const opened = await this.#open(request, from);
+      if (opened.kind !== 'whole') return opened;
+      if (!this.#rangeless.has(url.origin)) {
+        this.#rangeless.add(url.origin);
+        this.#logger.info({ origin: url.origin }, 'origin ignores Range; reading its files front to back');
+      }
+      return { kind: 'reader' as const, reader: this.#sequential.add(opened.source, end) };
+    })();
+    if (!this.#rangeless.has(url.origin)) return opening;
+    this.#opening.set(url.href, opening);
+    try {
+      return await opening;
+    } finally {
+      if (this.#opening.get(url.href) === opening) this.#opening.delete(url.href);
+    }
+  }
+
+  async #request(init: {
+    method: 'GET' | 'HEAD';
+    url: URL;
+    signal: AbortSignal;
+    headers?: Record<string, string>;
+  }): Promise<Response> {
+    let url = init.url;
+    for (let hop = 0; ; hop++) {
+      const headers: Record<string, string> = { ...init.headers };
+      // Credentials go only to the mount's own origin, never to where a redirect points.
+      if (this.#authorization !== undefined && url.origin === this.#base.origin) {
+        headers.authorization = this.#authorization.reveal();
+      }
+      const response = await this.#dispatcher.request({
+        origin: url.origin,
+        path: `${url.pathname}${url.search}`,
+        method: init.method,
+        headers,
+        signal: init.signal,
+        headersTimeout: this.#timeouts.headersTimeoutMs,
+        bodyTimeout: this.#timeouts.bodyIdleTimeoutMs,
+      });
+      const location = response.headers.location;
+      if (!REDIRECT_STATUSES.has(response.statusCode) || typeof location !== 'string') {
+        return { statusCode: response.statusCode, headers: response.headers, body: response.body, url };
+      }
+      await response.body.dump();
+      if (hop >= MAX_REDIRECTS) {
+        throw new UfsError(
+          'ERR_UFS_REMOTE',
+          `Cannot follow more than ${MAX_REDIRECTS} redirects from ${init.url.href}`,
+        );
+      }
+      const next = new URL(location, url);
+      if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+        throw new UfsError('ERR_UFS_REMOTE', `Cannot follow a redirect to a ${next.protocol} URL`);
+      }
+      url = next;
+    }
+  }
+
+  #statusError(response: Response, what: string): UfsError {
+    const status = response.statusCode;
+    const text = `Cannot ${what}: the server answered ${status}`;
+    if (status === 404 || status === 410) return new UfsError('ERR_UFS_NOT_FOUND', `${text} (nothing there)`);
+    if (status === 401 || status === 403)
+      return new UfsError('ERR_UFS_ACCESS_DENIED', `${text} (access denied)`);
+    if (status === 412) return changed(what);
+    if (status === 429 || status >= 500) return transientError('ERR_UFS_REMOTE', text);
+    return new UfsError('ERR_UFS_REMOTE', text);
+  }
+
+  #classify(error: unknown, what: string): ClassifiedFailure {
+    return classifyNetworkError(error, what, (text) => scrubSecrets(text, this.#secrets));
+  }
+
+  #fileUrl(relative: string): URL {
+    return new URL(relative.split('/').map(encodeURIComponent).join('/'), this.#base);
+  }
+
+  #dirUrl(relative: string): URL {
+    return relative === '' ? this.#base : new URL(`${this.#fileUrl(relative).pathname}/`, this.#base);
+  }
+}
+
+interface ReadRequest {
+  url: URL;
+  relative: string;
+  range: ByteRange;
+  version: string | undefined;
+  signal: AbortSignal | undefined;
+}
+
+function directoryEntry(path: string): UfsEntry {
+  return { path, type: 'directory', sizeBytes: 0, mtimeMs: 0, version: '' };
+}
+
+function fileEntry(path: string, headers: IncomingHttpHeaders, sizeBytes: number): UfsEntry {
+  const mtimeMs = Date.parse(headers['last-modified'] ?? '');
+  return {
+    path,
+    type: 'file',
+    sizeBytes,
+    mtimeMs: Number.isNaN(mtimeMs) ? 0 : mtimeMs,
+    version: versionOf(headers, sizeBytes),
+  };
+}
+
+/** Size of the file a response is about: the total of Content-Range, else Content-Length. */
+function sizeOf(response: Response): number {
+  const contentRange = parseContentRange(response.headers['content-range']);
+  if (contentRange !== undefined) return contentRange.total;
+  const unsatisfied = /^bytes \*\/(\d+)$/.exec(response.headers['content-range'] ?? '');
+  if (unsatisfied?.[1] !== undefined) return Number(unsatisfied[1]);
+  const length = Number(response.headers['content-length']);
+  return Number.isSafeInteger(length) && length >= 0 ? length : 0;
+}
+
+/** `bytes 0-99/1234` (RFC 9110 §14.4). */
+function parseContentRange(
+  value: string | undefined,
+): { start: number; end: number; total: number } | undefined {
+  const match = /^bytes (\d+)-(\d+)\/(\d+)$/.exec((value ?? '').trim());
+  if (match === null) return undefined;
+  return { start: Number(match[1]), end: Number(match[2]), total: Number(match[3]) };
+}
+
+/**
+ * The version of a file from response headers. Only a strong ETag can go into If-Match (weak ones
+ * never match, RFC 9110 §13.1.1), so a weak one falls back to Last-Modified and size.
+ */
+export function versionOf(headers: IncomingHttpHeaders, sizeBytes: number): string {
+  const etag = headers.etag;
+  if (typeof etag === 'string' && etag.startsWith('"')) return etag;
+  const lastModified = Date.parse(headers['last-modified'] ?? '');
+  if (!Number.isNaN(lastModified)) return `lm:${lastModified}:${sizeBytes}`;
+  return `size:${sizeBytes}`;
+}
+
+function conditionalHeaders(version: string | undefined): Record<string, string> {
+  if (version === undefined) return {};
+  if (version.startsWith('"')) return { 'if-match': version };
+  const lastModified = /^lm:(\d+):/.exec(version)?.[1];
+  if (lastModified !== undefined)
+    return { 'if-unmodified-since': new Date(Number(lastModified)).toUTCString() };
+  return {};
+}
+
+function changed(what: string): UfsError {
+  return new UfsError('ERR_UFS_VERSION_CHANGED', `Cannot ${what} as the file changed since it was listed`);
+}
+
+async function discard(response: Response): Promise<void> {
+  try {
+    await response.body.dump();
+  } catch {
+    // A body that fails while being thrown away changes nothing.
+  }
+}
+
+/** Drops a body without an 'error' event for nobody to handle (undici emits one on early destroy). */
+function destroyQuietly(body: Dispatcher.ResponseData['body']): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
+async function readLimited(body: AsyncIterable<Buffer>, limitBytes: number, what: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of body) {
+    total += chunk.length;
+    if (total > limitBytes) {
+      throw new UfsError(
+        'ERR_UFS_REMOTE',
+        `Cannot ${what}: the index page is larger than ${limitBytes} bytes`,
+      );
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function* emptyStream(): AsyncIterable<Uint8Array> {
+  // Nothing: the range starts at or after the end of the file.
+}
+
+function redactUrl(text: string): string {
+  return text.replace(/\/\/[^/@]*@/, '//');
+}

@@ -1,0 +1,424 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createUnderFileSystem, type UnderFileSystem, type UfsEntry } from '../../../src/ufs/index.ts';
+import { startNginx, type NginxServer } from '../../helpers/nginx.ts';
+
+const MiB = 1024 * 1024;
+
+async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const items: T[] = [];
+  for await (const item of iterable) items.push(item);
+  return items;
+}
+
+async function readRange(
+  ufs: UnderFileSystem,
+  path: string,
+  offset: number,
+  length: number,
+  version?: string,
+) {
+  const stream = await ufs.read(path, { offset, length }, version === undefined ? {} : { version });
+  return Buffer.concat(await collect(stream));
+}
+
+/** Polls `probe` until it returns true; nginx writes a log line only when a request ends. */
+async function eventually(probe: () => Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+function web(url: string, options: Record<string, string> = {}): UnderFileSystem {
+  return createUnderFileSystem({ mountPoint: url, options, secrets: {} }, { retry: { baseDelayMs: 10 } });
+}
+
+/** A node:http server scripted per test, for behaviour nginx cannot be made to show. */
+async function scriptedServer(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ url: string; stop: () => Promise<void> }> {
+  const server = createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  assert.ok(address !== null && typeof address === 'object');
+  return {
+    url: `http://127.0.0.1:${address.port}/`,
+    stop: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => {
+        server.close(() => {
+          resolve();
+        });
+      });
+    },
+  };
+}
+
+/** Serves `data` with Range support, like a static server, for scripted tests. */
+function serveBytes(req: IncomingMessage, res: ServerResponse, data: Buffer, etag = '"v1"'): void {
+  const match = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+  const headers = { etag, 'last-modified': new Date(0).toUTCString(), 'accept-ranges': 'bytes' };
+  if (match === null) {
+    res.writeHead(200, { ...headers, 'content-length': data.length });
+    res.end(req.method === 'HEAD' ? undefined : data);
+    return;
+  }
+  const start = Number(match[1]);
+  const end = Math.min(Number(match[2]), data.length - 1);
+  res.writeHead(206, {
+    ...headers,
+    'content-length': end - start + 1,
+    'content-range': `bytes ${start}-${end}/${data.length}`,
+  });
+  res.end(req.method === 'HEAD' ? undefined : data.subarray(start, end + 1));
+}
+
+describe('web UFS against nginx', () => {
+  let root = '';
+  let nginx: NginxServer;
+  const big = randomBytes(8 * MiB);
+  const big2 = randomBytes(6 * MiB + 123);
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'tide-ufs-http-'));
+    const site = join(root, 'site');
+    await mkdir(join(site, 'dir', 'sub'), { recursive: true });
+    await writeFile(join(site, 'hello.txt'), 'hello world');
+    await writeFile(join(site, 'empty'), '');
+    await writeFile(join(site, 'space name.txt'), 'space');
+    await writeFile(join(site, 'ü unicode.txt'), 'unicode');
+    await writeFile(join(site, 'plus+sign.txt'), 'plus');
+    await writeFile(join(site, '100%.txt'), 'percent');
+    await writeFile(join(site, 'big.bin'), big);
+    await writeFile(join(site, 'big2.bin'), big2);
+    await writeFile(join(site, 'dir', 'a.txt'), 'a');
+    await writeFile(join(site, 'dir', 'sub', 'deep.bin'), randomBytes(1000));
+    // An Apache mod_autoindex page (captured shape) served as the index of a directory.
+    const apache = join(root, 'apache', 'pub', 'data');
+    await mkdir(join(apache, 'images'), { recursive: true });
+    await copyFile(
+      join(import.meta.dirname, 'fixtures', 'apache-plain-list.html.txt'),
+      join(apache, 'index.html'),
+    );
+    for (const name of ['train-00000-of-00002.parquet', 'train-00001-of-00002.parquet', 'a&b.txt']) {
+      await writeFile(join(apache, name), name);
+    }
+    nginx = await startNginx({ root, rateLimitBytesPerSecond: 512 * 1024, noRange: true });
+  });
+
+  after(async () => {
+    await nginx.stop();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  test('lists an autoindex directory with the sizes and versions that stat reports', async (t) => {
+    const ufs = web(`${nginx.url}site`);
+    t.after(() => ufs.close());
+    await ufs.check();
+    const entries = await collect(ufs.list(''));
+    const byPath = new Map(entries.map((entry) => [entry.path, entry]));
+    assert.deepEqual([...byPath.keys()].sort(), [
+      '100%.txt',
+      'big.bin',
+      'big2.bin',
+      'dir',
+      'empty',
+      'hello.txt',
+      'plus+sign.txt',
+      'space name.txt',
+      'ü unicode.txt',
+    ]);
+    assert.equal(byPath.get('dir')?.type, 'directory');
+    assert.equal(byPath.get('big.bin')?.sizeBytes, 8 * MiB);
+    assert.equal(byPath.get('empty')?.sizeBytes, 0);
+    const stat = await ufs.stat('ü unicode.txt');
+    assert.deepEqual(byPath.get('ü unicode.txt'), stat);
+    assert.match(stat.version, /^"[0-9a-f]+-[0-9a-f]+"$/);
+    assert.ok(stat.mtimeMs > 0);
+  });
+
+  test('walks a directory tree recursively', async (t) => {
+    const ufs = web(`${nginx.url}site/`);
+    t.after(() => ufs.close());
+    const paths = (await collect(ufs.list('dir', { recursive: true }))).map((entry: UfsEntry) => entry.path);
+    assert.deepEqual(paths.sort(), ['dir/a.txt', 'dir/sub', 'dir/sub/deep.bin']);
+  });
+
+  test('lists an Apache-style index page and ignores its parent and sort links', async (t) => {
+    const ufs = web(`${nginx.url}apache/pub/data/`);
+    t.after(() => ufs.close());
+    const entries = await collect(ufs.list(''));
+    assert.deepEqual(entries.map((entry) => `${entry.type}:${entry.path}:${entry.sizeBytes}`).sort(), [
+      'directory:images:0',
+      'file:a&b.txt:7',
+      'file:train-00000-of-00002.parquet:28',
+      'file:train-00001-of-00002.parquet:28',
+    ]);
+  });
+
+  test('stats files and directories and maps missing paths and wrong types to codes', async (t) => {
+    const ufs = web(`${nginx.url}site`);
+    t.after(() => ufs.close());
+    assert.equal((await ufs.stat('dir')).type, 'directory');
+    assert.equal((await ufs.stat('/dir/sub/')).type, 'directory');
+    assert.deepEqual(
+      { ...(await ufs.stat('100%.txt')), version: '', mtimeMs: 0 },
+      { path: '100%.txt', type: 'file', sizeBytes: 7, mtimeMs: 0, version: '' },
+    );
+    await assert.rejects(ufs.stat('missing.txt'), { code: 'ERR_UFS_NOT_FOUND', reason: 'NotFound' });
+    await assert.rejects(collect(ufs.list('hello.txt')), { code: 'ERR_UFS_NOT_A_DIRECTORY' });
+    await assert.rejects(collect(ufs.list('nope')), { code: 'ERR_UFS_NOT_FOUND' });
+    await assert.rejects(readRange(ufs, 'missing.txt', 0, 1), { code: 'ERR_UFS_NOT_FOUND' });
+  });
+
+  test('reads exact byte ranges, names with special characters, empty files and past the end', async (t) => {
+    const ufs = web(`${nginx.url}site`);
+    t.after(() => ufs.close());
+    assert.equal((await readRange(ufs, 'hello.txt', 6, 5)).toString(), 'world');
+    assert.equal((await readRange(ufs, 'hello.txt', 6, 500)).toString(), 'world');
+    assert.equal((await readRange(ufs, 'hello.txt', 11, 5)).length, 0);
+    assert.equal((await readRange(ufs, 'empty', 0, 10)).length, 0);
+    assert.equal((await readRange(ufs, 'hello.txt', 0, 0)).length, 0);
+    for (const [name, text] of [
+      ['space name.txt', 'space'],
+      ['ü unicode.txt', 'unicode'],
+      ['plus+sign.txt', 'plus'],
+      ['100%.txt', 'percent'],
+    ] as const) {
+      assert.equal((await readRange(ufs, name, 0, 100)).toString(), text, name);
+    }
+    const version = (await ufs.stat('big.bin')).version;
+    const middle = await readRange(ufs, 'big.bin', 3 * MiB + 17, 2 * MiB, version);
+    assert.ok(middle.equals(big.subarray(3 * MiB + 17, 5 * MiB + 17)));
+  });
+
+  test('a file replaced between two block reads fails the second with ERR_UFS_VERSION_CHANGED', async (t) => {
+    const ufs = web(`${nginx.url}site`);
+    t.after(() => ufs.close());
+    const path = join(root, 'site', 'changing.bin');
+    await writeFile(path, Buffer.alloc(2 * MiB, 1));
+    t.after(() => rm(path, { force: true }));
+    const { version } = await ufs.stat('changing.bin');
+    assert.equal((await readRange(ufs, 'changing.bin', 0, MiB, version)).length, MiB);
+    await writeFile(path, Buffer.alloc(2 * MiB + 1, 2));
+    await assert.rejects(readRange(ufs, 'changing.bin', MiB, MiB, version), {
+      code: 'ERR_UFS_VERSION_CHANGED',
+      reason: 'FileChanged',
+    });
+    const fresh = await ufs.stat('changing.bin');
+    assert.notEqual(fresh.version, version);
+    assert.ok((await readRange(ufs, 'changing.bin', MiB, MiB, fresh.version)).every((byte) => byte === 2));
+  });
+
+  test('a range-less origin is read once front to back when blocks come in order', async (t) => {
+    assert.ok(nginx.rangeLessUrl !== undefined);
+    const ufs = web(`${nginx.rangeLessUrl}site`);
+    t.after(() => ufs.close());
+    const { version, sizeBytes } = await ufs.stat('big.bin');
+    const blocks: Buffer[] = [];
+    for (let offset = 0; offset < sizeBytes; offset += MiB) {
+      blocks.push(await readRange(ufs, 'big.bin', offset, MiB, version));
+    }
+    assert.ok(Buffer.concat(blocks).equals(big));
+    const gets = async () =>
+      (await nginx.accessLog()).filter(
+        (r) => r.server === 'rangeless' && r.method === 'GET' && r.target.endsWith('/big.bin'),
+      );
+    await eventually(async () => (await gets()).length === 1, 'the one GET of big.bin in the access log');
+    assert.equal((await gets())[0]?.bodyBytes, big.length);
+  });
+
+  test('parallel block reads of a range-less file line up on one download', async (t) => {
+    assert.ok(nginx.rangeLessUrl !== undefined);
+    const ufs = web(`${nginx.rangeLessUrl}site`);
+    t.after(() => ufs.close());
+    // One small read teaches the connector that this origin ignores Range.
+    assert.equal((await readRange(ufs, 'hello.txt', 0, 5)).toString(), 'hello');
+    const { version, sizeBytes } = await ufs.stat('big2.bin');
+    const offsets = Array.from({ length: Math.ceil(sizeBytes / MiB) }, (_, index) => index * MiB);
+    const streams = await Promise.all(
+      offsets.map((offset) => ufs.read('big2.bin', { offset, length: MiB }, { version })),
+    );
+    const blocks = await Promise.all(streams.map(async (stream) => Buffer.concat(await collect(stream))));
+    assert.ok(Buffer.concat(blocks).equals(big2));
+    const gets = async () =>
+      (await nginx.accessLog()).filter(
+        (r) => r.server === 'rangeless' && r.method === 'GET' && r.target.endsWith('/big2.bin'),
+      );
+    await eventually(async () => (await gets()).length >= 1, 'the GET of big2.bin in the access log');
+    assert.equal((await gets()).length, 1);
+    assert.equal((await gets())[0]?.bodyBytes, big2.length);
+    assert.ok((await nginx.accessLogBytes('rangeless')) >= big.length + big2.length);
+  });
+
+  test('an abort stops a read from a slow origin promptly', async (t) => {
+    assert.ok(nginx.slowUrl !== undefined);
+    const ufs = web(`${nginx.slowUrl}site`);
+    t.after(() => ufs.close());
+    const controller = new AbortController();
+    const stream = await ufs.read('big.bin', { offset: 0, length: 8 * MiB }, { signal: controller.signal });
+    const started = Date.now();
+    await assert.rejects(
+      (async () => {
+        for await (const chunk of stream) {
+          assert.ok(chunk.length > 0);
+          controller.abort();
+        }
+      })(),
+      { code: 'ERR_UFS_ABORTED' },
+    );
+    assert.ok(Date.now() - started < 2000, 'the aborted read ended within 2 s');
+  });
+});
+
+describe('web UFS robustness against scripted servers', () => {
+  test('retries 503 answers with backoff and then succeeds', async (t) => {
+    let requests = 0;
+    const server = await scriptedServer((req, res) => {
+      requests++;
+      if (requests <= 2) {
+        res.writeHead(503).end('busy');
+        return;
+      }
+      serveBytes(req, res, Buffer.from('payload'));
+    });
+    t.after(() => server.stop());
+    const ufs = web(server.url);
+    t.after(() => ufs.close());
+    assert.equal((await ufs.stat('f')).sizeBytes, 7);
+    assert.equal(requests, 3);
+  });
+
+  test('gives up after maxAttempts on 500 and does not retry 403 or 400', async (t) => {
+    const counts = new Map<string, number>();
+    const server = await scriptedServer((req, res) => {
+      const path = req.url ?? '';
+      counts.set(path, (counts.get(path) ?? 0) + 1);
+      res.writeHead(path === '/forbidden' ? 403 : path === '/bad' ? 400 : 500).end();
+    });
+    t.after(() => server.stop());
+    const ufs = web(server.url, { 'tide.ufs.maxAttempts': '3' });
+    t.after(() => ufs.close());
+    await assert.rejects(ufs.stat('broken'), { code: 'ERR_UFS_REMOTE' });
+    assert.equal(counts.get('/broken'), 3);
+    await assert.rejects(ufs.stat('forbidden'), { code: 'ERR_UFS_ACCESS_DENIED' });
+    assert.equal(counts.get('/forbidden'), 1);
+    await assert.rejects(ufs.stat('bad'), { code: 'ERR_UFS_REMOTE' });
+    assert.equal(counts.get('/bad'), 1);
+  });
+
+  test('falls back to a one-byte ranged GET when HEAD is refused', async (t) => {
+    const data = Buffer.from('0123456789');
+    const server = await scriptedServer((req, res) => {
+      if (req.method === 'HEAD') {
+        res.writeHead(405).end();
+        return;
+      }
+      serveBytes(req, res, data);
+    });
+    t.after(() => server.stop());
+    const ufs = web(server.url);
+    t.after(() => ufs.close());
+    const entry = await ufs.stat('file.bin');
+    assert.equal(entry.sizeBytes, 10);
+    assert.equal(entry.version, '"v1"');
+  });
+
+  test('follows a bounded number of redirects', async (t) => {
+    const server = await scriptedServer((req, res) => {
+      const path = req.url ?? '';
+      if (path === '/one') res.writeHead(302, { location: '/two' }).end();
+      else if (path === '/two')
+        res.writeHead(307, { location: `http://127.0.0.1:${req.socket.localPort}/three` }).end();
+      else if (path === '/three') serveBytes(req, res, Buffer.from('redirected'));
+      else if (path.startsWith('/loop')) res.writeHead(301, { location: `/loop${path.length}` }).end();
+      else res.writeHead(404).end();
+    });
+    t.after(() => server.stop());
+    const ufs = web(server.url);
+    t.after(() => ufs.close());
+    assert.equal((await readRange(ufs, 'one', 0, 100)).toString(), 'redirected');
+    await assert.rejects(ufs.stat('loop'), (error: Error) => /redirects/.test(error.message));
+  });
+
+  test('resumes a body cut mid-way from where it stopped, for the same version', async (t) => {
+    const data = randomBytes(3 * MiB);
+    let cut = false;
+    const ranges: string[] = [];
+    const server = await scriptedServer((req, res) => {
+      ranges.push(req.headers.range ?? '');
+      if (!cut && req.method === 'GET') {
+        cut = true;
+        res.writeHead(206, {
+          etag: '"v1"',
+          'content-length': data.length,
+          'content-range': `bytes 0-${data.length - 1}/${data.length}`,
+        });
+        res.write(data.subarray(0, MiB), () => res.destroy());
+        return;
+      }
+      assert.equal(req.headers['if-match'], '"v1"');
+      serveBytes(req, res, data);
+    });
+    t.after(() => server.stop());
+    const ufs = web(server.url);
+    t.after(() => ufs.close());
+    const read = await readRange(ufs, 'f', 0, data.length);
+    assert.ok(read.equals(data));
+    assert.equal(ranges.length, 2);
+    assert.match(ranges[1] ?? '', /^bytes=\d+-3145727$/);
+  });
+
+  test('a server that never answers fails the operation at its deadline', async (t) => {
+    const server = await scriptedServer(() => {
+      // Never answers.
+    });
+    t.after(() => server.stop());
+    const ufs = web(server.url, { 'tide.ufs.deadlineMs': '300' });
+    t.after(() => ufs.close());
+    const started = Date.now();
+    await assert.rejects(ufs.stat('f'), { code: 'ERR_UFS_TIMEOUT', reason: 'OriginTimeout' });
+    assert.ok(Date.now() - started < 2000);
+  });
+
+  test('a closed port and an unresolvable host are ERR_UFS_UNREACHABLE without waiting out retries', async (t) => {
+    const server = await scriptedServer(() => undefined);
+    const closedUrl = server.url;
+    await server.stop();
+    const closed = web(closedUrl);
+    const unknown = web('http://tide-no-such-host.invalid/data/');
+    t.after(async () => {
+      await closed.close();
+      await unknown.close();
+    });
+    const started = Date.now();
+    await assert.rejects(closed.check(), { code: 'ERR_UFS_UNREACHABLE', reason: 'OriginUnreachable' });
+    await assert.rejects(unknown.stat('x'), { code: 'ERR_UFS_UNREACHABLE' });
+    assert.ok(Date.now() - started < 3000);
+  });
+
+  test('credentials in the mount URL are sent as basic auth and kept out of descriptions and errors', async (t) => {
+    const seen: string[] = [];
+    const server = await scriptedServer((req, res) => {
+      seen.push(req.headers.authorization ?? '');
+      res.writeHead(500).end('s3cr3t-pass echoed back');
+    });
+    t.after(() => server.stop());
+    const url = server.url.replace('http://', 'http://reader:s3cr3t-pass@');
+    const ufs = web(url, { 'tide.ufs.maxAttempts': '1' });
+    t.after(() => ufs.close());
+    assert.ok(!ufs.description.includes('s3cr3t'));
+    const error = await ufs.stat('f').catch((caught: unknown) => caught as Error);
+    assert.ok(error instanceof Error);
+    assert.ok(!JSON.stringify({ message: error.message, stack: error.stack }).includes('s3cr3t'));
+    assert.equal(seen[0], `Basic ${Buffer.from('reader:s3cr3t-pass').toString('base64')}`);
+  });
+});
