@@ -18,3 +18,17 @@ export {
   type CachedBlockInfo,
 } from './block-store.ts';
 export { rankByRendezvous } from './rendezvous.ts';
+export {
+  startWorker,
+  DEFAULT_BLOCK_SIZE_BYTES,
+  type WorkerOptions,
+  type WorkerMount,
+  type CacheWorker,
+} from './worker.ts';
+export {
+  WorkerProcessConfig,
+  parseWorkerConfig,
+  workerOptionsFromConfig,
+  mountIdOf,
+} from './worker-config.ts';
+export type { WorkerStats, WorkerCounters, CachedFileBlocks } from './worker-stats.ts';

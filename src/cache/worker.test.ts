@@ -1,0 +1,247 @@
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { SecretValue } from '../lib/index.ts';
+import {
+  LocalUfs,
+  type ByteRange,
+  type ReadOptions,
+  type UfsEntry,
+  type UnderFileSystem,
+} from '../ufs/index.ts';
+import { startWorker, type CacheWorker, type WorkerOptions } from './worker.ts';
+import { blockQueryOf } from './protocol.ts';
+import type { TierConfig } from './tiers.ts';
+
+const BLOCK = 64 * 1024;
+
+/** Wraps a connector to count what reaches the origin (dependency injection, not a mock). */
+class CountingUfs implements UnderFileSystem {
+  readonly description: string;
+  readonly #inner: UnderFileSystem;
+  reads = 0;
+  bytes = 0;
+
+  constructor(inner: UnderFileSystem) {
+    this.#inner = inner;
+    this.description = inner.description;
+  }
+
+  list(path: string, options?: { recursive?: boolean; signal?: AbortSignal }): AsyncIterable<UfsEntry> {
+    return this.#inner.list(path, options);
+  }
+
+  stat(path: string, options?: { signal?: AbortSignal }): Promise<UfsEntry> {
+    return this.#inner.stat(path, options);
+  }
+
+  async read(path: string, range: ByteRange, options?: ReadOptions): Promise<AsyncIterable<Uint8Array>> {
+    this.reads += 1;
+    const stream = await this.#inner.read(path, range, options);
+    return this.#counted(stream);
+  }
+
+  async *#counted(stream: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+    for await (const chunk of stream) {
+      this.bytes += chunk.byteLength;
+      yield chunk;
+    }
+  }
+
+  check(options?: { signal?: AbortSignal }): Promise<void> {
+    return this.#inner.check(options);
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+}
+
+async function tempDir(t: TestContext, base = tmpdir()): Promise<string> {
+  const dir = await mkdtemp(join(base, 'tide-worker-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+interface Fixture {
+  worker: CacheWorker;
+  ufs: CountingUfs;
+  origin: string;
+  ssd: string;
+}
+
+async function fixture(t: TestContext, overrides: Partial<WorkerOptions> = {}): Promise<Fixture> {
+  const origin = await tempDir(t);
+  const ssd = await tempDir(t);
+  const shm = await tempDir(t, '/dev/shm');
+  const tiers: TierConfig[] = [
+    {
+      medium: 'MEM',
+      dirs: [{ path: shm, capacityBytes: 4 * BLOCK + 65536 }],
+      highRatio: 0.95,
+      lowRatio: 0.7,
+    },
+    { medium: 'SSD', dirs: [{ path: ssd, capacityBytes: 64 * BLOCK }], highRatio: 0.95, lowRatio: 0.7 },
+  ];
+  const ufs = new CountingUfs(new LocalUfs({ root: origin, description: 'local:///origin' }));
+  const worker = await startWorker({
+    datasetId: 'default/demo',
+    mounts: [{ id: 'local:///origin', ufs }],
+    tiers,
+    blockSizeBytes: BLOCK,
+    workerId: 'w0',
+    ...overrides,
+  });
+  t.after(() => worker.close());
+  return { worker, ufs, origin, ssd };
+}
+
+function blockUrl(
+  worker: CacheWorker,
+  path: string,
+  version: string,
+  index: number,
+  extra: Record<string, string> = {},
+): string {
+  const query = blockQueryOf(
+    { datasetId: 'default/demo', mount: 'local:///origin', path, version, index, blockSizeBytes: BLOCK },
+    extra,
+  );
+  return `${worker.url}/v1/blocks?${query}`;
+}
+
+test('fetches a block from the origin once for 16 concurrent requests and serves the right bytes', async (t) => {
+  const { worker, ufs, origin } = await fixture(t);
+  const content = randomBytes(3 * BLOCK + 1000);
+  await writeFile(join(origin, 'file.bin'), content);
+  const { version } = await ufs.stat('file.bin');
+
+  for (let index = 0; index < 4; index += 1) {
+    const bodies = await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        const response = await fetch(blockUrl(worker, 'file.bin', version, index));
+        assert.equal(response.status, 200);
+        return Buffer.from(await response.arrayBuffer());
+      }),
+    );
+    const expected = content.subarray(index * BLOCK, (index + 1) * BLOCK);
+    for (const body of bodies) assert.ok(body.equals(expected), `block ${index} has the origin's bytes`);
+  }
+  assert.equal(ufs.reads, 4, 'one origin read per block');
+  assert.equal(ufs.bytes, content.length, 'each byte read from the origin once');
+  const { counters } = worker.stats();
+  assert.equal(counters.misses, 4);
+  assert.equal(counters.hits, 60);
+  assert.equal(counters.originBytes, content.length);
+
+  const again = await fetch(blockUrl(worker, 'file.bin', version, 3));
+  assert.equal(again.headers.get('x-tide-source'), 'mem');
+  assert.equal((await again.arrayBuffer()).byteLength, 1000);
+  assert.equal(ufs.reads, 4);
+});
+
+test('tells a client where a cached block file is, and those bytes are the block', async (t) => {
+  const { worker, ufs, origin } = await fixture(t);
+  const content = randomBytes(2 * BLOCK);
+  await writeFile(join(origin, 'f'), content);
+  const { version } = await ufs.stat('f');
+  const response = await fetch(blockUrl(worker, 'f', version, 1, { locate: '1' }));
+  assert.equal(response.headers.get('content-type'), 'application/vnd.tide.block-location+json');
+  const location = (await response.json()) as { filePath: string; sizeBytes: number };
+  const file = await readFile(location.filePath);
+  assert.ok(file.subarray(0, location.sizeBytes).equals(content.subarray(BLOCK)));
+});
+
+test('answers 409 when the origin file changed since the version the client asked for', async (t) => {
+  const { worker, ufs, origin } = await fixture(t);
+  await writeFile(join(origin, 'f'), randomBytes(1000));
+  const { version } = await ufs.stat('f');
+  await writeFile(join(origin, 'f'), randomBytes(2000));
+  const response = await fetch(blockUrl(worker, 'f', version, 0));
+  assert.equal(response.status, 409);
+  assert.equal(response.headers.get('content-type'), 'application/problem+json');
+  assert.equal(((await response.json()) as { code: string }).code, 'ERR_CACHE_VERSION_CHANGED');
+});
+
+test('refetches a block whose file was corrupted on disk instead of serving it', async (t) => {
+  const { worker, ufs, origin } = await fixture(t);
+  const content = randomBytes(BLOCK);
+  await writeFile(join(origin, 'f'), content);
+  const { version } = await ufs.stat('f');
+  const located = (await (await fetch(blockUrl(worker, 'f', version, 0, { locate: '1' }))).json()) as {
+    filePath: string;
+  };
+  const handle = await open(located.filePath, 'r+');
+  await handle.write(Buffer.from('garbage'), 0, 7, 100);
+  await handle.close();
+  const body = Buffer.from(await (await fetch(blockUrl(worker, 'f', version, 0))).arrayBuffer());
+  assert.ok(body.equals(content));
+  assert.equal(ufs.reads, 2);
+  assert.equal(worker.stats().counters.corruptBlocks, 1);
+});
+
+test('refuses blocks of another dataset and requests without the runtime token', async (t) => {
+  const { worker, ufs, origin } = await fixture(t, { token: new SecretValue('s3cret') });
+  await writeFile(join(origin, 'f'), randomBytes(10));
+  const { version } = await ufs.stat('f');
+  const url = blockUrl(worker, 'f', version, 0);
+  assert.equal((await fetch(url)).status, 401);
+  assert.equal((await fetch(url, { headers: { authorization: 'Bearer wrong' } })).status, 401);
+  assert.equal((await fetch(url, { headers: { authorization: 'Bearer s3cret' } })).status, 200);
+  const other = url.replace('dataset=default%2Fdemo', 'dataset=default%2Fother');
+  const refused = await fetch(other, { headers: { authorization: 'Bearer s3cret' } });
+  assert.equal(refused.status, 403);
+  assert.equal(((await refused.json()) as { code: string }).code, 'ERR_CACHE_FORBIDDEN');
+  assert.equal((await fetch(`${worker.url}/healthz`)).status, 200, 'the health check needs no token');
+  assert.equal(ufs.reads, 1);
+});
+
+test('will not listen beyond loopback without a token', async (t) => {
+  await assert.rejects(fixture(t, { host: '0.0.0.0' }), { code: 'ERR_CACHE_BAD_CONFIG' });
+});
+
+test('exposes tier capacity, usage, hits, misses and origin bytes to Prometheus', async (t) => {
+  const { worker, ufs, origin } = await fixture(t);
+  await writeFile(join(origin, 'f'), randomBytes(BLOCK + 5));
+  const { version } = await ufs.stat('f');
+  await (await fetch(blockUrl(worker, 'f', version, 0))).arrayBuffer();
+  await (
+    await fetch(blockUrl(worker, 'f', version, 0), { headers: { 'x-tide-client-node': worker.nodeName } })
+  ).arrayBuffer();
+  const load = await fetch(blockUrl(worker, 'f', version, 1).replace('/v1/blocks?', '/v1/blocks/load?'), {
+    method: 'POST',
+  });
+  assert.deepEqual(await load.json(), { cached: true, source: 'origin', sizeBytes: 5 });
+  const text = await (await fetch(`${worker.url}/metrics`)).text();
+  for (const line of [
+    'tide_cache_capacity_bytes{tier="MEM",dataset="default/demo"} 327680',
+    'tide_cache_hits_total{dataset="default/demo"} 1',
+    'tide_cache_misses_total{dataset="default/demo"} 1',
+    `tide_cache_origin_bytes_total{dataset="default/demo"} ${BLOCK + 5}`,
+    `tide_cache_served_bytes_total{source="local",dataset="default/demo"} ${BLOCK}`,
+    `tide_cache_served_bytes_total{source="origin",dataset="default/demo"} ${BLOCK}`,
+    'tide_cache_loaded_bytes_total{dataset="default/demo"} 5',
+    'Cluster_CapacityTotal{dataset="default/demo"} 4521984',
+  ]) {
+    assert.ok(text.includes(line), `metrics include ${line}`);
+  }
+  assert.match(
+    text,
+    /tide_cache_request_duration_seconds_count\{dataset="default\/demo",route="block",status="200"\} 2/,
+  );
+  const stats = worker.stats({ files: true });
+  assert.deepEqual(stats.files, [
+    {
+      mount: 'local:///origin',
+      path: 'f',
+      version,
+      blocks: [
+        [0, BLOCK],
+        [1, 5],
+      ],
+    },
+  ]);
+});

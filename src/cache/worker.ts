@@ -1,0 +1,568 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { hostname } from 'node:os';
+import { crc32 } from 'node:zlib';
+import { silentLogger, toError, type Logger, type SecretValue } from '../lib/index.ts';
+import { UfsError, type UfsErrorCode, type UnderFileSystem } from '../ufs/index.ts';
+import { BlockStore, type BlockLocation } from './block-store.ts';
+import { blockIdOf, fileVersionIdOf, type BlockKey } from './block-key.ts';
+import { CacheError, type CacheErrorCode } from './errors.ts';
+import {
+  BLOCK_LOCATION_TYPE,
+  BLOCKS_PATH,
+  CLIENT_NODE_HEADER,
+  CRC32_HEADER,
+  HEALTH_PATH,
+  LOAD_PATH,
+  METRICS_PATH,
+  PROBLEM_TYPE,
+  SOURCE_HEADER,
+  STATS_PATH,
+  parseBlockQuery,
+  type BlockLocationAnswer,
+  type BlockRequest,
+  type Problem,
+} from './protocol.ts';
+import { Semaphore } from './semaphore.ts';
+import type { TierConfig } from './tiers.ts';
+import { createWorkerMetrics, type WorkerMetrics } from './worker-metrics.ts';
+import {
+  emptyCounters,
+  type CachedFileBlocks,
+  type WorkerCounters,
+  type WorkerStats,
+} from './worker-stats.ts';
+
+export const DEFAULT_BLOCK_SIZE_BYTES = 4 * 1024 * 1024;
+const DEFAULT_ORIGIN_CONCURRENCY = 8;
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** One dataset mount as a worker serves it. */
+export interface WorkerMount {
+  /** The id clients put in block keys: the mount point without credentials. */
+  id: string;
+  ufs: UnderFileSystem;
+}
+
+export interface WorkerOptions {
+  /** The dataset this worker caches (`namespace/name`); requests for another one are refused. */
+  datasetId: string;
+  mounts: readonly WorkerMount[];
+  tiers: readonly TierConfig[];
+  /** Stable across restarts (it places blocks by rendezvous hashing); default `<nodeName>:<port>`. */
+  workerId?: string;
+  /** The node (host) the worker runs on; default the host name. */
+  nodeName?: string;
+  /** Default 4 MiB (`spec.worker.blockSize`). */
+  blockSizeBytes?: number;
+  /** Default 127.0.0.1. Any other address requires `token`. */
+  host?: string;
+  /** Default 0: any free port. */
+  port?: number;
+  /** Per-runtime bearer token every request but the health check must carry. */
+  token?: SecretValue;
+  /** Ranged reads the worker sends to the origin at once; default 8. */
+  originConcurrency?: number;
+  /** Add process metrics (CPU, memory, event loop) to `/metrics`; default false. */
+  processMetrics?: boolean;
+  logger?: Logger;
+}
+
+export interface CacheWorker {
+  readonly url: string;
+  readonly port: number;
+  readonly workerId: string;
+  readonly nodeName: string;
+  stats(options?: { files?: boolean }): WorkerStats;
+  /** Stops accepting requests, waits for cache writes and empties the MEM tier. */
+  close(): Promise<void>;
+}
+
+interface Filled {
+  data: Buffer;
+  crc32: number;
+  location: BlockLocation | undefined;
+}
+
+/** A fetch from the origin shared by every request for the same block (single-flight). */
+interface Flight {
+  readonly promise: Promise<Filled>;
+  readonly controller: AbortController;
+  waiters: number;
+}
+
+/**
+ * Starts a cache worker: an HTTP server (keep-alive) that serves the blocks of one dataset from its
+ * tiered store and fetches each missing block from the origin once, however many clients ask.
+ * @throws {CacheError} ERR_CACHE_BAD_CONFIG for a non-loopback address without a token, or tiers
+ *   that cannot be opened
+ */
+export async function startWorker(options: WorkerOptions): Promise<CacheWorker> {
+  const host = options.host ?? '127.0.0.1';
+  if (!LOOPBACK_HOSTS.has(host) && options.token === undefined) {
+    throw new CacheError(
+      'ERR_CACHE_BAD_CONFIG',
+      `Cannot listen on ${host} without a token: only loopback addresses may go unauthenticated`,
+    );
+  }
+  const blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_SIZE_BYTES;
+  if (!Number.isSafeInteger(blockSizeBytes) || blockSizeBytes < 4096 || blockSizeBytes > 1024 ** 3) {
+    throw new CacheError(
+      'ERR_CACHE_BAD_CONFIG',
+      `Cannot use a block size of ${blockSizeBytes} bytes: use 4 KiB to 1 GiB`,
+    );
+  }
+  const logger = (options.logger ?? silentLogger()).child({
+    component: 'cache-worker',
+    dataset: options.datasetId,
+  });
+  const store = await BlockStore.open({ tiers: options.tiers, datasetId: options.datasetId, logger });
+  const worker = new Worker({ ...options, blockSizeBytes, logger, store });
+  try {
+    await worker.listen(host, options.port ?? 0);
+  } catch (error) {
+    await store.close();
+    throw new CacheError('ERR_CACHE_BAD_CONFIG', `Cannot listen on ${host}:${options.port ?? 0}`, {
+      cause: error,
+    });
+  }
+  logger.info({ url: worker.url, workerId: worker.workerId }, 'cache worker listening');
+  return worker;
+}
+
+class Worker implements CacheWorker {
+  readonly #datasetId: string;
+  readonly #mounts: ReadonlyMap<string, UnderFileSystem>;
+  readonly #blockSizeBytes: number;
+  readonly #store: BlockStore;
+  readonly #tokenDigest: Buffer | undefined;
+  readonly #originLimit: Semaphore;
+  readonly #flights = new Map<string, Flight>();
+  readonly #counters: WorkerCounters = emptyCounters();
+  readonly #logger: Logger;
+  readonly #server: Server;
+  readonly #metrics: WorkerMetrics;
+  readonly #configuredWorkerId: string | undefined;
+  readonly nodeName: string;
+  #url = '';
+  #port = 0;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: WorkerOptions & { blockSizeBytes: number; logger: Logger; store: BlockStore }) {
+    this.#datasetId = options.datasetId;
+    this.#mounts = new Map(options.mounts.map((mount) => [mount.id, mount.ufs]));
+    this.#blockSizeBytes = options.blockSizeBytes;
+    this.#store = options.store;
+    this.#tokenDigest = options.token === undefined ? undefined : digest(options.token.reveal());
+    this.#originLimit = new Semaphore(options.originConcurrency ?? DEFAULT_ORIGIN_CONCURRENCY);
+    this.#logger = options.logger;
+    this.#configuredWorkerId = options.workerId;
+    this.nodeName = options.nodeName ?? hostname();
+    this.#server = createServer(
+      { keepAliveTimeout: 65_000, headersTimeout: 30_000, requestTimeout: 0 },
+      (req, res) => {
+        void this.#handle(req, res);
+      },
+    );
+    this.#metrics = createWorkerMetrics({
+      stats: () => this.stats(),
+      labels: { dataset: options.datasetId },
+      processMetrics: options.processMetrics ?? false,
+    });
+  }
+
+  get url(): string {
+    return this.#url;
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  get workerId(): string {
+    return this.#configuredWorkerId ?? `${this.nodeName}:${this.#port}`;
+  }
+
+  async listen(host: string, port: number): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = this.#server.address() as AddressInfo;
+    this.#port = address.port;
+    this.#url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  }
+
+  stats(options: { files?: boolean } = {}): WorkerStats {
+    const { tiers, counters } = this.#store.stats();
+    const stats: WorkerStats = {
+      datasetId: this.#datasetId,
+      workerId: this.workerId,
+      nodeName: this.nodeName,
+      blockSizeBytes: this.#blockSizeBytes,
+      capacityBytes: tiers.reduce((sum, tier) => sum + tier.capacityBytes, 0),
+      usedBytes: tiers.reduce((sum, tier) => sum + tier.usedBytes, 0),
+      cachedBytes: tiers.reduce((sum, tier) => sum + tier.dataBytes, 0),
+      tiers,
+      counters: { ...this.#counters, ...counters },
+    };
+    if (options.files === true) {
+      const files = new Map<string, CachedFileBlocks>();
+      for (const block of this.#store.blocks()) {
+        const id = fileVersionIdOf(block.key);
+        let file = files.get(id);
+        if (file === undefined) {
+          file = { mount: block.key.mount, path: block.key.path, version: block.key.version, blocks: [] };
+          files.set(id, file);
+        }
+        file.blocks.push([block.key.index, block.sizeBytes]);
+      }
+      stats.files = [...files.values()];
+    }
+    return stats;
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const closed = new Promise<void>((resolve) =>
+        this.#server.close(() => {
+          resolve();
+        }),
+      );
+      this.#server.closeIdleConnections();
+      for (const flight of this.#flights.values()) flight.controller.abort(new Error('worker closing'));
+      // Requests in progress get a moment to finish, then their connections are cut.
+      const timer = setTimeout(() => {
+        this.#server.closeAllConnections();
+      }, 2000);
+      await closed;
+      clearTimeout(timer);
+      await this.#store.close();
+      this.#logger.info('cache worker stopped');
+    })();
+    return this.#closing;
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = process.hrtime.bigint();
+    const url = new URL(req.url ?? '/', 'http://worker');
+    let route = 'other';
+    try {
+      if (url.pathname === HEALTH_PATH && req.method === 'GET') {
+        route = 'health';
+        send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
+        return;
+      }
+      if (!this.#authorised(req)) {
+        route = 'unauthorised';
+        problem(res, 401, 'ERR_CACHE_FORBIDDEN', 'The request lacks the bearer token of this runtime');
+        return;
+      }
+      if (url.pathname === BLOCKS_PATH && req.method === 'GET') {
+        route = 'block';
+        await this.#serveBlock(req, res, url.searchParams);
+      } else if (url.pathname === LOAD_PATH && req.method === 'POST') {
+        route = 'load';
+        await this.#loadBlock(req, res, url.searchParams);
+      } else if (url.pathname === STATS_PATH && req.method === 'GET') {
+        route = 'stats';
+        send(
+          res,
+          200,
+          'application/json',
+          JSON.stringify(this.stats({ files: url.searchParams.get('files') === '1' })),
+        );
+      } else if (url.pathname === METRICS_PATH && req.method === 'GET') {
+        route = 'metrics';
+        send(res, 200, this.#metrics.registry.contentType, await this.#metrics.registry.metrics());
+      } else {
+        problem(res, 404, 'ERR_CACHE_BAD_REQUEST', `No route for ${req.method ?? ''} ${url.pathname}`);
+      }
+    } catch (error) {
+      this.#answerError(res, error);
+    } finally {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      this.#metrics.requestSeconds.observe({ route, status: String(res.statusCode) }, seconds);
+    }
+  }
+
+  #authorised(req: IncomingMessage): boolean {
+    if (this.#tokenDigest === undefined) return true;
+    const header = req.headers.authorization ?? '';
+    if (!header.startsWith('Bearer ')) return false;
+    // Digests have equal lengths, so the comparison takes the same time whatever was sent.
+    return timingSafeEqual(digest(header.slice('Bearer '.length)), this.#tokenDigest);
+  }
+
+  #blockOf(res: ServerResponse, query: URLSearchParams): { key: BlockKey; ufs: UnderFileSystem } | undefined {
+    const request = parseBlockQuery(query);
+    if (typeof request === 'string') {
+      problem(res, 400, 'ERR_CACHE_BAD_REQUEST', `Cannot serve the block as ${request}`);
+      return undefined;
+    }
+    if (request.datasetId !== this.#datasetId) {
+      problem(
+        res,
+        403,
+        'ERR_CACHE_FORBIDDEN',
+        `This worker serves dataset ${this.#datasetId}, not ${request.datasetId}`,
+      );
+      return undefined;
+    }
+    if (request.blockSizeBytes !== this.#blockSizeBytes) {
+      problem(
+        res,
+        400,
+        'ERR_CACHE_BAD_REQUEST',
+        `Cannot serve ${request.blockSizeBytes}-byte blocks: this worker's block size is ${this.#blockSizeBytes}`,
+      );
+      return undefined;
+    }
+    const ufs = this.#mounts.get(request.mount);
+    if (ufs === undefined) {
+      problem(res, 404, 'ERR_CACHE_NOT_FOUND', `This worker has no mount "${request.mount}"`);
+      return undefined;
+    }
+    return { key: keyOf(request), ufs };
+  }
+
+  async #serveBlock(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
+    const block = this.#blockOf(res, query);
+    if (block === undefined) return;
+    const local = req.headers[CLIENT_NODE_HEADER] === this.nodeName;
+    const wantsLocation = query.get('locate') === '1';
+    const countServed = (bytes: number): void => {
+      if (local) this.#counters.servedLocalBytes += bytes;
+      else this.#counters.servedRemoteBytes += bytes;
+    };
+
+    if (wantsLocation) {
+      const location = this.#store.locate(block.key);
+      if (location !== undefined) {
+        this.#counters.hits += 1;
+        countServed(location.sizeBytes);
+        sendLocation(res, location, location.medium.toLowerCase());
+        return;
+      }
+    } else {
+      const stored = await this.#store.get(block.key);
+      if (stored !== undefined) {
+        this.#counters.hits += 1;
+        countServed(stored.data.length);
+        sendBlock(res, stored.data, stored.crc32, stored.medium.toLowerCase());
+        return;
+      }
+    }
+
+    const signal = abortOnClose(res);
+    const { filled, joined } = await this.#fetchOnce(block.key, block.ufs, signal);
+    if (joined) {
+      this.#counters.hits += 1;
+      countServed(filled.data.length);
+    } else {
+      this.#counters.misses += 1;
+      this.#counters.servedOriginBytes += filled.data.length;
+    }
+    const source = joined ? 'flight' : 'origin';
+    if (wantsLocation && filled.location !== undefined) sendLocation(res, filled.location, source);
+    else sendBlock(res, filled.data, filled.crc32, source);
+  }
+
+  async #loadBlock(_req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
+    const block = this.#blockOf(res, query);
+    if (block === undefined) return;
+    if (this.#store.has(block.key)) {
+      send(res, 200, 'application/json', JSON.stringify({ cached: true, source: 'cache' }));
+      return;
+    }
+    const { filled, joined } = await this.#fetchOnce(block.key, block.ufs, abortOnClose(res));
+    if (!joined) this.#counters.loadedBytes += filled.data.length;
+    send(
+      res,
+      200,
+      'application/json',
+      JSON.stringify({
+        cached: filled.location !== undefined,
+        source: joined ? 'flight' : 'origin',
+        sizeBytes: filled.data.length,
+      }),
+    );
+  }
+
+  /**
+   * Fetches a block from the origin unless a fetch of it is under way, which it joins. The fetch is
+   * aborted only when every request waiting for it has gone.
+   */
+  async #fetchOnce(
+    key: BlockKey,
+    ufs: UnderFileSystem,
+    signal: AbortSignal,
+  ): Promise<{ filled: Filled; joined: boolean }> {
+    const id = blockIdOf(key);
+    let flight = this.#flights.get(id);
+    const joined = flight !== undefined;
+    if (flight === undefined) {
+      const controller = new AbortController();
+      const promise = this.#fill(key, ufs, controller.signal).finally(() => this.#flights.delete(id));
+      // Waiters may all leave before it settles; the rejection must not go unhandled.
+      promise.catch(() => undefined);
+      flight = { promise, controller, waiters: 0 };
+      this.#flights.set(id, flight);
+    }
+    const current = flight;
+    current.waiters += 1;
+    const onAbort = (): void => {
+      current.waiters -= 1;
+      if (current.waiters === 0) current.controller.abort(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      return { filled: await current.promise, joined };
+    } finally {
+      if (!signal.aborted) {
+        signal.removeEventListener('abort', onAbort);
+        current.waiters -= 1;
+      }
+    }
+  }
+
+  async #fill(key: BlockKey, ufs: UnderFileSystem, signal: AbortSignal): Promise<Filled> {
+    const release = await this.#originLimit.acquire(signal);
+    const chunks: Buffer[] = [];
+    let length = 0;
+    try {
+      const stream = await ufs.read(
+        key.path,
+        { offset: key.index * this.#blockSizeBytes, length: this.#blockSizeBytes },
+        { version: key.version, signal },
+      );
+      for await (const chunk of stream) {
+        chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        length += chunk.byteLength;
+      }
+      this.#counters.originReads += 1;
+    } finally {
+      release();
+    }
+    this.#counters.originBytes += length;
+    if (length > this.#blockSizeBytes) {
+      throw new CacheError(
+        'ERR_CACHE_PROTOCOL',
+        `The origin sent ${length} bytes for a ${this.#blockSizeBytes}-byte block`,
+      );
+    }
+    if (length === 0 && key.index > 0) {
+      throw new CacheError(
+        'ERR_CACHE_BAD_REQUEST',
+        `Block ${key.index} of "${key.path}" is past the end of the file`,
+      );
+    }
+    const data = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length);
+    const checksum = crc32(data);
+    const location = await this.#store.put(key, data, checksum);
+    return { data, crc32: checksum, location };
+  }
+
+  #answerError(res: ServerResponse, error: unknown): void {
+    if (res.headersSent || res.destroyed) {
+      res.destroy();
+      return;
+    }
+    if (error instanceof UfsError) {
+      const status = UFS_STATUS[error.code] ?? 502;
+      const code: CacheErrorCode =
+        status === 404
+          ? 'ERR_CACHE_NOT_FOUND'
+          : status === 409
+            ? 'ERR_CACHE_VERSION_CHANGED'
+            : 'ERR_CACHE_UNAVAILABLE';
+      problem(res, status, code, error.message);
+      return;
+    }
+    if (error instanceof CacheError) {
+      const status =
+        error.code === 'ERR_CACHE_BAD_REQUEST' ? 416 : error.code === 'ERR_CACHE_ABORTED' ? 503 : 502;
+      problem(res, status, error.code, error.message);
+      return;
+    }
+    this.#logger.error({ err: toError(error) }, 'request failed');
+    problem(res, 500, 'ERR_CACHE_UNAVAILABLE', 'The worker failed to serve the request');
+  }
+}
+
+const UFS_STATUS: Partial<Record<UfsErrorCode, number>> = {
+  ERR_UFS_NOT_FOUND: 404,
+  ERR_UFS_IS_A_DIRECTORY: 404,
+  ERR_UFS_NOT_A_DIRECTORY: 404,
+  ERR_UFS_VERSION_CHANGED: 409,
+  ERR_UFS_ABORTED: 503,
+};
+
+function keyOf(request: BlockRequest): BlockKey {
+  return { mount: request.mount, path: request.path, version: request.version, index: request.index };
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+/** A signal that fires when the client goes away before the answer is complete. */
+function abortOnClose(res: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort(new Error('client went away'));
+  });
+  return controller.signal;
+}
+
+function send(res: ServerResponse, status: number, type: string, body: string | Buffer): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function sendBlock(res: ServerResponse, data: Buffer, checksum: number, source: string): void {
+  res.writeHead(200, {
+    'content-type': 'application/octet-stream',
+    'content-length': data.length,
+    [CRC32_HEADER]: String(checksum),
+    [SOURCE_HEADER]: source,
+  });
+  res.end(data);
+}
+
+function sendLocation(res: ServerResponse, location: BlockLocation, source: string): void {
+  const answer: BlockLocationAnswer = {
+    filePath: location.filePath,
+    sizeBytes: location.sizeBytes,
+    crc32: location.crc32,
+    medium: location.medium,
+  };
+  const body = JSON.stringify(answer);
+  res.writeHead(200, {
+    'content-type': BLOCK_LOCATION_TYPE,
+    'content-length': Buffer.byteLength(body),
+    [SOURCE_HEADER]: source,
+  });
+  res.end(body);
+}
+
+function problem(res: ServerResponse, status: number, code: string, detail: string): void {
+  const body: Problem = { type: 'about:blank', title: TITLES[status] ?? 'Error', status, detail, code };
+  send(res, status, PROBLEM_TYPE, JSON.stringify(body));
+}
+
+const TITLES: Partial<Record<number, string>> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  409: 'Conflict',
+  416: 'Range Not Satisfiable',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+};
