@@ -2,7 +2,12 @@ import { TideError } from '../lib/index.ts';
 import { ExitCode } from './exit-codes.ts';
 
 export type CliErrorCode =
-  'ERR_CLI_USAGE' | 'ERR_CLI_INPUT' | 'ERR_DAEMON_UNAVAILABLE' | 'ERR_NOT_IMPLEMENTED';
+  | 'ERR_CLI_USAGE'
+  | 'ERR_CLI_INPUT'
+  | 'ERR_DAEMON_UNAVAILABLE'
+  | 'ERR_DAEMON_REQUEST'
+  | 'ERR_DAEMON_START'
+  | 'ERR_TIMEOUT';
 
 /** An error the CLI reports as one line and turns into an exit code. */
 export class CliError extends TideError<CliErrorCode> {

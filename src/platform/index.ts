@@ -7,3 +7,15 @@ export type {
   DatasetRef,
   CacheStatistics,
 } from './types.ts';
+export {
+  LocalPlatform,
+  type LocalPlatformOptions,
+  type MembershipFile,
+  type DatasetSourceFile,
+} from './local/local-platform.ts';
+export {
+  ProcessSupervisor,
+  type ProcessSpec,
+  type ProcessSupervisorOptions,
+} from './local/process-supervisor.ts';
+export { isFuseMounted, processesUsing } from './local/proc-scan.ts';

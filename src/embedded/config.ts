@@ -1,0 +1,38 @@
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+/** Where the embedded control plane keeps its state, sockets, logs and mounts. */
+export interface EmbeddedConfig {
+  /** `$TIDE_HOME`, default `~/.tide`. */
+  home: string;
+  /** The SQLite database of resources. */
+  databasePath: string;
+  /** The Unix socket of the daemon's API. */
+  socketPath: string;
+  pidPath: string;
+  logPath: string;
+  /** Per-dataset run state: process records, configurations, membership. */
+  runDir: string;
+  /** Default root of SSD/HDD cache tiers when a runtime names none. */
+  cacheDir: string;
+  /** `$TIDE_MOUNT_ROOT`, default `$TIDE_HOME/mnt`: datasets mount at `<root>/<namespace>/<name>`. */
+  mountRoot: string;
+  /** Directory behind `pvc://name/sub` mount points. */
+  pvcRoot: string;
+}
+
+/** Reads the environment once, at start, into a frozen configuration. */
+export function embeddedConfigFrom(env: NodeJS.ProcessEnv): EmbeddedConfig {
+  const home = resolve(env['TIDE_HOME'] ?? join(homedir(), '.tide'));
+  return Object.freeze({
+    home,
+    databasePath: join(home, 'state.db'),
+    socketPath: join(home, 'tide.sock'),
+    pidPath: join(home, 'tide.pid'),
+    logPath: join(home, 'logs', 'daemon.log'),
+    runDir: join(home, 'run'),
+    cacheDir: join(home, 'cache'),
+    mountRoot: resolve(env['TIDE_MOUNT_ROOT'] ?? join(home, 'mnt')),
+    pvcRoot: resolve(env['TIDE_PVC_ROOT'] ?? join(home, 'pvc')),
+  });
+}

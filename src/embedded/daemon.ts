@@ -1,0 +1,106 @@
+import { mkdir, rm, writeFile, chmod } from 'node:fs/promises';
+import { createConnection } from 'node:net';
+import { dirname } from 'node:path';
+import { ControllerManager } from '../controller/index.ts';
+import type { Logger } from '../lib/index.ts';
+import type { Platform } from '../platform/index.ts';
+import { SqliteStore } from '../store/index.ts';
+import { createUnderFileSystem } from '../ufs/index.ts';
+import { createApiServer } from './api-server.ts';
+import type { EmbeddedConfig } from './config.ts';
+
+export interface DaemonOptions {
+  config: EmbeddedConfig;
+  logger: Logger;
+  version: string;
+  /** Builds the platform; the local-process platform in production. */
+  platform: (config: EmbeddedConfig, logger: Logger) => Platform & { stopAll(): Promise<void> };
+}
+
+export interface RunningDaemon {
+  /** Unmounts every dataset, stops every worker, closes the store and the socket. */
+  shutdown(): Promise<void>;
+  closed: Promise<void>;
+}
+
+/**
+ * Starts the embedded control plane: the store, the reconcilers, the platform and the API socket.
+ * A second daemon on the same `$TIDE_HOME` refuses to start while the first answers on the socket.
+ */
+export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
+  const { config, logger } = options;
+  await mkdir(config.home, { recursive: true, mode: 0o700 });
+  await mkdir(dirname(config.logPath), { recursive: true });
+  if (await socketAnswers(config.socketPath)) {
+    throw new Error(`a Tide daemon is already running on ${config.socketPath}`);
+  }
+  await rm(config.socketPath, { force: true });
+  const store = new SqliteStore({ path: config.databasePath });
+  await chmod(config.databasePath, 0o600);
+  const platform = options.platform(config, logger.child({ component: 'platform' }));
+  const manager = new ControllerManager({
+    store,
+    platform,
+    logger,
+    ufsFactory: (mount) => createUnderFileSystem(mount, { pvcRoot: config.pvcRoot, logger }),
+  });
+  let resolveClosed: () => void = () => undefined;
+  const closed = new Promise<void>((resolve) => {
+    resolveClosed = resolve;
+  });
+  let stopping: Promise<void> | undefined;
+  const shutdown = (): Promise<void> => {
+    stopping ??= (async () => {
+      logger.info('shutting down: unmounting datasets and stopping workers');
+      server.close();
+      await manager.stop();
+      await platform.stopAll();
+      store.close();
+      await rm(config.socketPath, { force: true });
+      await rm(config.pidPath, { force: true });
+      logger.info('stopped');
+      resolveClosed();
+    })();
+    return stopping;
+  };
+  const server = createApiServer({
+    store,
+    logger: logger.child({ component: 'api' }),
+    version: options.version,
+    onShutdown: () => {
+      void shutdown();
+    },
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  await chmod(config.socketPath, 0o600);
+  await writeFile(config.pidPath, `${process.pid}\n`);
+  manager.start();
+  logger.info({ home: config.home, socket: config.socketPath, mountRoot: config.mountRoot }, 'Tide control plane started');
+  return { shutdown, closed };
+}
+
+/** Whether something accepts connections on the Unix socket. */
+export function socketAnswers(socketPath: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection(socketPath);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(false);
+    }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.end();
+      resolve(true);
+    });
+    socket.once('error', () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+  });
+}

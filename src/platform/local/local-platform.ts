@@ -1,0 +1,358 @@
+import { spawn } from 'node:child_process';
+import { mkdir, readFile, rm, writeFile, rename } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Level } from '../../api/index.ts';
+import type { Logger } from '../../lib/index.ts';
+import type { CacheStatistics, DatasetRef, Platform, RuntimeObservation, RuntimePlan } from '../types.ts';
+import { isFuseMounted, processesUsing } from './proc-scan.ts';
+import { ProcessSupervisor } from './process-supervisor.ts';
+
+const WORKER_MAIN = fileURLToPath(new URL('../../cache/worker-main.ts', import.meta.url));
+const MOUNT_MAIN = fileURLToPath(new URL('../../fuse/mount-main.ts', import.meta.url));
+const DATASET_SOURCE = fileURLToPath(new URL('./dataset-source.ts', import.meta.url));
+
+export interface LocalPlatformOptions {
+  /** Process records, configurations (owner-only files: they hold credentials) and membership. */
+  runDir: string;
+  /** Root of the default cache tier when a runtime names none. */
+  cacheDir: string;
+  /** Datasets mount at `<mountRoot>/<namespace>/<name>`. */
+  mountRoot: string;
+  pvcRoot: string;
+  logger: Logger;
+}
+
+/** The membership file the dataset's clients (FUSE mount, loader) follow. */
+export interface MembershipFile {
+  workers: { id: string; url: string; nodeName: string }[];
+}
+
+/** The file the FUSE source of a dataset reads (`dataset-source.ts`). */
+export interface DatasetSourceFile {
+  datasetId: string;
+  blockSizeBytes: number;
+  membershipPath: string;
+  pvcRoot: string;
+  mounts: {
+    path: string;
+    mountPoint: string;
+    options: Record<string, string>;
+    secrets: Record<string, string>;
+  }[];
+}
+
+/**
+ * The embedded platform: a runtime's workers are local `worker-main.ts` processes and its mount a
+ * `mount-main.ts` process (the FUSE supervisor), all started detached and supervised, so that a
+ * crash of the daemon leaves datasets mounted and a restarted daemon re-adopts them.
+ */
+export class LocalPlatform implements Platform {
+  readonly #options: LocalPlatformOptions;
+  readonly #supervisor: ProcessSupervisor;
+  readonly #adopted: Promise<string[]>;
+  readonly #nodeName = hostname();
+
+  constructor(options: LocalPlatformOptions) {
+    this.#options = options;
+    this.#supervisor = new ProcessSupervisor({
+      stateDir: join(options.runDir, 'processes'),
+      logger: options.logger,
+    });
+    this.#adopted = this.#supervisor.adopt();
+  }
+
+  async apply(plan: RuntimePlan, signal: AbortSignal): Promise<RuntimeObservation> {
+    await this.#adopted;
+    const prefix = prefixOf(plan.dataset);
+    const dir = this.#datasetDir(plan.dataset);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const workers: MembershipFile['workers'] = [];
+    for (let index = 0; index < plan.workers; index += 1) {
+      workers.push(await this.#ensureWorker(plan, index, dir));
+    }
+    for (const id of this.#supervisor.ids(`${prefix}-worker-`)) {
+      const index = Number(id.slice(`${prefix}-worker-`.length));
+      if (index >= plan.workers) await this.#supervisor.stop(id);
+    }
+    const health = await Promise.all(workers.map((worker) => isHealthy(worker.url, signal)));
+    const ready = workers.filter((_, index) => health[index] === true);
+    const membershipPath = join(dir, 'members.json');
+    await writeAtomically(membershipPath, JSON.stringify({ workers: ready } satisfies MembershipFile));
+    const sourcePath = join(dir, 'dataset.json');
+    const source: DatasetSourceFile = {
+      datasetId: `${plan.dataset.namespace}/${plan.dataset.name}`,
+      blockSizeBytes: plan.blockSizeBytes,
+      membershipPath,
+      pvcRoot: this.#options.pvcRoot,
+      mounts: plan.mounts.map((mount) => ({
+        path: mount.path,
+        mountPoint: mount.mountPoint,
+        options: { ...mount.options },
+        secrets: Object.fromEntries(
+          Object.entries(mount.secrets).map(([name, value]) => [name, value.reveal()]),
+        ),
+      })),
+    };
+    await writeAtomically(sourcePath, JSON.stringify(source));
+    const target = this.mountPathOf(plan.dataset);
+    await this.#ensureMount(plan, dir, target, sourcePath);
+    const mounted = await isFuseMounted(target);
+    return {
+      workers: {
+        desired: plan.workers,
+        current: this.#supervisor.ids(`${prefix}-worker-`).length,
+        ready: ready.length,
+      },
+      fuse: { desired: 1, ready: mounted ? 1 : 0, ...(mounted ? { mountPath: target } : {}) },
+    };
+  }
+
+  async remove(dataset: DatasetRef, options: { cleanCache: boolean; signal: AbortSignal }): Promise<void> {
+    await this.#adopted;
+    const prefix = prefixOf(dataset);
+    const target = this.mountPathOf(dataset);
+    await this.#supervisor.stop(`${prefix}-fuse`, 20_000);
+    if (await isFuseMounted(target)) await run('umount', ['-l', target]);
+    await this.#supervisor.stopAll(`${prefix}-worker-`);
+    const dir = this.#datasetDir(dataset);
+    if (options.cleanCache) {
+      for (const path of await this.#cacheDirsOf(dir)) await rm(path, { recursive: true, force: true });
+    }
+    await rm(dir, { recursive: true, force: true });
+    await rm(target, { recursive: false, force: true }).catch(() => undefined);
+  }
+
+  async usersOf(dataset: DatasetRef): Promise<string[]> {
+    const target = this.mountPathOf(dataset);
+    if (!(await isFuseMounted(target))) return [];
+    const ours = new Set([
+      process.pid,
+      ...this.#supervisor.ids().map((id) => this.#supervisor.pidOf(id) ?? -1),
+    ]);
+    return processesUsing(target, ours);
+  }
+
+  async statistics(dataset: DatasetRef, signal: AbortSignal): Promise<CacheStatistics | undefined> {
+    let members: MembershipFile;
+    try {
+      members = JSON.parse(
+        await readFile(join(this.#datasetDir(dataset), 'members.json'), 'utf8'),
+      ) as MembershipFile;
+    } catch {
+      return undefined;
+    }
+    const totals: CacheStatistics = {
+      cachedBytes: 0,
+      capacityBytes: 0,
+      usedBytes: 0,
+      bytesReadLocal: 0,
+      bytesReadRemote: 0,
+      bytesReadOrigin: 0,
+    };
+    for (const worker of members.workers) {
+      try {
+        const response = await fetch(`${worker.url}/v1/stats`, {
+          signal: AbortSignal.any([signal, AbortSignal.timeout(2000)]),
+        });
+        if (!response.ok) continue;
+        const stats = (await response.json()) as {
+          capacityBytes: number;
+          usedBytes: number;
+          cachedBytes: number;
+          counters: { servedLocalBytes: number; servedRemoteBytes: number; servedOriginBytes: number };
+        };
+        totals.cachedBytes += stats.cachedBytes;
+        totals.capacityBytes += stats.capacityBytes;
+        totals.usedBytes += stats.usedBytes;
+        totals.bytesReadLocal += stats.counters.servedLocalBytes;
+        totals.bytesReadRemote += stats.counters.servedRemoteBytes;
+        totals.bytesReadOrigin += stats.counters.servedOriginBytes;
+      } catch {
+        // A worker that does not answer adds nothing; its readiness shows in the runtime status.
+      }
+    }
+    return totals;
+  }
+
+  /** `tide stop`: unmounts every dataset and stops every worker; caches stay for the next start. */
+  async stopAll(): Promise<void> {
+    await this.#adopted;
+    const mounts = this.#supervisor.ids().filter((id) => id.endsWith('-fuse'));
+    await Promise.all(mounts.map((id) => this.#supervisor.stop(id, 20_000)));
+    await this.#supervisor.stopAll();
+    this.#supervisor.detach();
+  }
+
+  mountPathOf(dataset: DatasetRef): string {
+    return join(this.#options.mountRoot, dataset.namespace, dataset.name);
+  }
+
+  async #ensureWorker(
+    plan: RuntimePlan,
+    index: number,
+    dir: string,
+  ): Promise<MembershipFile['workers'][number]> {
+    const id = `${prefixOf(plan.dataset)}-worker-${index}`;
+    const configPath = join(dir, `worker-${index}.json`);
+    const previous = await readJson<{ port?: number; configHash?: string }>(
+      join(dir, `worker-${index}.port.json`),
+    );
+    const config = {
+      datasetId: `${plan.dataset.namespace}/${plan.dataset.name}`,
+      workerId: id,
+      nodeName: this.#nodeName,
+      host: '127.0.0.1',
+      port: previous?.port ?? (await freePort()),
+      blockSize: plan.blockSizeBytes,
+      tieredstore: { levels: this.#workerLevels(plan, index) },
+      mounts: plan.mounts.map((mount) => ({
+        mountPoint: mount.mountPoint,
+        options: { ...mount.options },
+        secrets: Object.fromEntries(
+          Object.entries(mount.secrets).map(([name, value]) => [name, value.reveal()]),
+        ),
+      })),
+      pvcRoot: this.#options.pvcRoot,
+    };
+    await writeAtomically(configPath, JSON.stringify(config));
+    await writeAtomically(join(dir, `worker-${index}.port.json`), JSON.stringify({ port: config.port }));
+    await this.#supervisor.ensure({
+      id,
+      entry: WORKER_MAIN,
+      // The configuration's content is part of the spec, so a changed configuration restarts the worker.
+      args: ['--config', configPath],
+      env: { TIDE_CONFIG_DIGEST: digest(JSON.stringify(config)) },
+      logPath: join(dir, `worker-${index}.log`),
+    });
+    return { id, url: `http://127.0.0.1:${config.port}`, nodeName: this.#nodeName };
+  }
+
+  /** Each worker gets the runtime's tiers (quotas are per worker, as in Fluid) in its own directories. */
+  #workerLevels(plan: RuntimePlan, index: number): Level[] {
+    const suffix = `tide-${plan.dataset.namespace}-${plan.dataset.name}-w${index}`;
+    const levels: readonly Level[] =
+      plan.tiers.length > 0
+        ? plan.tiers
+        : [
+            {
+              mediumtype: 'SSD',
+              path: join(this.#options.cacheDir, 'default'),
+              quota: '10Gi',
+              high: '0.95',
+              low: '0.8',
+            },
+          ];
+    return levels.map((level) => ({
+      ...level,
+      path: (level.path ?? (level.mediumtype === 'MEM' ? '/dev/shm' : this.#options.cacheDir))
+        .split(',')
+        .map((path) => join(path.trim(), suffix))
+        .join(','),
+    }));
+  }
+
+  async #cacheDirsOf(dir: string): Promise<string[]> {
+    const paths: string[] = [];
+    for (let index = 0; ; index += 1) {
+      const config = await readJson<{ tieredstore: { levels: Level[] } }>(join(dir, `worker-${index}.json`));
+      if (config === undefined) break;
+      for (const level of config.tieredstore.levels)
+        paths.push(...(level.path ?? '').split(',').filter((path) => path !== ''));
+    }
+    return paths;
+  }
+
+  async #ensureMount(plan: RuntimePlan, dir: string, target: string, sourcePath: string): Promise<void> {
+    await mkdir(target, { recursive: true });
+    const fuseArgs = [...plan.fuseArgs];
+    if (plan.readOnly && !fuseArgs.some((arg) => /(^|[-,=o])ro(,|$)/.test(arg))) fuseArgs.push('-oro');
+    const configPath = join(dir, 'mount.json');
+    const config = {
+      target,
+      fuseArgs,
+      source: { kind: 'tide-dataset', module: DATASET_SOURCE, options: { configPath: sourcePath } },
+    };
+    await writeAtomically(configPath, JSON.stringify(config));
+    await this.#supervisor.ensure({
+      id: `${prefixOf(plan.dataset)}-fuse`,
+      entry: MOUNT_MAIN,
+      args: [configPath],
+      env: { TIDE_CONFIG_DIGEST: digest(JSON.stringify(config)) },
+      logPath: join(dir, 'fuse.log'),
+    });
+  }
+
+  #datasetDir(dataset: DatasetRef): string {
+    return join(this.#options.runDir, dataset.namespace, dataset.name);
+  }
+}
+
+function prefixOf(dataset: DatasetRef): string {
+  return `${dataset.namespace}-${dataset.name}`;
+}
+
+async function isHealthy(url: string, signal: AbortSignal): Promise<boolean> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline && !signal.aborted) {
+    try {
+      const response = await fetch(`${url}/healthz`, {
+        signal: AbortSignal.any([signal, AbortSignal.timeout(1000)]),
+      });
+      await response.body?.cancel();
+      if (response.ok) return true;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return false;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => {
+        resolve(typeof address === 'object' && address !== null ? address.port : 0);
+      });
+    });
+  });
+}
+
+async function readJson<T>(path: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeAtomically(path: string, text: string): Promise<void> {
+  const temporary = `${path}.${process.pid}.tmp`;
+  await writeFile(temporary, text, { mode: 0o600 });
+  await rename(temporary, path);
+}
+
+function digest(text: string): string {
+  let hash = 0;
+  for (let index = 0; index < text.length; index += 1)
+    hash = (Math.imul(hash, 31) + text.charCodeAt(index)) | 0;
+  return (hash >>> 0).toString(16);
+}
+
+function run(command: string, args: readonly string[]): Promise<void> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { stdio: 'ignore' });
+    child.once('exit', () => {
+      resolve();
+    });
+    child.once('error', () => {
+      resolve();
+    });
+  });
+}
