@@ -2,7 +2,7 @@ import { RUNTIME_KINDS } from '../api/index.ts';
 import type { Logger } from '../lib/index.ts';
 import type { Platform } from '../platform/index.ts';
 import { hasCode } from '../lib/index.ts';
-import type { ResourceStore, StoredObject } from '../store/index.ts';
+import type { ResourceStore, StoredObject, WatchEventType } from '../store/index.ts';
 import { DatasetReconciler } from './dataset-reconciler.ts';
 import { StoreEventRecorder, type EventRecorder } from './events.ts';
 import { MetadataSync, type UfsFactory } from './metadata-sync.ts';
@@ -17,7 +17,7 @@ export interface ControllerManagerOptions {
   resyncMs?: number;
   originCheckTimeoutMs?: number;
   /** Extra reconcilers (DataLoad …) that share the manager's store watches. */
-  extraKinds?: readonly { kind: string; onChange: (object: StoredObject) => void }[];
+  extraKinds?: readonly { kind: string; onChange: (object: StoredObject, type: WatchEventType) => void }[];
 }
 
 /**
@@ -67,7 +67,24 @@ export class ControllerManager {
   }
 
   start(): void {
-    const byName = (object: StoredObject): void => {
+    const seen = new Map<string, string>();
+    // Status-only changes (most of them our own writes) do not need a reconcile: the periodic
+    // resync picks up statistics. Spec (generation), deletion, finalizers and owners do.
+    const byName = (object: StoredObject, type: WatchEventType): void => {
+      const id = `${object.kind}/${object.metadata.namespace}/${object.metadata.name}`;
+      const { generation, deletionTimestamp, finalizers, ownerReferences, labels, annotations } =
+        object.metadata;
+      const fingerprint = JSON.stringify([
+        generation,
+        deletionTimestamp,
+        finalizers,
+        ownerReferences,
+        labels,
+        annotations,
+      ]);
+      if (type === 'DELETED') seen.delete(id);
+      else if (seen.get(id) === fingerprint) return;
+      else seen.set(id, fingerprint);
       this.enqueue(object.metadata.namespace, object.metadata.name);
     };
     this.#watch('Dataset', byName);
@@ -95,7 +112,7 @@ export class ControllerManager {
     for (const dataset of datasets.items) this.enqueue(namespace, dataset.metadata.name);
   }
 
-  #watch(kind: string, onChange: (object: StoredObject) => void): void {
+  #watch(kind: string, onChange: (object: StoredObject, type: WatchEventType) => void): void {
     const { store, logger } = this.#options;
     const signal = this.#abort.signal;
     const loop = async (): Promise<void> => {
@@ -104,13 +121,13 @@ export class ControllerManager {
         try {
           if (resourceVersion === undefined) {
             const list = await store.list(kind, { signal });
-            for (const object of list.items) onChange(object);
+            for (const object of list.items) onChange(object, 'ADDED');
             resourceVersion = list.resourceVersion;
           }
           for await (const event of store.watch(kind, { resourceVersion, signal })) {
             if (event.object.metadata.resourceVersion !== undefined)
               resourceVersion = event.object.metadata.resourceVersion;
-            if (event.type !== 'BOOKMARK') onChange(event.object);
+            if (event.type !== 'BOOKMARK') onChange(event.object, event.type);
           }
         } catch (error) {
           if (this.#abort.signal.aborted) return;

@@ -262,6 +262,19 @@ export class SqliteStore implements ResourceStore {
 
   #write(object: StoredObject, type: WatchEventType): StoredObject {
     const key = keyOf(object);
+    if (type === 'MODIFIED') {
+      // As the API server does, a write that changes nothing keeps the version and tells no watcher.
+      const current = this.#read(key);
+      if (
+        current !== undefined &&
+        isDeepStrictEqual(
+          { ...current, metadata: { ...current.metadata, resourceVersion: '' } },
+          { ...object, metadata: { ...object.metadata, resourceVersion: '' } },
+        )
+      ) {
+        return current;
+      }
+    }
     this.#transaction(() => {
       const rv = this.#nextRv();
       object.metadata.resourceVersion = String(rv);
