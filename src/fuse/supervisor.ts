@@ -41,7 +41,14 @@ export interface SupervisorOptions {
 
 const SERVER_ENTRY = join(import.meta.dirname, 'server-main.ts');
 const MAX_BACKOFF_MS = 5000;
+/** A server that lived this long resets the count of quick deaths. */
 const HEALTHY_UPTIME_MS = 30_000;
+/**
+ * Restarts are immediate — every moment without a server is a stalled application — until this
+ * many servers in a row died young (a poison request resent to each, a broken source); then they
+ * back off exponentially so that a crash loop does not eat the machine.
+ */
+const QUICK_DEATHS_BEFORE_BACKOFF = 20;
 
 /**
  * Holds the /dev/fuse descriptor and the mount, and runs the FUSE server as a child process that
@@ -79,7 +86,7 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
   let restarts = 0;
   let everReady = false;
   let stopping = false;
-  let backoffMs = 100;
+  let quickDeaths = 0;
   const done = Promise.withResolvers<undefined>();
   const firstReady = Promise.withResolvers<undefined>();
   let childExited: Promise<undefined> = Promise.resolve(undefined);
@@ -131,9 +138,9 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
         return;
       }
       logger.error({ code, signal, pid }, 'FUSE server died; restarting it on the same connection');
-      if (Date.now() - startedAt > HEALTHY_UPTIME_MS) backoffMs = 100;
-      const delayMs = restarts === 0 || Date.now() - startedAt > HEALTHY_UPTIME_MS ? 0 : backoffMs;
-      backoffMs = Math.min(MAX_BACKOFF_MS, backoffMs * 2);
+      quickDeaths = Date.now() - startedAt > HEALTHY_UPTIME_MS ? 0 : quickDeaths + 1;
+      const excess = quickDeaths - QUICK_DEATHS_BEFORE_BACKOFF;
+      const delayMs = excess <= 0 ? 0 : Math.min(MAX_BACKOFF_MS, 100 * 2 ** Math.min(excess, 10));
       restarts += 1;
       setTimeout(() => {
         if (!stopping) start(true);
