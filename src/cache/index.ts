@@ -18,13 +18,7 @@ export {
   type CachedBlockInfo,
 } from './block-store.ts';
 export { rankByRendezvous } from './rendezvous.ts';
-export {
-  startWorker,
-  DEFAULT_BLOCK_SIZE_BYTES,
-  type WorkerOptions,
-  type WorkerMount,
-  type CacheWorker,
-} from './worker.ts';
+export { startWorker, type WorkerOptions, type WorkerMount, type CacheWorker } from './worker.ts';
 export {
   WorkerProcessConfig,
   parseWorkerConfig,
@@ -32,3 +26,15 @@ export {
   mountIdOf,
 } from './worker-config.ts';
 export type { WorkerStats, WorkerCounters, CachedFileBlocks } from './worker-stats.ts';
+export { DEFAULT_BLOCK_SIZE_BYTES } from './protocol.ts';
+export { StaticMembership, type Membership, type WorkerEndpoint } from './membership.ts';
+export { normaliseDatasetPath, type ClientMount } from './mount-table.ts';
+export {
+  createCacheClient,
+  type CacheClient,
+  type CacheClientOptions,
+  type ClientReadOptions,
+  type ClientCounters,
+  type LoadOptions,
+  type LoadResult,
+} from './client.ts';

@@ -11,6 +11,9 @@ import type { BlockKey } from './block-key.ts';
  *
  * Errors are `application/problem+json` (RFC 9457) with a `code` member.
  */
+/** Default block size: `spec.worker.blockSize` when unset. */
+export const DEFAULT_BLOCK_SIZE_BYTES = 4 * 1024 * 1024;
+
 export const BLOCKS_PATH = '/v1/blocks';
 export const LOAD_PATH = '/v1/blocks/load';
 export const STATS_PATH = '/v1/stats';

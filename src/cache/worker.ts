@@ -11,6 +11,7 @@ import { CacheError, type CacheErrorCode } from './errors.ts';
 import {
   BLOCK_LOCATION_TYPE,
   BLOCKS_PATH,
+  DEFAULT_BLOCK_SIZE_BYTES,
   CLIENT_NODE_HEADER,
   CRC32_HEADER,
   HEALTH_PATH,
@@ -34,7 +35,6 @@ import {
   type WorkerStats,
 } from './worker-stats.ts';
 
-export const DEFAULT_BLOCK_SIZE_BYTES = 4 * 1024 * 1024;
 const DEFAULT_ORIGIN_CONCURRENCY = 8;
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
 
@@ -324,7 +324,8 @@ class Worker implements CacheWorker {
     }
     const ufs = this.#mounts.get(request.mount);
     if (ufs === undefined) {
-      problem(res, 404, 'ERR_CACHE_NOT_FOUND', `This worker has no mount "${request.mount}"`);
+      // 421 Misdirected Request (RFC 9110 §15.5.20): not a missing file, a mount this worker lacks.
+      problem(res, 421, 'ERR_CACHE_NOT_FOUND', `This worker has no mount "${request.mount}"`);
       return undefined;
     }
     return { key: keyOf(request), ufs };
@@ -562,6 +563,7 @@ const TITLES: Partial<Record<number, string>> = {
   404: 'Not Found',
   409: 'Conflict',
   416: 'Range Not Satisfiable',
+  421: 'Misdirected Request',
   500: 'Internal Server Error',
   502: 'Bad Gateway',
   503: 'Service Unavailable',

@@ -1,0 +1,282 @@
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { LocalUfs } from '../ufs/index.ts';
+import { startWorker, type CacheWorker } from './worker.ts';
+import { createCacheClient, type CacheClient, type CacheClientOptions } from './client.ts';
+import { StaticMembership, type WorkerEndpoint } from './membership.ts';
+import { rankByRendezvous } from './rendezvous.ts';
+import { CacheError } from './errors.ts';
+
+const BLOCK = 64 * 1024;
+const MOUNT = 'local:///origin';
+
+async function tempDir(t: TestContext, base = tmpdir()): Promise<string> {
+  const dir = await mkdtemp(join(base, 'tide-client-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+interface Cluster {
+  origin: string;
+  ufs: LocalUfs;
+  workers: CacheWorker[];
+  membership: StaticMembership;
+  endpoints: WorkerEndpoint[];
+  client(options?: Partial<CacheClientOptions>): CacheClient;
+}
+
+async function cluster(t: TestContext, count = 3): Promise<Cluster> {
+  const origin = await tempDir(t);
+  const ufs = new LocalUfs({ root: origin, description: MOUNT });
+  const workers: CacheWorker[] = [];
+  for (let i = 0; i < count; i += 1) {
+    const ssd = await tempDir(t);
+    const worker = await startWorker({
+      datasetId: 'default/demo',
+      mounts: [{ id: MOUNT, ufs: new LocalUfs({ root: origin, description: MOUNT }) }],
+      tiers: [
+        { medium: 'SSD', dirs: [{ path: ssd, capacityBytes: 256 * BLOCK }], highRatio: 0.95, lowRatio: 0.7 },
+      ],
+      blockSizeBytes: BLOCK,
+      workerId: `w${i}`,
+      nodeName: 'node-a',
+    });
+    t.after(() => worker.close());
+    workers.push(worker);
+  }
+  const endpoints = workers.map((worker) => ({
+    id: worker.workerId,
+    url: worker.url,
+    nodeName: worker.nodeName,
+  }));
+  const membership = new StaticMembership(endpoints);
+  return {
+    origin,
+    ufs,
+    workers,
+    membership,
+    endpoints,
+    client: (options = {}) => {
+      const client = createCacheClient({
+        datasetId: 'default/demo',
+        membership,
+        mounts: [{ id: MOUNT, path: '/', ufs }],
+        blockSizeBytes: BLOCK,
+        nodeName: 'node-b',
+        ...options,
+      });
+      t.after(() => client.close());
+      return client;
+    },
+  };
+}
+
+async function readWhole(
+  client: CacheClient,
+  path: string,
+  chunkBytes: number,
+  version?: string,
+): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for (let offset = 0; ; offset += chunkBytes) {
+    const part = await client.read(path, {
+      offset,
+      length: chunkBytes,
+      ...(version === undefined ? {} : { version }),
+    });
+    if (part.length === 0) break;
+    parts.push(Buffer.from(part));
+    if (part.length < chunkBytes) break;
+  }
+  return Buffer.concat(parts);
+}
+
+test('rendezvous hashing moves only the departed worker’s blocks', () => {
+  const workers = Array.from({ length: 5 }, (_, i) => ({ id: `w${i}` }));
+  const blocks = Array.from({ length: 2000 }, (_, i) => `block-${i}`);
+  const before = blocks.map((block) => rankByRendezvous(block, workers)[0]?.id);
+  const after = blocks.map((block) => rankByRendezvous(block, workers.slice(0, 4))[0]?.id);
+  let moved = 0;
+  for (let i = 0; i < blocks.length; i += 1) {
+    if (before[i] !== after[i]) {
+      moved += 1;
+      assert.equal(before[i], 'w4', 'only blocks of the departed worker move');
+    }
+  }
+  assert.ok(moved > 300 && moved < 500, `about a fifth of the blocks moved (${moved})`);
+  const counts = new Map<string, number>();
+  for (const owner of before) counts.set(owner ?? '', (counts.get(owner ?? '') ?? 0) + 1);
+  for (const count of counts.values())
+    assert.ok(count > 300 && count < 500, `balanced: ${[...counts.values()].join(',')}`);
+});
+
+test('reads a file spread over three workers with each block fetched from the origin once', async (t) => {
+  const c = await cluster(t);
+  const content = randomBytes(40 * BLOCK + 123);
+  await writeFile(join(c.origin, 'data.bin'), content);
+  const client = c.client();
+  assert.equal(sha256(await readWhole(client, 'data.bin', 100_000)), sha256(content));
+  const second = c.client();
+  assert.equal(sha256(await readWhole(second, '/data.bin', BLOCK)), sha256(content));
+
+  const stats = c.workers.map((worker) => worker.stats());
+  assert.equal(
+    stats.reduce((sum, s) => sum + s.counters.originBytes, 0),
+    content.length,
+    'every byte came from the origin exactly once',
+  );
+  for (const s of stats) assert.ok(s.counters.originReads > 5, `${s.workerId} owns a share of the blocks`);
+  assert.equal(client.counters().originBytes, 0);
+  assert.equal(client.counters().shortCircuitBytes, 0, 'another node reads over HTTP');
+  assert.ok(client.counters().readAheadBlocks > 10, 'a sequential reader reads ahead');
+});
+
+test('returns exact bytes for arbitrary ranges, across blocks and at the end of the file', async (t) => {
+  const c = await cluster(t, 2);
+  const content = randomBytes(7 * BLOCK + 999);
+  await writeFile(join(c.origin, 'f'), content);
+  const client = c.client({ maxBufferBytes: 3 * BLOCK });
+  const { version } = await client.stat('f');
+  const ranges: [number, number][] = [
+    [0, 1],
+    [BLOCK - 10, 20],
+    [3 * BLOCK, 2 * BLOCK],
+    [7 * BLOCK + 900, 5000],
+    [content.length, 10],
+    [content.length + BLOCK * 3, 10],
+    [5, 7 * BLOCK],
+  ];
+  for (let i = 0; i < 40; i += 1) {
+    const offset = Math.floor(Math.random() * content.length);
+    ranges.push([offset, Math.floor(Math.random() * 3 * BLOCK)]);
+  }
+  for (const [offset, length] of ranges) {
+    const got = await client.read('f', { version, offset, length });
+    assert.ok(got.equals(content.subarray(offset, offset + length)), `range ${offset}+${length}`);
+  }
+  // A fresh client that never stat'ed the file finds its end from the short last block.
+  const fresh = c.client();
+  const tail = await fresh.read('f', { version, offset: 7 * BLOCK, length: 4 * BLOCK });
+  assert.ok(tail.equals(content.subarray(7 * BLOCK)));
+});
+
+test('reads block files directly when the owner runs on the same node', async (t) => {
+  const c = await cluster(t, 2);
+  const content = randomBytes(10 * BLOCK);
+  await writeFile(join(c.origin, 'f'), content);
+  const client = c.client({ nodeName: 'node-a' });
+  assert.equal(sha256(await readWhole(client, 'f', BLOCK)), sha256(content), 'cold');
+  const warm = c.client({ nodeName: 'node-a' });
+  assert.equal(sha256(await readWhole(warm, 'f', BLOCK)), sha256(content), 'warm');
+  assert.equal(warm.counters().shortCircuitBytes, content.length);
+  assert.equal(warm.counters().workerBytes, 0);
+  const served = c.workers.reduce((sum, worker) => sum + worker.stats().counters.servedLocalBytes, 0);
+  assert.equal(served, content.length, 'workers count short-circuit reads as local');
+});
+
+test('falls back to the next owner, then to the origin, when workers go away', async (t) => {
+  const c = await cluster(t, 3);
+  const content = randomBytes(30 * BLOCK);
+  await writeFile(join(c.origin, 'f'), content);
+  const client = c.client({ readAheadBlocks: 0 });
+  const { version } = await client.stat('f');
+  assert.equal(sha256(await readWhole(client, 'f', BLOCK, version)), sha256(content));
+
+  await c.workers[0]!.close();
+  const afterOne = c.client({ readAheadBlocks: 0 });
+  assert.equal(sha256(await readWhole(afterOne, 'f', BLOCK, version)), sha256(content));
+  assert.ok(afterOne.counters().workerFailures >= 1);
+  assert.equal(afterOne.counters().originBytes, 0, 'the next owners served the blocks of the stopped worker');
+
+  await c.workers[1]!.close();
+  await c.workers[2]!.close();
+  const afterAll = c.client({ readAheadBlocks: 0 });
+  assert.equal(sha256(await readWhole(afterAll, 'f', BLOCK, version)), sha256(content));
+  assert.equal(afterAll.counters().originBytes, content.length, 'with no worker left the origin serves');
+});
+
+test('keeps its buffer within budget while reading ahead', async (t) => {
+  const c = await cluster(t, 2);
+  const content = randomBytes(64 * BLOCK);
+  await writeFile(join(c.origin, 'f'), content);
+  const client = c.client({ maxBufferBytes: 6 * BLOCK, readAheadBlocks: 16 });
+  assert.equal(sha256(await readWhole(client, 'f', 32 * 1024)), sha256(content));
+  assert.ok(client.counters().readAheadBlocks > 30);
+  const fetched = client.counters().workerBytes;
+  assert.equal(fetched, content.length, 'read ahead fetched each block once');
+});
+
+test('load places each block on as many workers as replicas asks', async (t) => {
+  const c = await cluster(t, 3);
+  await mkdir(join(c.origin, 'dir/sub'), { recursive: true });
+  await writeFile(join(c.origin, 'dir/a'), randomBytes(5 * BLOCK));
+  await writeFile(join(c.origin, 'dir/sub/b'), randomBytes(3 * BLOCK + 1));
+  const client = c.client();
+  const result = await client.load('/dir', { replicas: 2 });
+  assert.deepEqual(result, { files: 2, blocks: 9, bytes: 8 * BLOCK + 1 });
+  const held = c.workers.reduce((sum, worker) => sum + worker.stats().tiers[0]!.blockCount, 0);
+  assert.equal(held, 18);
+  const again = await client.load('/dir/a');
+  assert.equal(again.blocks, 5);
+  assert.equal(
+    c.workers.reduce((sum, worker) => sum + worker.stats().counters.originReads, 0),
+    18,
+  );
+});
+
+test('serves several mounts as one namespace with virtual directories above them', async (t) => {
+  const c = await cluster(t, 1);
+  const other = await tempDir(t);
+  await writeFile(join(c.origin, 'top.txt'), 'top');
+  await mkdir(join(other, 'x'));
+  await writeFile(join(other, 'x/deep.txt'), 'deep');
+  const client = c.client({
+    mounts: [
+      { id: MOUNT, path: '/', ufs: c.ufs },
+      {
+        id: 'local:///other',
+        path: '/models/llm',
+        ufs: new LocalUfs({ root: other, description: 'local:///other' }),
+      },
+    ],
+  });
+  const names = async (path: string, recursive = false): Promise<string[]> => {
+    const found: string[] = [];
+    for await (const entry of client.list(path, { recursive })) found.push(`${entry.path}:${entry.type}`);
+    return found.sort();
+  };
+  assert.deepEqual(await names('/'), ['models:directory', 'top.txt:file']);
+  assert.deepEqual(await names('/models'), ['models/llm:directory']);
+  assert.deepEqual(await names('/', true), [
+    'models/llm/x/deep.txt:file',
+    'models/llm/x:directory',
+    'models/llm:directory',
+    'models:directory',
+    'top.txt:file',
+  ]);
+  assert.equal((await client.stat('/models')).type, 'directory');
+  assert.equal((await client.stat('/models/llm/x/deep.txt')).sizeBytes, 4);
+  await assert.rejects(client.stat('/nope'), { code: 'ERR_CACHE_NOT_FOUND' });
+  // The other mount is not on the worker: the client reads it from its origin.
+  assert.equal((await client.read('/models/llm/x/deep.txt', { offset: 0, length: 100 })).toString(), 'deep');
+});
+
+test('reports a file changed at the origin instead of mixing versions', async (t) => {
+  const c = await cluster(t, 2);
+  await writeFile(join(c.origin, 'f'), randomBytes(3 * BLOCK));
+  const client = c.client();
+  const { version } = await client.stat('f');
+  await writeFile(join(c.origin, 'f'), randomBytes(3 * BLOCK));
+  await assert.rejects(
+    client.read('f', { version, offset: 0, length: BLOCK }),
+    (error: unknown) => error instanceof CacheError && error.code === 'ERR_CACHE_VERSION_CHANGED',
+  );
+});

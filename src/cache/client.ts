@@ -1,0 +1,823 @@
+import { open } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { crc32 } from 'node:zlib';
+import { Pool } from 'undici';
+import { silentLogger, toError, type Logger, type SecretValue } from '../lib/index.ts';
+import { UfsError, type UfsEntry } from '../ufs/index.ts';
+import { blockIdOf, fileVersionIdOf, type BlockKey } from './block-key.ts';
+import { CacheError, cacheAborted, throwIfAborted } from './errors.ts';
+import type { Membership, WorkerEndpoint } from './membership.ts';
+import { MountTable, normaliseDatasetPath, type ClientMount } from './mount-table.ts';
+import {
+  BLOCK_LOCATION_TYPE,
+  BLOCKS_PATH,
+  DEFAULT_BLOCK_SIZE_BYTES,
+  CLIENT_NODE_HEADER,
+  LOAD_PATH,
+  blockQueryOf,
+  type BlockLocationAnswer,
+} from './protocol.ts';
+import { rankByRendezvous } from './rendezvous.ts';
+import { Semaphore } from './semaphore.ts';
+
+export interface CacheClientOptions {
+  /** `namespace/name`; workers refuse blocks of other datasets. */
+  datasetId: string;
+  membership: Membership;
+  mounts: readonly ClientMount[];
+  /** Must match the workers' (`spec.worker.blockSize`); default 4 MiB. */
+  blockSizeBytes?: number;
+  /** The runtime's bearer token, when its workers require one. */
+  token?: SecretValue;
+  /** The node this client runs on; default the host name. */
+  nodeName?: string;
+  /** Read block files of workers on the same node directly; default true. */
+  shortCircuit?: boolean;
+  /** Largest read-ahead window, in blocks, of a sequential reader; default 8. 0 disables it. */
+  readAheadBlocks?: number;
+  /** Memory for buffered blocks (read, in flight and read ahead); default 256 MiB. */
+  maxBufferBytes?: number;
+  /** Keep-alive connections per worker; default 8. */
+  connectionsPerWorker?: number;
+  /** How long a worker that failed is skipped; default 2 s. */
+  workerRetryMs?: number;
+  /** Longest wait for a worker's answer to start (a cold block waits for the origin); default 120 s. */
+  requestTimeoutMs?: number;
+  /** Ranged reads sent straight to the origin at once when no worker can serve; default 4. */
+  originConcurrency?: number;
+  logger?: Logger;
+}
+
+export interface ClientReadOptions {
+  /** The file version to read (`UfsEntry.version`); looked up with a stat when absent. */
+  version?: string;
+  offset: number;
+  /** Bytes wanted; fewer come back only at end of file. */
+  length: number;
+  signal?: AbortSignal;
+}
+
+export interface LoadOptions {
+  /** Workers that should each hold a copy of every block; default 1. */
+  replicas?: number;
+  /** Blocks loaded at once; default 8. */
+  concurrency?: number;
+  signal?: AbortSignal;
+}
+
+export interface LoadResult {
+  files: number;
+  blocks: number;
+  /** Bytes of the files loaded (each counted once, whatever the replicas). */
+  bytes: number;
+}
+
+export interface ClientCounters {
+  /** Bytes returned to readers. */
+  readBytes: number;
+  /** Block bytes received from workers over HTTP. */
+  workerBytes: number;
+  /** Block bytes read directly from a local worker's files. */
+  shortCircuitBytes: number;
+  /** Block bytes read from the origin because no worker could serve them. */
+  originBytes: number;
+  /** Requests to a worker that failed (it was then skipped for a while). */
+  workerFailures: number;
+  /** Short-circuit reads that failed their check and were refetched through the worker. */
+  shortCircuitFallbacks: number;
+  /** Blocks fetched ahead of a sequential reader. */
+  readAheadBlocks: number;
+}
+
+export interface CacheClient {
+  /** Bytes `[offset, offset + length)` of a dataset file, short only at end of file. */
+  read(path: string, options: ClientReadOptions): Promise<Buffer>;
+  /** Metadata of a dataset path, from its mount's connector. */
+  stat(path: string, options?: { signal?: AbortSignal }): Promise<UfsEntry>;
+  /** Entries under a dataset directory (paths are dataset paths, without a leading slash). */
+  list(path: string, options?: { recursive?: boolean; signal?: AbortSignal }): AsyncIterable<UfsEntry>;
+  /** Caches a file, or every file under a directory, on its owner workers (DataLoad). */
+  load(path: string, options?: LoadOptions): Promise<LoadResult>;
+  counters(): ClientCounters;
+  close(): Promise<void>;
+}
+
+const MAX_FILES_REMEMBERED = 4096;
+const MAX_STREAMS_PER_FILE = 4;
+/** Live owners tried for a block before reading the origin directly. */
+const OWNER_ATTEMPTS = 2;
+
+/** Thrown inside the client for a worker that answered badly or not at all: try another. */
+class WorkerFailure extends Error {}
+
+/** Thrown inside the client when workers do not serve the block's mount: read the origin. */
+class NotServed extends Error {}
+
+interface BlockRef {
+  id: string;
+  key: BlockKey;
+  mount: ClientMount;
+}
+
+interface Slot {
+  promise: Promise<Buffer>;
+  /** Bytes counted against the buffer budget: the block size until the block arrives. */
+  chargedBytes: number;
+  settled: boolean;
+  /** A reader asked for it (a block read ahead is unused until then). */
+  used: boolean;
+}
+
+interface Stream {
+  /** Where the next sequential read would start. */
+  next: number;
+  window: number;
+}
+
+interface FileState {
+  sizeBytes: number | undefined;
+  streams: Stream[];
+}
+
+/**
+ * Creates the client the FUSE server and DataLoad read a dataset through.
+ *
+ * - Each block has its owners: the workers ranked by rendezvous hashing over the membership, so all
+ *   clients send a block to the same worker and the cluster reads it from the origin once. A worker
+ *   that fails is skipped for `workerRetryMs`; its blocks go to their next owner, and when no owner
+ *   answers, the client reads the origin itself: the reader never sees a worker failure.
+ * - A worker on the same node is asked where its block file is and the file is read directly
+ *   (short-circuit), checked against its CRC-32; a file evicted or damaged in between is refetched
+ *   through the worker.
+ * - Blocks are kept in a bounded LRU buffer, and a reader found to be sequential gets the next blocks
+ *   fetched in parallel ahead of it, its window doubling up to `readAheadBlocks`.
+ */
+export function createCacheClient(options: CacheClientOptions): CacheClient {
+  return new Client(options);
+}
+
+class Client implements CacheClient {
+  readonly #datasetId: string;
+  readonly #membership: Membership;
+  readonly #mounts: MountTable;
+  readonly #blockSizeBytes: number;
+  readonly #authorization: string | undefined;
+  readonly #nodeName: string;
+  readonly #shortCircuit: boolean;
+  readonly #readAheadBlocks: number;
+  readonly #maxBufferBytes: number;
+  readonly #connectionsPerWorker: number;
+  readonly #workerRetryMs: number;
+  readonly #requestTimeoutMs: number;
+  readonly #originLimit: Semaphore;
+  readonly #logger: Logger;
+  readonly #unsubscribe: () => void;
+  readonly #pools = new Map<string, Pool>();
+  readonly #downUntil = new Map<string, number>();
+  readonly #slots = new Map<string, Slot>();
+  readonly #files = new Map<string, FileState>();
+  readonly #counters: ClientCounters = {
+    readBytes: 0,
+    workerBytes: 0,
+    shortCircuitBytes: 0,
+    originBytes: 0,
+    workerFailures: 0,
+    shortCircuitFallbacks: 0,
+    readAheadBlocks: 0,
+  };
+  #bufferedBytes = 0;
+  #closed = false;
+
+  constructor(options: CacheClientOptions) {
+    this.#datasetId = options.datasetId;
+    this.#membership = options.membership;
+    this.#mounts = new MountTable(options.mounts);
+    this.#blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_SIZE_BYTES;
+    this.#authorization = options.token === undefined ? undefined : `Bearer ${options.token.reveal()}`;
+    this.#nodeName = options.nodeName ?? hostname();
+    this.#shortCircuit = options.shortCircuit ?? true;
+    this.#readAheadBlocks = options.readAheadBlocks ?? 8;
+    this.#maxBufferBytes = options.maxBufferBytes ?? 256 * 1024 * 1024;
+    this.#connectionsPerWorker = options.connectionsPerWorker ?? 8;
+    this.#workerRetryMs = options.workerRetryMs ?? 2000;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? 120_000;
+    this.#originLimit = new Semaphore(options.originConcurrency ?? 4);
+    this.#logger = (options.logger ?? silentLogger()).child({
+      component: 'cache-client',
+      dataset: options.datasetId,
+    });
+    if (!Number.isSafeInteger(this.#readAheadBlocks) || this.#readAheadBlocks < 0) {
+      throw new RangeError(`Cannot read ahead ${this.#readAheadBlocks} blocks`);
+    }
+    this.#unsubscribe = this.#membership.subscribe((workers) => {
+      this.#forgetGoneWorkers(workers);
+    });
+  }
+
+  counters(): ClientCounters {
+    return { ...this.#counters };
+  }
+
+  async read(path: string, options: ClientReadOptions): Promise<Buffer> {
+    const { offset, length, signal } = options;
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`Cannot read at offset ${offset}`);
+    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`Cannot read ${length} bytes`);
+    throwIfAborted(signal, `the read of ${path}`);
+    const resolved = this.#resolve(path);
+    let version = options.version;
+    if (version === undefined) {
+      const entry = await this.stat(path, signal === undefined ? {} : { signal });
+      version = entry.version;
+    }
+    const file = this.#fileState(resolved.mount, resolved.relative, version);
+    let end = offset + length;
+    if (file.sizeBytes !== undefined) end = Math.min(end, file.sizeBytes);
+    if (end <= offset) return Buffer.alloc(0);
+
+    const blockSize = this.#blockSizeBytes;
+    const first = Math.floor(offset / blockSize);
+    const last = Math.floor((end - 1) / blockSize);
+    const refOf = (index: number): BlockRef => {
+      const key: BlockKey = { mount: resolved.mount.id, path: resolved.relative, version, index };
+      return { id: blockIdOf(key), key, mount: resolved.mount };
+    };
+    const blocks: Promise<Buffer>[] = [];
+    const reading = new Set<string>();
+    for (let index = first; index <= last; index += 1) {
+      const ref = refOf(index);
+      reading.add(ref.id);
+      blocks.push(this.#block(ref, signal));
+    }
+    this.#readAhead(file, { offset, end, last, refOf, reading });
+    const buffers = await Promise.all(blocks);
+
+    const parts: Buffer[] = [];
+    let total = 0;
+    for (let i = 0; i < buffers.length; i += 1) {
+      const buffer = buffers[i] as Buffer;
+      const blockStart = (first + i) * blockSize;
+      const from = Math.max(offset, blockStart) - blockStart;
+      const to = Math.min(end - blockStart, buffer.length);
+      if (to > from) {
+        parts.push(buffer.subarray(from, to));
+        total += to - from;
+      }
+      // A short block is the end of the file.
+      if (buffer.length < blockSize) {
+        file.sizeBytes ??= blockStart + buffer.length;
+        break;
+      }
+    }
+    this.#counters.readBytes += total;
+    // One block: a view of the buffered block, no copy. Callers must not write into it.
+    return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, total);
+  }
+
+  async stat(path: string, options: { signal?: AbortSignal } = {}): Promise<UfsEntry> {
+    const normal = normaliseDatasetPath(path);
+    const resolved = this.#mounts.resolve(normal);
+    if (resolved !== undefined) {
+      try {
+        const entry = await resolved.mount.ufs.stat(resolved.relative, options);
+        this.#remember(resolved.mount, entry);
+        return MountTable.toDataset(entry, resolved.mount);
+      } catch (error) {
+        const virtual = this.#mounts.virtualChildren(normal).length > 0;
+        if (!(virtual && error instanceof UfsError && error.code === 'ERR_UFS_NOT_FOUND'))
+          throw mapUfsError(error);
+      }
+    } else if (this.#mounts.virtualChildren(normal).length === 0) {
+      throw new CacheError('ERR_CACHE_NOT_FOUND', `Cannot find "/${normal}" in dataset ${this.#datasetId}`);
+    }
+    return { path: normal, type: 'directory', sizeBytes: 0, mtimeMs: 0, version: '' };
+  }
+
+  async *list(
+    path: string,
+    options: { recursive?: boolean; signal?: AbortSignal } = {},
+  ): AsyncIterable<UfsEntry> {
+    const normal = normaliseDatasetPath(path);
+    const resolved = this.#mounts.resolve(normal);
+    const yieldedDirs = new Set<string>();
+    if (resolved !== undefined) {
+      try {
+        for await (const entry of resolved.mount.ufs.list(resolved.relative, options)) {
+          this.#remember(resolved.mount, entry);
+          const mapped = MountTable.toDataset(entry, resolved.mount);
+          if (mapped.type === 'directory') yieldedDirs.add(mapped.path);
+          yield mapped;
+        }
+      } catch (error) {
+        const virtual = this.#mounts.virtualChildren(normal).length > 0;
+        if (!(virtual && error instanceof UfsError && error.code === 'ERR_UFS_NOT_FOUND'))
+          throw mapUfsError(error);
+      }
+    }
+    const prefix = normal === '' ? '' : `${normal}/`;
+    for (const name of this.#mounts.virtualChildren(normal)) {
+      const child = `${prefix}${name}`;
+      if (yieldedDirs.has(child)) continue;
+      yieldedDirs.add(child);
+      yield { path: child, type: 'directory', sizeBytes: 0, mtimeMs: 0, version: '' };
+    }
+    if (options.recursive === true) {
+      for (const below of this.#mounts.mountsBelow(normal)) {
+        // Intermediate virtual directories between `path` and the mount.
+        const segments = below.prefix.split('/');
+        for (let depth = 1; depth <= segments.length; depth += 1) {
+          const dir = segments.slice(0, depth).join('/');
+          if (dir.length <= normal.length || yieldedDirs.has(dir)) continue;
+          yieldedDirs.add(dir);
+          yield { path: dir, type: 'directory', sizeBytes: 0, mtimeMs: 0, version: '' };
+        }
+        for await (const entry of below.mount.ufs.list('', { ...options, recursive: true })) {
+          this.#remember(below.mount, entry);
+          yield MountTable.toDataset(entry, below.mount);
+        }
+      }
+    }
+  }
+
+  async load(path: string, options: LoadOptions = {}): Promise<LoadResult> {
+    const replicas = options.replicas ?? 1;
+    if (!Number.isSafeInteger(replicas) || replicas < 1)
+      throw new RangeError(`Cannot load ${replicas} replicas`);
+    const signal = options.signal;
+    const limit = new Semaphore(options.concurrency ?? 8);
+    const top = await this.stat(path, signal === undefined ? {} : { signal });
+    const result: LoadResult = { files: 0, blocks: 0, bytes: 0 };
+    const tasks: Promise<void>[] = [];
+    let failure: unknown;
+    const loadFile = async (entry: UfsEntry): Promise<void> => {
+      const resolved = this.#resolve(entry.path);
+      const blockCount = Math.ceil(entry.sizeBytes / this.#blockSizeBytes);
+      result.files += 1;
+      result.bytes += entry.sizeBytes;
+      for (let index = 0; index < blockCount; index += 1) {
+        const key: BlockKey = {
+          mount: resolved.mount.id,
+          path: resolved.relative,
+          version: entry.version,
+          index,
+        };
+        const release = await limit.acquire(signal);
+        if (failure !== undefined) {
+          release();
+          return;
+        }
+        const task = this.#loadBlock({ id: blockIdOf(key), key, mount: resolved.mount }, replicas, signal)
+          .then(() => {
+            result.blocks += 1;
+          })
+          .catch((error: unknown) => {
+            failure ??= error;
+          })
+          .finally(release);
+        tasks.push(task);
+      }
+    };
+    try {
+      if (top.type === 'file') {
+        await loadFile(top);
+      } else {
+        for await (const entry of this.list(path, {
+          recursive: true,
+          ...(signal === undefined ? {} : { signal }),
+        })) {
+          if (failure !== undefined) break;
+          if (entry.type === 'file') await loadFile(entry);
+        }
+      }
+    } finally {
+      await Promise.allSettled(tasks);
+    }
+    if (failure !== undefined) throw failure instanceof Error ? failure : toError(failure);
+    return result;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#unsubscribe();
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    this.#slots.clear();
+    this.#bufferedBytes = 0;
+    await Promise.allSettled(pools.map((pool) => pool.destroy()));
+  }
+
+  // ---- blocks ----
+
+  /** A buffered block, or a fetch of it shared by every reader that wants it. */
+  #block(ref: BlockRef, signal: AbortSignal | undefined): Promise<Buffer> {
+    let slot = this.#slots.get(ref.id);
+    if (slot !== undefined) {
+      // Most recently used: to the end of the Map's order.
+      this.#slots.delete(ref.id);
+      this.#slots.set(ref.id, slot);
+    } else {
+      slot = this.#startFetch(ref);
+    }
+    slot.used = true;
+    return raceAbort(slot.promise, signal, `the read of block ${ref.key.index} of ${ref.key.path}`);
+  }
+
+  #startFetch(ref: BlockRef, readAhead = false): Slot {
+    const slot: Slot = {
+      promise: this.#fetchBlock(ref),
+      chargedBytes: this.#blockSizeBytes,
+      settled: false,
+      used: false,
+    };
+    this.#slots.set(ref.id, slot);
+    this.#bufferedBytes += slot.chargedBytes;
+    slot.promise.then(
+      (buffer) => {
+        slot.settled = true;
+        if (this.#slots.get(ref.id) === slot) {
+          this.#bufferedBytes += buffer.length - slot.chargedBytes;
+          slot.chargedBytes = buffer.length;
+          this.#trim(this.#maxBufferBytes, true);
+        }
+      },
+      () => {
+        if (this.#slots.get(ref.id) === slot) {
+          this.#slots.delete(ref.id);
+          this.#bufferedBytes -= slot.chargedBytes;
+        }
+      },
+    );
+    this.#trim(this.#maxBufferBytes, readAhead);
+    return slot;
+  }
+
+  /**
+   * Drops arrived blocks until the buffer holds at most `targetBytes`: least recently used blocks a
+   * reader has had first, then, unless `keepUnused`, read-ahead blocks no reader has asked for yet.
+   */
+  #trim(targetBytes = this.#maxBufferBytes, keepUnused = false, keep?: ReadonlySet<string>): void {
+    for (const usedOnly of keepUnused ? [true] : [true, false]) {
+      for (const [id, slot] of this.#slots) {
+        if (this.#bufferedBytes <= targetBytes) return;
+        if (!slot.settled || (usedOnly && !slot.used) || keep?.has(id) === true) continue;
+        this.#slots.delete(id);
+        this.#bufferedBytes -= slot.chargedBytes;
+      }
+    }
+  }
+
+  #readAhead(
+    file: FileState,
+    read: {
+      offset: number;
+      end: number;
+      last: number;
+      refOf: (index: number) => BlockRef;
+      reading: ReadonlySet<string>;
+    },
+  ): void {
+    if (this.#readAheadBlocks === 0) return;
+    const blockSize = this.#blockSizeBytes;
+    let stream = file.streams.find((candidate) => Math.abs(read.offset - candidate.next) <= blockSize);
+    if (stream === undefined) {
+      // A read from the start of a file is most likely the first of a sequential pass.
+      stream = { next: read.end, window: read.offset === 0 ? 1 : 0 };
+      file.streams.push(stream);
+      if (file.streams.length > MAX_STREAMS_PER_FILE) file.streams.shift();
+    } else {
+      stream.window = Math.min(Math.max(1, stream.window * 2), this.#readAheadBlocks);
+      stream.next = Math.max(stream.next, read.end);
+    }
+    const lastBlock = file.sizeBytes === undefined ? Infinity : Math.ceil(file.sizeBytes / blockSize) - 1;
+    for (let index = read.last + 1; index <= Math.min(read.last + stream.window, lastBlock); index += 1) {
+      const ref = read.refOf(index);
+      if (this.#slots.has(ref.id)) continue;
+      // Reading ahead never pushes the buffer past its budget.
+      if (this.#bufferedBytes + blockSize > this.#maxBufferBytes) {
+        // The blocks of the current read stay: a reader of small pieces comes back for them.
+        this.#trim(this.#maxBufferBytes - blockSize, true, read.reading);
+        if (this.#bufferedBytes + blockSize > this.#maxBufferBytes) return;
+      }
+      this.#counters.readAheadBlocks += 1;
+      this.#startFetch(ref, true).promise.catch((error: unknown) => {
+        this.#logger.debug({ err: toError(error) }, 'read-ahead failed');
+      });
+    }
+  }
+
+  /** From the block's owners in rank order, then from the origin. */
+  async #fetchBlock(ref: BlockRef): Promise<Buffer> {
+    const owners = this.#liveOwners(ref.id);
+    for (const owner of owners.slice(0, OWNER_ATTEMPTS)) {
+      try {
+        return await this.#fetchFromWorker(owner, ref);
+      } catch (error) {
+        if (error instanceof NotServed) break;
+        if (!(error instanceof WorkerFailure)) throw error;
+        this.#markDown(owner, error);
+      }
+    }
+    return this.#fetchFromOrigin(ref);
+  }
+
+  /** Owners by rendezvous rank, skipping workers that failed recently (all of them if all did). */
+  #liveOwners(blockId: string): WorkerEndpoint[] {
+    const ranked = rankByRendezvous(blockId, this.#membership.workers());
+    const now = Date.now();
+    return ranked.filter((worker) => (this.#downUntil.get(worker.id) ?? 0) <= now);
+  }
+
+  #markDown(worker: WorkerEndpoint, error: Error): void {
+    this.#counters.workerFailures += 1;
+    this.#downUntil.set(worker.id, Date.now() + this.#workerRetryMs);
+    this.#logger.warn(
+      { worker: worker.id, url: worker.url, err: error },
+      'cache worker failed; using the next owner',
+    );
+  }
+
+  async #fetchFromWorker(worker: WorkerEndpoint, ref: BlockRef): Promise<Buffer> {
+    const local = this.#shortCircuit && worker.nodeName === this.#nodeName;
+    if (local) {
+      const answer = await this.#request(worker, ref, { locate: '1' });
+      if (!('filePath' in answer)) return answer.data;
+      const data = await readLocalBlock(answer);
+      if (data !== undefined) {
+        this.#counters.shortCircuitBytes += data.length;
+        return data;
+      }
+      // Evicted or damaged since the worker answered: the worker checks its copy and refetches.
+      this.#counters.shortCircuitFallbacks += 1;
+    }
+    const answer = await this.#request(worker, ref, {});
+    if ('filePath' in answer) throw new WorkerFailure('The worker sent a location for a data request');
+    return answer.data;
+  }
+
+  async #request(
+    worker: WorkerEndpoint,
+    ref: BlockRef,
+    extra: Record<string, string>,
+  ): Promise<{ data: Buffer } | BlockLocationAnswer> {
+    const query = blockQueryOf(
+      { datasetId: this.#datasetId, blockSizeBytes: this.#blockSizeBytes, ...ref.key },
+      extra,
+    );
+    let response;
+    try {
+      response = await this.#pool(worker).request({
+        path: `${BLOCKS_PATH}?${query}`,
+        method: 'GET',
+        headers: this.#headers(),
+      });
+    } catch (error) {
+      throw new WorkerFailure(`Cannot reach worker ${worker.id}: ${toError(error).message}`, {
+        cause: error,
+      });
+    }
+    const { statusCode, headers, body } = response;
+    try {
+      if (statusCode === 200) {
+        if (headers['content-type'] === BLOCK_LOCATION_TYPE)
+          return (await body.json()) as BlockLocationAnswer;
+        const data = await readBody(body, Number(headers['content-length']), this.#blockSizeBytes);
+        this.#counters.workerBytes += data.length;
+        return { data };
+      }
+      const problem = await body.text().catch(() => '');
+      const detail = problemDetail(problem);
+      // Past the end of the file: an empty block.
+      if (statusCode === 416) return { data: Buffer.alloc(0) };
+      if (statusCode === 409) throw new CacheError('ERR_CACHE_VERSION_CHANGED', detail);
+      if (statusCode === 404) throw new CacheError('ERR_CACHE_NOT_FOUND', detail);
+      if (statusCode === 421) throw new NotServed(detail);
+      if (statusCode === 401 || statusCode === 403) {
+        this.#logger.error({ worker: worker.id, detail }, 'cache worker refused this client');
+      }
+      throw new WorkerFailure(`Worker ${worker.id} answered ${statusCode}: ${detail}`);
+    } catch (error) {
+      if (error instanceof CacheError || error instanceof WorkerFailure || error instanceof NotServed)
+        throw error;
+      throw new WorkerFailure(`Cannot read the answer of worker ${worker.id}: ${toError(error).message}`, {
+        cause: error,
+      });
+    }
+  }
+
+  async #fetchFromOrigin(ref: BlockRef): Promise<Buffer> {
+    const release = await this.#originLimit.acquire();
+    try {
+      const chunks: Buffer[] = [];
+      let length = 0;
+      const stream = await ref.mount.ufs.read(
+        ref.key.path,
+        { offset: ref.key.index * this.#blockSizeBytes, length: this.#blockSizeBytes },
+        { version: ref.key.version },
+      );
+      for await (const chunk of stream) {
+        chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        length += chunk.byteLength;
+      }
+      this.#counters.originBytes += length;
+      return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length);
+    } catch (error) {
+      throw mapUfsError(error);
+    } finally {
+      release();
+    }
+  }
+
+  async #loadBlock(ref: BlockRef, replicas: number, signal: AbortSignal | undefined): Promise<void> {
+    let placed = 0;
+    for (const owner of this.#liveOwners(ref.id)) {
+      if (placed === replicas) return;
+      throwIfAborted(signal, 'the load');
+      const query = blockQueryOf({
+        datasetId: this.#datasetId,
+        blockSizeBytes: this.#blockSizeBytes,
+        ...ref.key,
+      });
+      try {
+        const { statusCode, body } = await this.#pool(owner).request({
+          path: `${LOAD_PATH}?${query}`,
+          method: 'POST',
+          headers: this.#headers(),
+          ...(signal === undefined ? {} : { signal }),
+        });
+        const text = await body.text();
+        if (statusCode === 200) {
+          placed += 1;
+          continue;
+        }
+        if (statusCode === 409) throw new CacheError('ERR_CACHE_VERSION_CHANGED', problemDetail(text));
+        if (statusCode === 404) throw new CacheError('ERR_CACHE_NOT_FOUND', problemDetail(text));
+        if (statusCode === 416) return;
+        this.#markDown(owner, new Error(`Worker ${owner.id} answered ${statusCode}: ${problemDetail(text)}`));
+      } catch (error) {
+        if (error instanceof CacheError) throw error;
+        if (signal?.aborted === true) throw cacheAborted(signal, 'the load');
+        this.#markDown(owner, toError(error));
+      }
+    }
+    if (placed === 0) {
+      throw new CacheError(
+        'ERR_CACHE_UNAVAILABLE',
+        `Cannot load block ${ref.key.index} of ${ref.key.path}: no worker took it`,
+      );
+    }
+  }
+
+  #headers(): Record<string, string> {
+    const headers: Record<string, string> = { [CLIENT_NODE_HEADER]: this.#nodeName };
+    if (this.#authorization !== undefined) headers['authorization'] = this.#authorization;
+    return headers;
+  }
+
+  #pool(worker: WorkerEndpoint): Pool {
+    if (this.#closed)
+      throw new CacheError('ERR_CACHE_UNAVAILABLE', 'Cannot read through a closed cache client');
+    let pool = this.#pools.get(worker.url);
+    if (pool === undefined) {
+      pool = new Pool(worker.url, {
+        connections: this.#connectionsPerWorker,
+        keepAliveTimeout: 60_000,
+        headersTimeout: this.#requestTimeoutMs,
+        bodyTimeout: 30_000,
+        connectTimeout: 5_000,
+      });
+      this.#pools.set(worker.url, pool);
+    }
+    return pool;
+  }
+
+  #forgetGoneWorkers(workers: readonly WorkerEndpoint[]): void {
+    const urls = new Set(workers.map((worker) => worker.url));
+    for (const [url, pool] of this.#pools) {
+      if (urls.has(url)) continue;
+      this.#pools.delete(url);
+      pool.close().catch(() => undefined);
+    }
+    const ids = new Set(workers.map((worker) => worker.id));
+    for (const id of this.#downUntil.keys()) if (!ids.has(id)) this.#downUntil.delete(id);
+  }
+
+  // ---- files ----
+
+  #resolve(path: string): { mount: ClientMount; relative: string } {
+    const resolved = this.#mounts.resolve(path);
+    if (resolved === undefined) {
+      throw new CacheError('ERR_CACHE_NOT_FOUND', `Cannot find "${path}" in dataset ${this.#datasetId}`);
+    }
+    return resolved;
+  }
+
+  #fileState(mount: ClientMount, relative: string, version: string): FileState {
+    const id = fileVersionIdOf({ mount: mount.id, path: relative, version });
+    let file = this.#files.get(id);
+    if (file === undefined) {
+      file = { sizeBytes: undefined, streams: [] };
+      this.#files.set(id, file);
+      if (this.#files.size > MAX_FILES_REMEMBERED) {
+        const oldest = this.#files.keys().next().value;
+        if (oldest !== undefined) this.#files.delete(oldest);
+      }
+    }
+    return file;
+  }
+
+  /** Keeps the size of a file version seen in a stat or listing: reads then stop at its end. */
+  #remember(mount: ClientMount, entry: UfsEntry): void {
+    if (entry.type !== 'file') return;
+    this.#fileState(mount, entry.path, entry.version).sizeBytes = entry.sizeBytes;
+  }
+}
+
+/** The bytes of a worker's block file, or undefined when it is gone, short or damaged. */
+async function readLocalBlock(location: BlockLocationAnswer): Promise<Buffer | undefined> {
+  let handle;
+  try {
+    handle = await open(location.filePath, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const data = Buffer.allocUnsafe(location.sizeBytes);
+    let filled = 0;
+    while (filled < data.length) {
+      const { bytesRead } = await handle.read(data, filled, data.length - filled, filled);
+      if (bytesRead === 0) return undefined;
+      filled += bytesRead;
+    }
+    return crc32(data) === location.crc32 ? data : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readBody(
+  body: AsyncIterable<Uint8Array>,
+  contentLength: number,
+  maxBytes: number,
+): Promise<Buffer> {
+  if (!Number.isSafeInteger(contentLength) || contentLength < 0 || contentLength > maxBytes) {
+    throw new WorkerFailure(`The worker sent a block of ${contentLength} bytes`);
+  }
+  const data = Buffer.allocUnsafe(contentLength);
+  let filled = 0;
+  for await (const chunk of body) {
+    if (filled + chunk.byteLength > contentLength)
+      throw new WorkerFailure('The worker sent more than it announced');
+    data.set(chunk, filled);
+    filled += chunk.byteLength;
+  }
+  if (filled !== contentLength)
+    throw new WorkerFailure(`The worker sent ${filled} of ${contentLength} bytes`);
+  return data;
+}
+
+function problemDetail(text: string): string {
+  try {
+    const parsed = JSON.parse(text) as { detail?: unknown };
+    if (typeof parsed.detail === 'string') return parsed.detail;
+  } catch {
+    // Not problem JSON: quote the start of it.
+  }
+  return text.slice(0, 200);
+}
+
+function mapUfsError(error: unknown): Error {
+  if (!(error instanceof UfsError)) return toError(error);
+  switch (error.code) {
+    case 'ERR_UFS_NOT_FOUND':
+    case 'ERR_UFS_NOT_A_DIRECTORY':
+    case 'ERR_UFS_IS_A_DIRECTORY':
+      return new CacheError('ERR_CACHE_NOT_FOUND', error.message, { cause: error });
+    case 'ERR_UFS_VERSION_CHANGED':
+      return new CacheError('ERR_CACHE_VERSION_CHANGED', error.message, { cause: error });
+    default:
+      return error;
+  }
+}
+
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined, what: string): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(cacheAborted(signal, what));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      reject(cacheAborted(signal, what));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error instanceof Error ? error : toError(error));
+      },
+    );
+  });
+}
