@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deterministicBytes, makeTempDir, run, sh, startMount, isMounted } from './harness.ts';
@@ -299,4 +300,40 @@ describe('a FUSE mount whose source is slow for one file', () => {
         .digest('hex'),
     );
   });
+
+  test('an interrupted request aborts the source call it started', async (t) => {
+    const origin = await makeTempDir('tide-fuse-intr-');
+    const markers = await makeTempDir('tide-fuse-markers-');
+    t.after(() => rm(origin, { recursive: true, force: true }));
+    t.after(() => rm(markers, { recursive: true, force: true }));
+    await writeFile(join(origin, 'slow-meta.txt'), 'x');
+    const mount = await startMount({
+      sourceDir: origin,
+      source: {
+        kind: 'slow-test',
+        module: join(import.meta.dirname, 'slow-source.ts'),
+        dir: origin,
+        options: { delayMs: 20_000, markerDir: markers },
+      },
+    });
+    t.after(() => mount.stop());
+    const stat = spawn('stat', [join(mount.target, 'slow-meta.txt')], { stdio: 'ignore' });
+    const exited = new Promise((resolve) => stat.on('exit', resolve));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    stat.kill('SIGINT');
+    // The kernel sends FUSE_INTERRUPT; the server aborts the getattr, which leaves a marker.
+    const marker = join(markers, '_slow-meta.txt');
+    const deadline = Date.now() + 5000;
+    while (!(await isPresent(marker)) && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok(await isPresent(marker), 'the source call was aborted within 5 s, not after its 20 s delay');
+    await exited;
+  });
 });
+
+async function isPresent(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
