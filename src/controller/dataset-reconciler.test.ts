@@ -7,12 +7,15 @@ import { silentLogger } from '../lib/index.ts';
 import type {
   CacheStatistics,
   DatasetRef,
+  LoadPlan,
+  LoadProgress,
   Platform,
   RuntimeObservation,
   RuntimePlan,
 } from '../platform/index.ts';
 import { SqliteStore, type StoredObject } from '../store/index.ts';
 import { createUnderFileSystem } from '../ufs/index.ts';
+import type { DatasetStatus } from '../api/index.ts';
 import { ControllerManager } from './manager.ts';
 
 /**
@@ -39,6 +42,22 @@ class RecordingPlatform implements Platform {
 
   usersOf(): Promise<string[]> {
     return Promise.resolve(this.users);
+  }
+
+  loads: LoadPlan[] = [];
+  /** Completes a load after `loadDelayMs`, or fails it when `loadError` is set. */
+  loadDelayMs = 50;
+  loadError: Error | undefined;
+
+  async load(
+    plan: LoadPlan,
+    options: { signal: AbortSignal; onProgress: (progress: LoadProgress) => void },
+  ): Promise<LoadProgress> {
+    this.loads.push(plan);
+    options.onProgress({ filesDone: 1, bytesDone: 1024, filesTotal: 2, bytesTotal: 2048 });
+    await new Promise((resolve) => setTimeout(resolve, this.loadDelayMs));
+    if (this.loadError !== undefined) throw this.loadError;
+    return { filesDone: 2, bytesDone: 2048, filesTotal: 2, bytesTotal: 2048 };
   }
 
   statistics(): Promise<CacheStatistics> {
@@ -148,10 +167,14 @@ test('an unreachable origin fails the dataset with a reason, and it binds again 
   assert.equal(ready.reason, 'NotFound');
   assert.match(ready.message ?? '', /mount \/data/);
   await import('node:fs/promises').then((fs) => fs.mkdir(missing));
-  await until('Bound after recovery', async () => {
-    const current = (await store.get(key('Dataset')))?.status as Status | undefined;
-    return current?.phase === 'Bound' ? current : undefined;
-  });
+  await until(
+    'Bound after recovery',
+    async () => {
+      const current = (await store.get(key('Dataset')))?.status as Status | undefined;
+      return current?.phase === 'Bound' ? current : undefined;
+    },
+    15_000,
+  );
 });
 
 test('a seed runtime kind is served in compatibility mode and names the fields it ignores', async (t) => {
@@ -216,4 +239,138 @@ test('deleting only the runtime tears it down and leaves the dataset NotBound', 
   );
   assert.equal(await store.get(key('TideRuntime')), undefined);
   assert.ok(platform.removed.length > 0);
+});
+
+function dataLoad(name: string, spec: Record<string, unknown>): StoredObject {
+  return {
+    apiVersion: 'data.fluid.io/v1alpha1',
+    kind: 'DataLoad',
+    metadata: { name, namespace: 'default' },
+    spec: { dataset: { name: 'demo', namespace: 'default' }, ...spec },
+  };
+}
+
+async function boundDataset(store: SqliteStore, origin: string): Promise<void> {
+  await store.create(dataset(`local://${origin}`));
+  await store.create(runtime('TideRuntime', { replicas: 1 }));
+  await until(
+    'Bound',
+    async () =>
+      ((await store.get(key('Dataset')))?.status as Status | undefined)?.phase === 'Bound' || undefined,
+  );
+}
+
+const phaseOf = async (store: SqliteStore, name: string) =>
+  ((await store.get({ kind: 'DataLoad', namespace: 'default', name }))?.status as Status | undefined)?.phase;
+
+test('a DataLoad runs once with its targets and replicas, reports progress and completes', async (t) => {
+  const { origin, store, platform } = await setup(t);
+  await boundDataset(store, origin);
+  await store.create(
+    dataLoad('warm', {
+      target: [{ path: '/data', replicas: 2 }, { path: '/data/a.bin' }],
+      options: { parallelism: '4' },
+    }),
+  );
+  const status = await until('Complete', async () => {
+    const current = (await store.get({ kind: 'DataLoad', namespace: 'default', name: 'warm' }))?.status as
+      Status | undefined;
+    return current?.phase === 'Complete' ? current : undefined;
+  });
+  assert.deepEqual(platform.loads[0]?.targets, [
+    { path: '/data', replicas: 2 },
+    { path: '/data/a.bin', replicas: 1 },
+  ]);
+  assert.equal(platform.loads[0].parallelism, 4);
+  assert.deepEqual(
+    { ...(status['progress'] as object), throughputBytesPerSecond: 0, etaSeconds: 0 },
+    {
+      filesDone: 2,
+      bytesDone: 2048,
+      filesTotal: 2,
+      bytesTotal: 2048,
+      throughputBytesPerSecond: 0,
+      etaSeconds: 0,
+    },
+  );
+  const dataset = (await store.get(key('Dataset')))?.status as DatasetStatus;
+  assert.equal(dataset.operationRef?.['DataLoad'], undefined, 'the lock is released');
+});
+
+test('two DataLoads of one dataset queue on its lock, and runAfter waits for the first', async (t) => {
+  const { origin, store, platform } = await setup(t);
+  await boundDataset(store, origin);
+  platform.loadDelayMs = 400;
+  await store.create(dataLoad('first', {}));
+  await until('first Executing', async () =>
+    (await phaseOf(store, 'first')) === 'Executing' ? true : undefined,
+  );
+  await store.create(dataLoad('second', {}));
+  await store.create(dataLoad('third', { runAfter: { kind: 'DataLoad', name: 'second' } }));
+  const holder = ((await store.get(key('Dataset')))?.status as DatasetStatus).operationRef?.['DataLoad'];
+  assert.equal(holder, 'first');
+  await until('first Complete', async () =>
+    (await phaseOf(store, 'first')) === 'Complete' ? true : undefined,
+  );
+  assert.notEqual(await phaseOf(store, 'third'), 'Executing', 'third waits for second');
+  await until('second Complete', async () =>
+    (await phaseOf(store, 'second')) === 'Complete' ? true : undefined,
+  );
+  await until(
+    'third Complete',
+    async () => ((await phaseOf(store, 'third')) === 'Complete' ? true : undefined),
+    15_000,
+  );
+  assert.equal(platform.loads.length, 3);
+});
+
+test('a failed load reports why, and a finished one is deleted after its TTL', async (t) => {
+  const { origin, store, platform } = await setup(t);
+  await boundDataset(store, origin);
+  platform.loadError = new Error('origin refused the connection');
+  await store.create(dataLoad('broken', {}));
+  const failed = await until('Failed', async () => {
+    const current = (await store.get({ kind: 'DataLoad', namespace: 'default', name: 'broken' }))?.status as
+      Status | undefined;
+    return current?.phase === 'Failed' ? current : undefined;
+  });
+  assert.match(failed.conditions?.[0]?.message ?? '', /origin refused the connection/);
+  platform.loadError = undefined;
+  await store.create(dataLoad('shortlived', { ttlSecondsAfterFinished: 1 }));
+  await until('Complete', async () =>
+    (await phaseOf(store, 'shortlived')) === 'Complete' ? true : undefined,
+  );
+  await until(
+    'deleted after its TTL',
+    async () =>
+      (await phaseOf(store, 'shortlived')) === undefined &&
+      !(await store.get({ kind: 'DataLoad', namespace: 'default', name: 'shortlived' }))
+        ? true
+        : undefined,
+    5000,
+  );
+});
+
+test('a cron DataLoad runs on schedule again after a failed run', async (t) => {
+  const { origin, store, platform } = await setup(t);
+  await boundDataset(store, origin);
+  platform.loadError = new Error('first run fails');
+  await store.create(dataLoad('cron', { policy: 'Cron', schedule: '* * * * * *' }));
+  await until(
+    'a failed run',
+    async () => ((await phaseOf(store, 'cron')) === 'Failed' ? true : undefined),
+    5000,
+  );
+  platform.loadError = undefined;
+  const status = await until(
+    'a successful run',
+    async () => {
+      const current = (await store.get({ kind: 'DataLoad', namespace: 'default', name: 'cron' }))?.status as
+        Status | undefined;
+      return current?.['lastSuccessfulTime'] !== undefined ? current : undefined;
+    },
+    8000,
+  );
+  assert.ok(status['lastScheduleTime'] !== undefined);
+  assert.ok(platform.loads.length >= 2);
 });

@@ -111,7 +111,7 @@ export class DatasetReconciler {
     } catch (error) {
       if (error instanceof UfsError || error instanceof ControllerError) {
         await this.#fail(dataset, runtime, error.reason, error.message);
-        return { requeueAfterMs: 10_000 };
+        return { requeueAfterMs: 5000 };
       }
       throw error;
     }

@@ -12,3 +12,9 @@ export { setCondition, findCondition } from './conditions.ts';
 export { cacheStatesOf, componentPhase, parseFormattedBytes } from './status.ts';
 export { resolveMounts, planFor, ignoredFields, DEFAULT_BLOCK_SIZE_BYTES } from './plan.ts';
 export { ControllerError, type ControllerErrorCode } from './errors.ts';
+export {
+  DataLoadReconciler,
+  DATALOAD_FINALIZER,
+  formatDuration,
+  type DataLoadReconcilerOptions,
+} from './dataload-reconciler.ts';

@@ -4,6 +4,7 @@ import type { Platform } from '../platform/index.ts';
 import { hasCode } from '../lib/index.ts';
 import type { ResourceStore, StoredObject, WatchEventType } from '../store/index.ts';
 import { DatasetReconciler } from './dataset-reconciler.ts';
+import { DataLoadReconciler } from './dataload-reconciler.ts';
 import { StoreEventRecorder, type EventRecorder } from './events.ts';
 import { MetadataSync, type UfsFactory } from './metadata-sync.ts';
 import { WorkQueue } from './work-queue.ts';
@@ -28,6 +29,8 @@ export interface ControllerManagerOptions {
 export class ControllerManager {
   readonly #options: ControllerManagerOptions;
   readonly #queue: WorkQueue;
+  readonly #loadQueue: WorkQueue;
+  readonly #loads: DataLoadReconciler;
   readonly #metadata: MetadataSync;
   readonly #abort = new AbortController();
   readonly #watches: Promise<void>[] = [];
@@ -42,10 +45,26 @@ export class ControllerManager {
       },
       logger,
     });
+    const events = options.events ?? new StoreEventRecorder(options.store);
+    this.#loads = new DataLoadReconciler({
+      store: options.store,
+      platform: options.platform,
+      events,
+      logger,
+      requeue: (kind, namespace, name) => {
+        if (kind === 'Dataset') this.enqueue(namespace, name);
+        else this.#loadQueue.add(`${namespace}/${name}`);
+      },
+    });
+    this.#loadQueue = new WorkQueue({
+      reconcile: (key) => this.#loads.reconcile(key),
+      logger,
+      concurrency: 4,
+    });
     const reconciler = new DatasetReconciler({
       store: options.store,
       platform: options.platform,
-      events: options.events ?? new StoreEventRecorder(options.store),
+      events,
       metadata: this.#metadata,
       ufsFactory: options.ufsFactory,
       logger,
@@ -92,17 +111,24 @@ export class ControllerManager {
     this.#watch('Secret', (secret) => {
       void this.#requeueNamespace(secret.metadata.namespace);
     });
+    this.#watch('DataLoad', (load, type) => {
+      if (type !== 'DELETED' || (load.metadata.finalizers ?? []).length > 0)
+        this.#loadQueue.add(`${load.metadata.namespace}/${load.metadata.name}`);
+    });
     for (const extra of this.#options.extraKinds ?? []) this.#watch(extra.kind, extra.onChange);
   }
 
   /** Resolves when no reconcile is queued or running. */
-  idle(): Promise<void> {
-    return this.#queue.idle();
+  async idle(): Promise<void> {
+    await this.#queue.idle();
+    await this.#loadQueue.idle();
   }
 
   async stop(): Promise<void> {
     this.#abort.abort();
     this.#queue.stop();
+    this.#loadQueue.stop();
+    this.#loads.stopAll();
     this.#metadata.stopAll();
     await Promise.allSettled(this.#watches);
   }

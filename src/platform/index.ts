@@ -6,6 +6,8 @@ export type {
   ResolvedMount,
   DatasetRef,
   CacheStatistics,
+  LoadPlan,
+  LoadProgress,
 } from './types.ts';
 export {
   LocalPlatform,

@@ -49,6 +49,27 @@ export interface CacheStatistics {
   bytesReadOrigin: number;
 }
 
+/** What a DataLoad asks the platform to warm. */
+export interface LoadPlan {
+  dataset: DatasetRef;
+  /** Dataset paths (`/` or `/hbase/conf`) and the copies wanted of each block. */
+  targets: readonly { path: string; replicas: number }[];
+  /** Re-list the origin and drop blocks of changed or deleted files first (`loadMetadata`). */
+  loadMetadata: boolean;
+  /** Files loaded at once. */
+  parallelism: number;
+  /** Cap on bytes per second read from the origin; undefined for none. */
+  bandwidthBytesPerSecond?: number;
+}
+
+export interface LoadProgress {
+  filesDone: number;
+  bytesDone: number;
+  /** Known once listing has finished; listing and loading overlap. */
+  filesTotal?: number;
+  bytesTotal?: number;
+}
+
 /**
  * Where runtimes materialise: local supervised processes in embedded mode, StatefulSets,
  * DaemonSets and Jobs in Kubernetes. The reconcilers know only this interface.
@@ -61,4 +82,12 @@ export interface Platform {
   /** Descriptions of processes (or pods) that use the dataset right now; deletion waits for none. */
   usersOf(dataset: DatasetRef, signal: AbortSignal): Promise<string[]>;
   statistics(dataset: DatasetRef, signal: AbortSignal): Promise<CacheStatistics | undefined>;
+  /**
+   * Warms the dataset's cache: every block of the targets fetched from the origin once, by its
+   * owner workers. Reports progress as it goes; rejects with the reason when the load fails.
+   */
+  load(
+    plan: LoadPlan,
+    options: { signal: AbortSignal; onProgress: (progress: LoadProgress) => void },
+  ): Promise<LoadProgress>;
 }

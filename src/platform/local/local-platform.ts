@@ -6,7 +6,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Level } from '../../api/index.ts';
 import type { Logger } from '../../lib/index.ts';
-import type { CacheStatistics, DatasetRef, Platform, RuntimeObservation, RuntimePlan } from '../types.ts';
+import type {
+  CacheStatistics,
+  DatasetRef,
+  LoadProgress,
+  Platform,
+  RuntimeObservation,
+  RuntimePlan,
+} from '../types.ts';
 import { isFuseMounted, processesUsing } from './proc-scan.ts';
 import { ProcessSupervisor } from './process-supervisor.ts';
 
@@ -108,6 +115,10 @@ export class LocalPlatform implements Platform {
       },
       fuse: { desired: 1, ready: mounted ? 1 : 0, ...(mounted ? { mountPath: target } : {}) },
     };
+  }
+
+  load(): Promise<LoadProgress> {
+    return Promise.reject(new Error('DataLoad on the local platform needs the cache client'));
   }
 
   async remove(dataset: DatasetRef, options: { cleanCache: boolean; signal: AbortSignal }): Promise<void> {
