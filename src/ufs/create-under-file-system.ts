@@ -6,6 +6,8 @@ import { DEFAULT_HTTP_TIMEOUTS, HttpUfs, type HttpTimeouts } from './http-ufs.ts
 import { LocalUfs } from './local-ufs.ts';
 import { DEFAULT_RETRY_POLICY, positiveInteger, retryPolicyFrom, type RetryPolicy } from './retry.ts';
 import { normaliseUfsPath } from './paths.ts';
+import { parseS3Location } from './s3-config.ts';
+import { S3Ufs } from './s3-ufs.ts';
 import type { UfsMountConfig, UnderFileSystem } from './types.ts';
 
 /** What connectors get from the process that creates them, instead of reading the environment. */
@@ -20,7 +22,7 @@ export interface UfsDependencies {
   pvcRoot?: string;
   /** Retry and deadline defaults for remote connectors; mount options `tide.ufs.*` override them. */
   retry?: Partial<RetryPolicy>;
-  /** Socket-level timeouts of the web connector; mount options `tide.ufs.*TimeoutMs` override them. */
+  /** Socket-level timeouts of the web and S3 connectors; mount options `tide.ufs.*TimeoutMs` override them. */
   httpTimeouts?: Partial<HttpTimeouts>;
 }
 
@@ -42,6 +44,15 @@ export function createUnderFileSystem(config: UfsMountConfig, deps: UfsDependenc
     case 'https':
       return new HttpUfs({
         mountPoint: config.mountPoint,
+        logger: loggerOf(deps),
+        retry: retryPolicyFrom(config.options, { ...DEFAULT_RETRY_POLICY, ...deps.retry }),
+        timeouts: httpTimeoutsFrom(config.options, { ...DEFAULT_HTTP_TIMEOUTS, ...deps.httpTimeouts }),
+      });
+    case 's3':
+    case 'oss':
+    case 'cos':
+      return new S3Ufs({
+        location: parseS3Location(config),
         logger: loggerOf(deps),
         retry: retryPolicyFrom(config.options, { ...DEFAULT_RETRY_POLICY, ...deps.retry }),
         timeouts: httpTimeoutsFrom(config.options, { ...DEFAULT_HTTP_TIMEOUTS, ...deps.httpTimeouts }),

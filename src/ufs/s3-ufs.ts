@@ -1,0 +1,541 @@
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+  S3ServiceException,
+  type GetObjectCommandOutput,
+  type ListObjectsV2CommandOutput,
+} from '@aws-sdk/client-s3';
+import { scrubSecrets, type Logger } from '../lib/index.ts';
+import { abortedError, throwIfAborted } from './abort.ts';
+import { UfsError } from './errors.ts';
+import { classifyNetworkError, scrubbedCause, transientError } from './failures.ts';
+import type { HttpTimeouts } from './http-ufs.ts';
+import { checkRange, normaliseUfsPath } from './paths.ts';
+import { backoffMs, withRetry, type ClassifiedFailure, type RetryPolicy } from './retry.ts';
+import type { S3Location } from './s3-config.ts';
+import type { ByteRange, ListOptions, ReadOptions, UfsEntry, UnderFileSystem } from './types.ts';
+
+export interface S3UfsOptions {
+  location: S3Location;
+  logger: Logger;
+  retry: RetryPolicy;
+  timeouts: HttpTimeouts;
+  /** Keep-alive sockets to the endpoint. Default 64. */
+  maxSockets?: number;
+}
+
+/** S3 error codes (the `Code` of an error response, the SDK's error `name`) by meaning. */
+const ACCESS_DENIED = new Set([
+  'AccessDenied',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'InvalidToken',
+  'ExpiredToken',
+  'InvalidSecurity',
+  'AllAccessDisabled',
+  'AccountProblem',
+]);
+const NOT_FOUND = new Set(['NoSuchKey', 'NotFound', 'NoSuchVersion']);
+const RETRYABLE = new Set([
+  'SlowDown',
+  'ServiceUnavailable',
+  'InternalError',
+  'RequestTimeout',
+  'RequestTimeTooSkewed',
+  'Throttling',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'TooManyRequests',
+]);
+/** The bucket is elsewhere or the region is wrong: a configuration problem, not a transient one. */
+const WRONG_REGION = new Set([
+  'PermanentRedirect',
+  'AuthorizationHeaderMalformed',
+  'IllegalLocationConstraintException',
+]);
+
+/**
+ * An S3-compatible bucket prefix as an under file system: `s3://` (AWS and any S3 API), `oss://`
+ * (Alibaba OSS through its S3-compatible API), `cos://` (Tencent COS likewise). Signing is SigV4 by
+ * the AWS SDK; the SDK's own retries are off so that the retry policy and deadline here apply to
+ * every connector alike.
+ *
+ * - Directories are common prefixes (`ListObjectsV2` with `Delimiter=/`); a recursive walk lists
+ *   without a delimiter and makes up the directories from the keys. Keys that end in `/` (folder
+ *   markers) are directories, never files.
+ * - stat is `HeadObject`; a 404 for a key that is a prefix of others is a directory.
+ * - read is `GetObject` with `Range` and `IfMatch` (the version is the ETag), resumed after a cut
+ *   body from the byte where it stopped with the ETag it started with.
+ */
+export class S3Ufs implements UnderFileSystem {
+  readonly description: string;
+  readonly #location: S3Location;
+  readonly #client: S3Client;
+  readonly #logger: Logger;
+  readonly #retry: RetryPolicy;
+
+  constructor(options: S3UfsOptions) {
+    const { location } = options;
+    this.#location = location;
+    this.description = location.description;
+    this.#logger = options.logger.child({ ufs: this.description });
+    this.#retry = options.retry;
+    const scrub = (args: unknown[]): string => this.#scrub(args.map((arg) => String(arg)).join(' '));
+    const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 64 };
+    const credentials = location.credentials;
+    this.#client = new S3Client({
+      region: location.region,
+      ...(location.endpoint === undefined ? {} : { endpoint: location.endpoint }),
+      forcePathStyle: location.forcePathStyle,
+      maxAttempts: 1,
+      // Checksums of whole objects do not apply to ranges, and not every S3-compatible store has them.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: {
+        connectionTimeout: options.timeouts.connectTimeoutMs,
+        socketTimeout: options.timeouts.bodyIdleTimeoutMs,
+        httpAgent: new HttpAgent(agentOptions),
+        httpsAgent: new HttpsAgent(agentOptions),
+      },
+      logger: {
+        debug: () => undefined,
+        info: () => undefined,
+        warn: (...args: unknown[]) => {
+          this.#logger.warn(scrub(args));
+        },
+        error: (...args: unknown[]) => {
+          this.#logger.error(scrub(args));
+        },
+      },
+      ...(credentials === undefined
+        ? // No credentials: unsigned requests for public buckets, and never the SDK's default
+          // provider chain, which would read the environment and probe instance metadata.
+          {
+            credentials: { accessKeyId: '', secretAccessKey: '' },
+            signer: { sign: (request) => Promise.resolve(request) },
+          }
+        : {
+            credentials: async () =>
+              Promise.resolve({
+                accessKeyId: credentials.accessKeyId.reveal(),
+                secretAccessKey: credentials.secretAccessKey.reveal(),
+                ...(credentials.sessionToken === undefined
+                  ? {}
+                  : { sessionToken: credentials.sessionToken.reveal() }),
+              }),
+          }),
+    });
+  }
+
+  async *list(path: string, options: ListOptions = {}): AsyncIterable<UfsEntry> {
+    const relative = normaliseUfsPath(path);
+    const prefix = relative === '' ? this.#location.prefix : `${this.#key(relative)}/`;
+    const recursive = options.recursive === true;
+    const seenDirectories = new Set<string>();
+    let token: string | undefined;
+    let first = true;
+    do {
+      const page = await this.#listPage({ prefix, token, delimiter: !recursive, signal: options.signal });
+      if (first && relative !== '' && (page.KeyCount ?? 0) === 0) {
+        // An empty listing: nothing there, or a file rather than a directory.
+        const entry = await this.stat(
+          relative,
+          options.signal === undefined ? {} : { signal: options.signal },
+        );
+        if (entry.type === 'file') {
+          throw new UfsError(
+            'ERR_UFS_NOT_A_DIRECTORY',
+            `Cannot list "${relative}" at ${this.description} as it is a file`,
+          );
+        }
+      }
+      first = false;
+      for (const common of page.CommonPrefixes ?? []) {
+        const child = this.#relative(common.Prefix);
+        if (child !== undefined && child !== relative) yield directoryEntry(child);
+      }
+      for (const object of page.Contents ?? []) {
+        const key = object.Key ?? '';
+        const child = this.#relative(key);
+        if (child === undefined) continue;
+        if (recursive) {
+          // Directories implied by the key, each once.
+          for (
+            let slash = child.indexOf('/', relative.length + 1);
+            slash !== -1;
+            slash = child.indexOf('/', slash + 1)
+          ) {
+            const directory = child.slice(0, slash);
+            if (!seenDirectories.has(directory)) {
+              seenDirectories.add(directory);
+              yield directoryEntry(directory);
+            }
+          }
+        }
+        if (key.endsWith('/')) {
+          // A folder marker: its own prefix (the listed directory), or a directory also listed as a
+          // common prefix (non-recursive) or already implied by its deeper keys.
+          if (child !== relative && recursive && !seenDirectories.has(child)) {
+            seenDirectories.add(child);
+            yield directoryEntry(child);
+          }
+          continue;
+        }
+        yield {
+          path: child,
+          type: 'file',
+          sizeBytes: object.Size ?? 0,
+          mtimeMs: object.LastModified?.getTime() ?? 0,
+          version: object.ETag ?? '',
+        };
+      }
+      token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+  }
+
+  async stat(path: string, options: { signal?: AbortSignal } = {}): Promise<UfsEntry> {
+    const relative = normaliseUfsPath(path);
+    const what = `stat "${relative}" at ${this.description}`;
+    if (relative === '') {
+      await this.#listPage({
+        prefix: this.#location.prefix,
+        token: undefined,
+        delimiter: true,
+        maxKeys: 1,
+        signal: options.signal,
+      });
+      return directoryEntry('');
+    }
+    try {
+      const head = await this.#run(what, options.signal, (signal) =>
+        this.#client.send(
+          new HeadObjectCommand({ Bucket: this.#location.bucket, Key: this.#key(relative) }),
+          {
+            abortSignal: signal,
+          },
+        ),
+      );
+      return {
+        path: relative,
+        type: 'file',
+        sizeBytes: head.ContentLength ?? 0,
+        mtimeMs: head.LastModified?.getTime() ?? 0,
+        version: head.ETag ?? '',
+      };
+    } catch (error) {
+      if (!(error instanceof UfsError) || error.code !== 'ERR_UFS_NOT_FOUND') throw error;
+      const page = await this.#listPage({
+        prefix: `${this.#key(relative)}/`,
+        token: undefined,
+        delimiter: true,
+        maxKeys: 1,
+        signal: options.signal,
+      });
+      if ((page.KeyCount ?? 0) > 0) return directoryEntry(relative);
+      throw error;
+    }
+  }
+
+  async read(path: string, range: ByteRange, options: ReadOptions = {}): Promise<AsyncIterable<Uint8Array>> {
+    checkRange(range);
+    const relative = normaliseUfsPath(path);
+    throwIfAborted(options.signal, `read of "${relative}" at ${this.description}`);
+    if (range.length === 0) return emptyStream();
+    const request = { relative, range, version: options.version, signal: options.signal };
+    const first = await this.#open(request, range.offset);
+    if (first === undefined) return emptyStream();
+    return this.#stream(request, first);
+  }
+
+  async check(options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.stat('', options);
+  }
+
+  async close(): Promise<void> {
+    this.#client.destroy();
+    return Promise.resolve();
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  async #listPage(request: {
+    prefix: string;
+    token: string | undefined;
+    delimiter: boolean;
+    maxKeys?: number;
+    signal: AbortSignal | undefined;
+  }): Promise<ListObjectsV2CommandOutput> {
+    const what = `list "${request.prefix}" in ${this.description}`;
+    return this.#run(what, request.signal, (signal) =>
+      this.#client.send(
+        new ListObjectsV2Command({
+          Bucket: this.#location.bucket,
+          Prefix: request.prefix,
+          ...(request.delimiter ? { Delimiter: '/' } : {}),
+          ...(request.token === undefined ? {} : { ContinuationToken: request.token }),
+          ...(request.maxKeys === undefined ? {} : { MaxKeys: request.maxKeys }),
+        }),
+        { abortSignal: signal },
+      ),
+    );
+  }
+
+  /** GetObject from `from` to the end of the request's range; undefined past the end of the object. */
+  async #open(request: ReadRequest, from: number): Promise<Opened | undefined> {
+    const what = `read "${request.relative}" at ${this.description}`;
+    const last = request.range.offset + request.range.length - 1;
+    return withRetry({
+      policy: this.#retry,
+      what,
+      signal: request.signal,
+      logger: this.#logger,
+      classify: (error) => this.#classify(error, what),
+      attempt: async (phase) => {
+        // The body lives past the deadline of the first byte: its request follows the caller's
+        // signal throughout and the deadline (in `phase`) only until the response is in.
+        const controller = new AbortController();
+        const onPhase = (): void => {
+          controller.abort(phase.reason);
+        };
+        const onCaller = (): void => {
+          controller.abort(request.signal?.reason);
+        };
+        phase.addEventListener('abort', onPhase, { once: true });
+        request.signal?.addEventListener('abort', onCaller, { once: true });
+        const unhook = (): void => {
+          request.signal?.removeEventListener('abort', onCaller);
+        };
+        let output: GetObjectCommandOutput;
+        try {
+          output = await this.#client.send(
+            new GetObjectCommand({
+              Bucket: this.#location.bucket,
+              Key: this.#key(request.relative),
+              Range: `bytes=${from}-${last}`,
+              ...(request.version === undefined ? {} : { IfMatch: request.version }),
+            }),
+            { abortSignal: controller.signal },
+          );
+        } catch (error) {
+          unhook();
+          if (s3CodeOf(error) === 'InvalidRange') return undefined;
+          throw error;
+        } finally {
+          phase.removeEventListener('abort', onPhase);
+        }
+        const body = output.Body as Readable | undefined;
+        if (body === undefined) {
+          unhook();
+          return undefined;
+        }
+        body.once('close', unhook);
+        const version = output.ETag ?? '';
+        if (request.version !== undefined && version !== request.version) {
+          destroyQuietly(body);
+          throw changed(what);
+        }
+        // A store that ignores Range answers 200 with the whole object: skip to `from` ourselves.
+        const start = /^bytes (\d+)-/.exec(output.ContentRange ?? '')?.[1];
+        return { body, version, skipBytes: start === undefined ? from : Number(start) === from ? 0 : NaN };
+      },
+    });
+  }
+
+  async *#stream(request: ReadRequest, first: Opened): AsyncIterable<Uint8Array> {
+    const what = `read "${request.relative}" at ${this.description}`;
+    const end = request.range.offset + request.range.length;
+    const pinned = { ...request, version: first.version };
+    let position = request.range.offset;
+    let current: Opened | undefined = first;
+    for (let resumes = 0; current !== undefined && position < end; resumes++) {
+      const { body } = current;
+      let skip = current.skipBytes;
+      if (Number.isNaN(skip)) {
+        destroyQuietly(body);
+        throw new UfsError('ERR_UFS_REMOTE', `Cannot ${what}: the store answered another range`);
+      }
+      try {
+        for await (const raw of body as AsyncIterable<Uint8Array>) {
+          let chunk: Uint8Array = raw;
+          if (skip > 0) {
+            const dropped = Math.min(skip, chunk.length);
+            skip -= dropped;
+            chunk = chunk.subarray(dropped);
+          }
+          if (chunk.length > end - position) chunk = chunk.subarray(0, end - position);
+          if (chunk.length === 0) {
+            if (position >= end) break;
+            continue;
+          }
+          position += chunk.length;
+          yield chunk;
+          if (position >= end) break;
+        }
+        return;
+      } catch (error) {
+        if (request.signal?.aborted === true) throw abortedError(request.signal, what);
+        const failure = this.#classify(error, what);
+        if (!failure.retryable || resumes + 1 >= this.#retry.maxAttempts) throw failure.error;
+        this.#logger.warn(
+          { path: request.relative, position, err: failure.error.message },
+          'resuming a cut read',
+        );
+        await sleep(
+          backoffMs(this.#retry, resumes + 1),
+          undefined,
+          request.signal ? { signal: request.signal } : {},
+        );
+        current = await this.#open(pinned, position);
+      } finally {
+        destroyQuietly(body);
+      }
+    }
+  }
+
+  /** Runs one SDK call under the retry policy. */
+  async #run<T>(
+    what: string,
+    signal: AbortSignal | undefined,
+    call: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    return withRetry({
+      policy: this.#retry,
+      what,
+      signal,
+      logger: this.#logger,
+      attempt: call,
+      classify: (error) => this.#classify(error, what),
+    });
+  }
+
+  #classify(error: unknown, what: string): ClassifiedFailure {
+    if (error instanceof UfsError) return classifyNetworkError(error, what, (text) => this.#scrub(text));
+    const code = s3CodeOf(error);
+    const status = error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
+    if (code === undefined && status === undefined) {
+      return classifyNetworkError(error, what, (text) => this.#scrub(text));
+    }
+    const detail = this.#scrub(`${code ?? 'HTTP'} ${status ?? ''}`.trim());
+    const options = { cause: scrubbedCause(error, (text) => this.#scrub(text)) };
+    const bucket = this.#location.bucket;
+    if (code === 'NoSuchBucket') {
+      return {
+        error: new UfsError(
+          'ERR_UFS_BUCKET_NOT_FOUND',
+          `Cannot ${what}: bucket "${bucket}" does not exist`,
+          options,
+        ),
+        retryable: false,
+      };
+    }
+    if ((code !== undefined && ACCESS_DENIED.has(code)) || status === 401 || status === 403) {
+      return {
+        error: new UfsError(
+          'ERR_UFS_ACCESS_DENIED',
+          `Cannot ${what}: access denied (${detail}); check the credentials`,
+          options,
+        ),
+        retryable: false,
+      };
+    }
+    if (code === 'PreconditionFailed' || status === 412) return { error: changed(what), retryable: false };
+    if ((code !== undefined && NOT_FOUND.has(code)) || status === 404) {
+      return {
+        error: new UfsError('ERR_UFS_NOT_FOUND', `Cannot ${what}: nothing there`, options),
+        retryable: false,
+      };
+    }
+    if (code !== undefined && WRONG_REGION.has(code)) {
+      return {
+        error: new UfsError(
+          'ERR_UFS_BAD_CONFIG',
+          `Cannot ${what}: the endpoint or region does not match the bucket (${detail}); region is "${this.#location.region}"`,
+          options,
+        ),
+        retryable: false,
+      };
+    }
+    if (
+      (code !== undefined && RETRYABLE.has(code)) ||
+      status === 429 ||
+      (status !== undefined && status >= 500)
+    ) {
+      return {
+        error: transientError('ERR_UFS_REMOTE', `Cannot ${what}: the store answered ${detail}`, options),
+        retryable: true,
+      };
+    }
+    return {
+      error: new UfsError('ERR_UFS_REMOTE', `Cannot ${what}: the store answered ${detail}`, options),
+      retryable: false,
+    };
+  }
+
+  #scrub(text: string): string {
+    return scrubSecrets(text, this.#location.secrets);
+  }
+
+  #key(relative: string): string {
+    return relative === '' ? this.#location.prefix.replace(/\/$/, '') : `${this.#location.prefix}${relative}`;
+  }
+
+  /** The connector path of a key or common prefix; undefined for keys that are no valid path. */
+  #relative(key: string | undefined): string | undefined {
+    if (key?.startsWith(this.#location.prefix) !== true) return undefined;
+    const rest = key.slice(this.#location.prefix.length).replace(/\/$/, '');
+    if (rest === '') return undefined;
+    try {
+      // Keys with empty, "." or ".." segments cannot be addressed as paths; they are left out.
+      return normaliseUfsPath(rest) === rest ? rest : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+interface ReadRequest {
+  relative: string;
+  range: ByteRange;
+  version: string | undefined;
+  signal: AbortSignal | undefined;
+}
+
+interface Opened {
+  body: Readable;
+  version: string;
+  /** Bytes to drop from the body's start: non-zero when the store ignored the range; NaN when it answered another one. */
+  skipBytes: number;
+}
+
+/** The S3 error code of an SDK error (`NoSuchBucket`, `SlowDown`…), also for HEAD errors without a body. */
+function s3CodeOf(error: unknown): string | undefined {
+  if (error instanceof S3ServiceException) {
+    const code = (error as { Code?: unknown }).Code;
+    if (typeof code === 'string') return code;
+    return error.name === 'Unknown' || error.name === '' ? undefined : error.name;
+  }
+  return undefined;
+}
+
+function directoryEntry(path: string): UfsEntry {
+  return { path, type: 'directory', sizeBytes: 0, mtimeMs: 0, version: '' };
+}
+
+function changed(what: string): UfsError {
+  return new UfsError('ERR_UFS_VERSION_CHANGED', `Cannot ${what} as the object changed since it was listed`);
+}
+
+function destroyQuietly(body: Readable): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
+async function* emptyStream(): AsyncIterable<Uint8Array> {
+  // Nothing: the range starts at or after the end of the object.
+}
