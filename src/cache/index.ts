@@ -38,3 +38,10 @@ export {
   type LoadOptions,
   type LoadResult,
 } from './client.ts';
+export {
+  aggregateCacheStates,
+  fetchWorkerStats,
+  type AggregateOptions,
+  type AggregateResult,
+  type ReadCounters,
+} from './stats.ts';

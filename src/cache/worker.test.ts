@@ -14,6 +14,7 @@ import {
 } from '../ufs/index.ts';
 import { startWorker, type CacheWorker, type WorkerOptions } from './worker.ts';
 import { blockQueryOf } from './protocol.ts';
+import { fetchWorkerStats } from './stats.ts';
 import type { TierConfig } from './tiers.ts';
 
 const BLOCK = 64 * 1024;
@@ -197,6 +198,10 @@ test('refuses blocks of another dataset and requests without the runtime token',
   assert.equal(((await refused.json()) as { code: string }).code, 'ERR_CACHE_FORBIDDEN');
   assert.equal((await fetch(`${worker.url}/healthz`)).status, 200, 'the health check needs no token');
   assert.equal(ufs.reads, 1);
+  const endpoint = { id: worker.workerId, url: worker.url };
+  const stats = await fetchWorkerStats(endpoint, { token: new SecretValue('s3cret'), files: true });
+  assert.equal(stats.files?.[0]?.path, 'f');
+  await assert.rejects(fetchWorkerStats(endpoint), { code: 'ERR_CACHE_UNAVAILABLE' });
 });
 
 test('will not listen beyond loopback without a token', async (t) => {
