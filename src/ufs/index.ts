@@ -14,3 +14,10 @@ export { S3Ufs, type S3UfsOptions } from './s3-ufs.ts';
 export { parseS3Location, S3_OPTION_NAMES, type S3Location, type S3Flavour } from './s3-config.ts';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
 export { normaliseUfsPath } from './paths.ts';
+export {
+  createDatasetNamespace,
+  datasetMountPaths,
+  type DatasetNamespace,
+  type NamespaceMount,
+  type ResolvedPath,
+} from './dataset-namespace.ts';
