@@ -26,7 +26,12 @@ export interface MountConfig {
   source: SourceConfig;
   /** tmpfs directory for the crash-recovery state; default /dev/shm/tide-fuse-<hash of target>. */
   stateDir?: string;
-  /** Concurrent reads of /dev/fuse in the server (default 4). */
+  /**
+   * How the server reads /dev/fuse: `epoll` (default) on its event loop, or `threadpool` with
+   * `readers` blocking reads (see FuseServerOptions.deviceIo).
+   */
+  deviceIo?: 'epoll' | 'threadpool';
+  /** Concurrent reads of /dev/fuse with deviceIo `threadpool` (default 4). */
   readers?: number;
   /** UV_THREADPOOL_SIZE of the server process (default 16); must exceed `readers`. */
   threadpoolSize?: number;
@@ -63,6 +68,9 @@ export function validateMountConfig(value: unknown): ValidMountConfig {
     throw bad('/source/dir must be a directory path for kind local');
   if (source.module !== undefined && typeof source.module !== 'string')
     throw bad('/source/module must be a module path');
+  const deviceIo = config.deviceIo ?? 'epoll';
+  if (deviceIo !== 'epoll' && deviceIo !== 'threadpool')
+    throw bad('/deviceIo must be "epoll" or "threadpool"');
   const readers = config.readers ?? 4;
   if (typeof readers !== 'number' || !Number.isInteger(readers) || readers < 1 || readers > 64)
     throw bad('/readers must be an integer from 1 to 64');
@@ -86,6 +94,7 @@ export function validateMountConfig(value: unknown): ValidMountConfig {
     fuseArgs,
     source: source as unknown as SourceConfig,
     stateDir,
+    deviceIo,
     readers,
     threadpoolSize,
     logLevel: config.logLevel as MountConfig['logLevel'],

@@ -13,6 +13,12 @@ export interface FuseMountOptions {
    * leaves the flag off; the server still answers every write-type request EROFS today.
    */
   readOnlyMount: boolean;
+  /**
+   * no_xattr: answer GETXATTR and LISTXATTR with ENOSYS once, after which the kernel stops asking
+   * and returns EOPNOTSUPP itself. The default answers every call (ENODATA, empty list), which costs
+   * a round trip per call — `ls -l` makes two per entry.
+   */
+  noXattr: boolean;
   /** direct_io: bypass the kernel page cache altogether. */
   directIo: boolean;
   attrTimeoutSeconds: number;
@@ -48,6 +54,7 @@ export interface ParsedFuseArgs {
 export const DEFAULT_FUSE_OPTIONS: Readonly<FuseMountOptions> = Object.freeze({
   keepCache: 'auto',
   readOnlyMount: true,
+  noXattr: false,
   directIo: false,
   attrTimeoutSeconds: 1,
   entryTimeoutSeconds: 1,
@@ -191,6 +198,9 @@ export function parseFuseArgs(args: readonly string[]): ParsedFuseArgs {
         break;
       case 'rw':
         options.readOnlyMount = false;
+        break;
+      case 'no_xattr':
+        options.noXattr = true;
         break;
       case 'direct_io':
         options.directIo = true;

@@ -28,6 +28,7 @@ async function main(): Promise<void> {
     logger,
     stateDir: config.stateDir,
     resume: config.resume,
+    deviceIo: config.deviceIo,
     readers: config.readers,
   });
   // Without its supervisor nobody would unmount or restart: leave, and let the next start clear it.

@@ -1,5 +1,7 @@
 import { read, writev, writevSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
+import { Socket } from 'node:net';
+import type { SocketConstructorOpts } from 'node:net';
 import type { Logger } from '../lib/index.ts';
 import { toError } from '../lib/index.ts';
 import { FuseError } from './errors.ts';
@@ -70,8 +72,20 @@ export interface FuseServerOptions {
   resume?: boolean;
   /** Reads of /dev/fuse outstanding at once; each holds a libuv threadpool thread. Default 4. */
   readers?: number;
-  /** max_write offered in INIT; the read buffers are this plus a page. Default 1 MiB. */
+  /** max_write offered in INIT; the read buffers are this plus a page. Default 1 MiB (32 KiB with epoll). */
   maxWriteBytes?: number;
+  /**
+   * How the device is read. `epoll` (default): on the event loop, through a libuv pipe handle,
+   * whose 64 KiB read buffer caps max_write at 32 KiB — enough for a read-only filesystem.
+   * `threadpool`: `readers` blocking reads in the libuv threadpool.
+   */
+  deviceIo?: 'epoll' | 'threadpool';
+}
+
+/** process.binding('pipe_wrap'): the libuv pipe handle net.Socket wraps. */
+interface PipeWrapBinding {
+  Pipe: new (type: number) => { open(fd: number): number };
+  constants: { SOCKET: number };
 }
 
 interface FileHandle {
@@ -185,6 +199,7 @@ export class FuseServer {
   readonly #stateDir: string | undefined;
   readonly #readers: number;
   readonly #maxWriteBytes: number;
+  readonly #deviceIo: 'epoll' | 'threadpool';
   readonly #table: InodeTable;
   readonly #handlers = new Map<number, Handler>();
   readonly #inFlight = new Map<bigint, AbortController>();
@@ -207,7 +222,13 @@ export class FuseServer {
     this.#logger = options.logger;
     this.#stateDir = options.stateDir;
     this.#readers = Math.max(1, options.readers ?? 4);
-    this.#maxWriteBytes = Math.max(PAGE_SIZE, options.maxWriteBytes ?? 1024 * 1024);
+    this.#deviceIo = options.deviceIo ?? 'epoll';
+    // With epoll libuv reads into 64 KiB buffers, and the kernel wants max_write plus headers to fit.
+    const defaultMaxWrite = this.#deviceIo === 'epoll' ? 32 * 1024 : 1024 * 1024;
+    this.#maxWriteBytes = Math.max(
+      PAGE_SIZE,
+      Math.min(options.maxWriteBytes ?? defaultMaxWrite, this.#deviceIo === 'epoll' ? 32 * 1024 : Infinity),
+    );
     this.#uid = options.options.uid ?? process.getuid?.() ?? 0;
     this.#gid = options.options.gid ?? process.getgid?.() ?? 0;
     const journalPath = this.#stateDir === undefined ? undefined : join(this.#stateDir, 'nodes.journal');
@@ -234,8 +255,12 @@ export class FuseServer {
 
   /** Starts reading requests. A resumed server asks the kernel to resend what its predecessor lost. */
   start(): void {
-    const bufferBytes = Math.max(FUSE_MIN_READ_BUFFER, this.#maxWriteBytes + PAGE_SIZE);
-    for (let index = 0; index < this.#readers; index += 1) this.#readLoop(Buffer.allocUnsafe(bufferBytes));
+    if (this.#deviceIo === 'epoll') {
+      this.#startEpollReader();
+    } else {
+      const bufferBytes = Math.max(FUSE_MIN_READ_BUFFER, this.#maxWriteBytes + PAGE_SIZE);
+      for (let index = 0; index < this.#readers; index += 1) this.#readLoop(Buffer.allocUnsafe(bufferBytes));
+    }
     this.#unsubscribe = this.#source.subscribe?.((path) => {
       this.invalidatePath(path);
     });
@@ -305,6 +330,36 @@ export class FuseServer {
     }
     // fuse.h 7.40: FUSE_NOTIFY_RESEND moves every request read but not answered back to pending.
     this.#notify(NotifyCode.RESEND, Buffer.alloc(0));
+  }
+
+  /**
+   * Reads requests on the event loop: /dev/fuse supports poll(2), so libuv can watch it with epoll
+   * like a pipe and read each request as it arrives, with no threadpool round trip. Every read(2)
+   * returns exactly one request and the stream hands each chunk on as it came.
+   */
+  #startEpollReader(): void {
+    const binding = (process as unknown as { binding(name: string): unknown }).binding(
+      'pipe_wrap',
+    ) as PipeWrapBinding;
+    const handle = new binding.Pipe(binding.constants.SOCKET);
+    const status = handle.open(this.#fd);
+    if (status !== 0)
+      throw new FuseError('ERR_FUSE_DEVICE', `Cannot watch /dev/fuse with epoll (uv error ${status})`);
+    const socket = new Socket({
+      handle,
+      readable: true,
+      writable: false,
+    } as unknown as SocketConstructorOpts);
+    this.#activeReaders += 1;
+    socket.on('data', (chunk: Buffer) => {
+      if (chunk.length >= IN_HEADER_SIZE) this.#dispatch(chunk, chunk.length);
+    });
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENODEV') this.#logger.error({ err: error }, 'reading /dev/fuse failed');
+    });
+    socket.on('close', () => {
+      this.#readerDone();
+    });
   }
 
   #readLoop(buffer: Buffer): void {
@@ -533,9 +588,10 @@ export class FuseServer {
       this.#reply(request.header.unique);
     });
     on(Opcode.GETXATTR, () => {
-      throw new Errnum(Errno.ENODATA);
+      throw new Errnum(this.#options.noXattr ? Errno.ENOSYS : Errno.ENODATA);
     });
     on(Opcode.LISTXATTR, (request) => {
+      if (this.#options.noXattr) throw new Errnum(Errno.ENOSYS);
       // fuse.h: with size 0 the reply is fuse_getxattr_out giving the size of the (empty) list.
       if (request.body.readUInt32LE(0) === 0) this.#reply(request.header.unique, Buffer.alloc(8));
       else this.#reply(request.header.unique);

@@ -17,6 +17,7 @@ export interface ServerProcessConfig {
   source: SourceConfig;
   stateDir: string;
   resume: boolean;
+  deviceIo: 'epoll' | 'threadpool';
   readers: number;
   logLevel?: MountConfig['logLevel'];
 }
@@ -97,6 +98,7 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
       source: config.source,
       stateDir: config.stateDir,
       resume,
+      deviceIo: config.deviceIo,
       readers: config.readers,
       ...(config.logLevel === undefined ? {} : { logLevel: config.logLevel }),
     };

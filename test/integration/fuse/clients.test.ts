@@ -223,12 +223,12 @@ print(files, sizes, digest, tail)
   });
 });
 
-describe('a FUSE mount without the read-only mount flag', () => {
+describe('a FUSE mount without the read-only mount flag, reading the device in the threadpool', () => {
   test('the server itself answers every write-type request with EROFS', async (t) => {
     const origin = await makeTempDir('tide-fuse-rw-');
     t.after(() => rm(origin, { recursive: true, force: true }));
     await writeFile(join(origin, 'file.txt'), 'content\n');
-    const mount = await startMount({ sourceDir: origin, fuseArgs: ['-orw'] });
+    const mount = await startMount({ sourceDir: origin, fuseArgs: ['-orw'], deviceIo: 'threadpool' });
     t.after(() => mount.stop());
     const attempts = [
       `touch ${JSON.stringify(join(mount.target, 'new.txt'))}`,
@@ -259,6 +259,29 @@ except OSError as e:
 print(os.listxattr(${JSON.stringify(join(mount.target, 'file.txt'))}))`,
     ]);
     assert.equal(python.stdout, 'EROFS\nENODATA\n[]\n', python.stderr);
+  });
+});
+
+describe('a FUSE mount with no_xattr', () => {
+  test('answers xattr calls ENOSYS once, so the kernel itself reports EOPNOTSUPP (ENOTSUP)', async (t) => {
+    const origin = await makeTempDir('tide-fuse-xattr-');
+    t.after(() => rm(origin, { recursive: true, force: true }));
+    await writeFile(join(origin, 'file.txt'), 'content\n');
+    const mount = await startMount({ sourceDir: origin, fuseArgs: ['-ono_xattr'] });
+    t.after(() => mount.stop());
+    const file = JSON.stringify(join(mount.target, 'file.txt'));
+    const python = await run('python3', [
+      '-c',
+      `import os, errno
+for call in (lambda: os.getxattr(${file}, 'user.x'), lambda: os.listxattr(${file}), lambda: os.getxattr(${file}, 'user.y')):
+    try:
+        call()
+    except OSError as e:
+        print(errno.errorcode[e.errno])`,
+    ]);
+    assert.equal(python.stdout, 'ENOTSUP\nENOTSUP\nENOTSUP\n', python.stderr);
+    const listed = await run('ls', ['-l', mount.target]);
+    assert.equal(listed.code, 0, listed.stderr);
   });
 });
 

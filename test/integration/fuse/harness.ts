@@ -33,6 +33,7 @@ export interface StartMountOptions {
   /** Replaces the default `{ kind: 'local', dir: sourceDir }` source configuration. */
   source?: Record<string, unknown>;
   logLevel?: string;
+  deviceIo?: 'epoll' | 'threadpool';
   readers?: number;
 }
 
@@ -58,6 +59,7 @@ export async function startMount(options: StartMountOptions): Promise<MountedDat
       },
       logLevel: options.logLevel ?? 'warn',
       ...(options.readers === undefined ? {} : { readers: options.readers }),
+      ...(options.deviceIo === undefined ? {} : { deviceIo: options.deviceIo }),
     }),
   );
   const child: ChildProcess = spawn(
