@@ -1,5 +1,4 @@
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
+import { Agent } from 'undici';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -19,6 +18,7 @@ import type { HttpTimeouts } from './http-ufs.ts';
 import { checkRange, normaliseUfsPath } from './paths.ts';
 import { backoffMs, withRetry, type ClassifiedFailure, type RetryPolicy } from './retry.ts';
 import type { S3Location } from './s3-config.ts';
+import { UndiciRequestHandler } from './undici-request-handler.ts';
 import type { ByteRange, ListOptions, ReadOptions, UfsEntry, UnderFileSystem } from './types.ts';
 
 export interface S3UfsOptions {
@@ -26,7 +26,7 @@ export interface S3UfsOptions {
   logger: Logger;
   retry: RetryPolicy;
   timeouts: HttpTimeouts;
-  /** Keep-alive sockets to the endpoint. Default 64. */
+  /** Keep-alive connections to the endpoint. Default 64. */
   maxSockets?: number;
 }
 
@@ -79,6 +79,7 @@ export class S3Ufs implements UnderFileSystem {
   readonly #client: S3Client;
   readonly #logger: Logger;
   readonly #retry: RetryPolicy;
+  readonly #dispatcher: Agent;
 
   constructor(options: S3UfsOptions) {
     const { location } = options;
@@ -87,7 +88,11 @@ export class S3Ufs implements UnderFileSystem {
     this.#logger = options.logger.child({ ufs: this.description });
     this.#retry = options.retry;
     const scrub = (args: unknown[]): string => this.#scrub(args.map((arg) => String(arg)).join(' '));
-    const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 64 };
+    this.#dispatcher = new Agent({
+      connections: options.maxSockets ?? 64,
+      keepAliveTimeout: 30_000,
+      connect: { timeout: options.timeouts.connectTimeoutMs },
+    });
     const credentials = location.credentials;
     this.#client = new S3Client({
       region: location.region,
@@ -97,12 +102,7 @@ export class S3Ufs implements UnderFileSystem {
       // Checksums of whole objects do not apply to ranges, and not every S3-compatible store has them.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-      requestHandler: {
-        connectionTimeout: options.timeouts.connectTimeoutMs,
-        socketTimeout: options.timeouts.bodyIdleTimeoutMs,
-        httpAgent: new HttpAgent(agentOptions),
-        httpsAgent: new HttpsAgent(agentOptions),
-      },
+      requestHandler: new UndiciRequestHandler(this.#dispatcher, options.timeouts),
       logger: {
         debug: () => undefined,
         info: () => undefined,
@@ -259,7 +259,7 @@ export class S3Ufs implements UnderFileSystem {
 
   async close(): Promise<void> {
     this.#client.destroy();
-    return Promise.resolve();
+    await this.#dispatcher.destroy();
   }
 
   // ---- internals -----------------------------------------------------------------------------

@@ -81,7 +81,7 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
   // Credentials go through the environment, not argv, so that `ps` does not show them.
   const child = spawn(
     binary,
-    ['--port', `127.0.0.1:${port}`, '--region', region, '--quiet', 'posix', dataDir],
+    ['--port', `127.0.0.1:${port}`, '--region', region, '--quiet', '--keep-alive', 'posix', dataDir],
     {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, ROOT_ACCESS_KEY_ID: accessKeyId, ROOT_SECRET_ACCESS_KEY: secretAccessKey },
