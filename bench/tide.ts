@@ -1,0 +1,287 @@
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isMounted, run, unmountAllUnder } from './exec.ts';
+import type { Origin, OriginKind } from './origin.ts';
+import { pidsMarkedWith } from './procstat.ts';
+import type { Instance, System } from './systems.ts';
+
+const DATASET = 'bench';
+const WORKERS = 2;
+const FUSE_ARGS = ['-okernel_cache', '-oattr_timeout=60', '-oentry_timeout=60', '-onegative_timeout=60'];
+
+/** A Tide instance started through its real interfaces: `tide start`, `tide apply -f`, `tide stop`. */
+export interface TideInstance extends Instance {
+  home: string;
+  /** `tide` with this instance's TIDE_HOME and TIDE_MOUNT_ROOT. */
+  cli(
+    args: readonly string[],
+    timeoutMs?: number,
+  ): Promise<{ code: number | null; stdout: string; stderr: string }>;
+}
+
+/** Thrown when Tide cannot be measured here; its message is the reason the report shows. */
+export class TideUnavailableError extends Error {
+  override readonly name = 'TideUnavailableError';
+}
+
+function manifests(origin: Origin, kind: OriginKind, cacheDir: string, quota: string): string {
+  const runtime = `---
+apiVersion: data.fluid.io/v1alpha1
+kind: TideRuntime
+metadata:
+  name: ${DATASET}
+spec:
+  replicas: ${WORKERS}
+  tieredstore:
+    levels:
+      - mediumtype: SSD
+        path: ${cacheDir}
+        quota: ${quota}
+        high: "0.95"
+        low: "0.8"
+  fuse:
+    args:
+${FUSE_ARGS.map((arg) => `      - ${arg}`).join('\n')}
+`;
+  if (kind === 'http') {
+    return `apiVersion: data.fluid.io/v1alpha1
+kind: Dataset
+metadata:
+  name: ${DATASET}
+spec:
+  mounts:
+    - mountPoint: ${origin.httpUrl}
+      name: data
+      path: /
+  accessModes:
+    - ReadOnlyMany
+${runtime}`;
+  }
+  const s3 = origin.s3!;
+  return `apiVersion: v1
+kind: Secret
+metadata:
+  name: bench-s3
+stringData:
+  aws.accessKeyId: ${s3.accessKeyId}
+  aws.secretKey: ${s3.secretAccessKey}
+---
+apiVersion: data.fluid.io/v1alpha1
+kind: Dataset
+metadata:
+  name: ${DATASET}
+spec:
+  mounts:
+    - mountPoint: s3://${s3.bucket}/
+      name: data
+      path: /
+      options:
+        s3.endpoint: ${s3.endpoint}
+        s3.region: ${s3.region}
+        s3.pathStyle: "true"
+      encryptOptions:
+        - name: aws.accessKeyId
+          valueFrom:
+            secretKeyRef:
+              name: bench-s3
+              key: aws.accessKeyId
+        - name: aws.secretKey
+          valueFrom:
+            secretKeyRef:
+              name: bench-s3
+              key: aws.secretKey
+  accessModes:
+    - ReadOnlyMany
+${runtime}`;
+}
+
+interface StatusView {
+  phase: string;
+  conditions: string;
+}
+
+function statusOf(json: string): StatusView {
+  try {
+    const resource = JSON.parse(json) as {
+      status?: {
+        phase?: string;
+        conditions?: { type?: string; status?: string; reason?: string; message?: string }[];
+      };
+    };
+    return {
+      phase: resource.status?.phase ?? '',
+      conditions: (resource.status?.conditions ?? [])
+        .map((c) => `${c.type ?? '?'}=${c.status ?? '?'} ${c.reason ?? ''} ${c.message ?? ''}`.trim())
+        .join('; '),
+    };
+  } catch {
+    return { phase: '', conditions: `unparsable: ${json.slice(0, 200)}` };
+  }
+}
+
+async function tail(path: string, lines: number): Promise<string> {
+  const text = await readFile(path, 'utf8').catch(() => '');
+  return text.trim().split('\n').slice(-lines).join('\n');
+}
+
+/** Tide's processes of one instance: the daemon, its workers and FUSE mount (not CLI calls). */
+async function tidePids(home: string): Promise<number[]> {
+  const pids = await pidsMarkedWith(home);
+  const result: number[] = [];
+  for (const pid of pids) {
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'latin1').catch(() => '');
+    if (!cmdline.includes('cli/main.ts')) result.push(pid);
+  }
+  return result;
+}
+
+export interface TideSystemOptions {
+  origin: Origin;
+  kind: OriginKind;
+  runDir: string;
+  repo: string;
+  /** Per-worker quota of the SSD tier. */
+  quota: string;
+}
+
+export function tideSystem(options: TideSystemOptions): System {
+  const { origin, kind } = options;
+  const tide = join(options.repo, 'bin', 'tide');
+  return {
+    id: `tide-${kind}`,
+    label: `Tide (${kind})`,
+    role: 'tide',
+    origin: kind,
+    options: `TideRuntime: ${WORKERS} workers, one SSD tier (quota ${options.quota} each), fuse args ${FUSE_ARGS.join(' ')}; Dataset accessModes ReadOnlyMany`,
+    unavailable: () =>
+      Promise.resolve(
+        kind === 's3' && origin.s3 === undefined ? `no S3 origin: ${origin.s3Unavailable ?? '?'}` : undefined,
+      ),
+    start: (round) => startTide({ ...options, tide, home: join(options.runDir, `tide-${kind}-r${round}`) }),
+  };
+}
+
+async function startTide(options: TideSystemOptions & { tide: string; home: string }): Promise<TideInstance> {
+  const { home, tide } = options;
+  const mountRoot = join(home, 'mnt');
+  const root = join(mountRoot, 'default', DATASET);
+  await unmountAllUnder(home);
+  await rm(home, { recursive: true, force: true });
+  await mkdir(home, { recursive: true });
+  const env = { ...process.env, TIDE_HOME: home, TIDE_MOUNT_ROOT: mountRoot };
+  const cli = (args: readonly string[], timeoutMs = 60_000) =>
+    run(tide, args, { timeoutMs, env, cwd: options.repo });
+
+  const stop = async (): Promise<void> => {
+    await cli(['stop'], 150_000).catch(() => undefined);
+    // Whatever `tide stop` left behind: mounts under this home and processes that carry it.
+    await unmountAllUnder(home);
+    for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+      const left = await pidsMarkedWith(home);
+      for (const pid of left) {
+        try {
+          process.kill(pid, signal);
+        } catch {
+          // gone
+        }
+      }
+      if (left.length === 0) break;
+      await sleep(2000);
+    }
+    await unmountAllUnder(home);
+    await rm(home, { recursive: true, force: true }).catch(() => undefined);
+  };
+
+  const started = process.hrtime.bigint();
+  try {
+    const start = await cli(['start'], 90_000);
+    if (start.code !== 0)
+      throw new TideUnavailableError(`tide start failed: ${(start.stderr || start.stdout).trim()}`);
+    const manifestPath = join(home, 'bench.yaml');
+    await writeFile(
+      manifestPath,
+      manifests(options.origin, options.kind, join(home, 'cache'), options.quota),
+    );
+    const apply = await cli(['apply', '-f', manifestPath]);
+    if (apply.code !== 0)
+      throw new TideUnavailableError(`tide apply failed: ${(apply.stderr || apply.stdout).trim()}`);
+    const deadline = Date.now() + 180_000;
+    let last: StatusView = { phase: '', conditions: '' };
+    for (;;) {
+      const get = await cli(['get', 'dataset', DATASET, '-o', 'json']);
+      last = get.code === 0 ? statusOf(get.stdout) : { phase: '', conditions: get.stderr.trim() };
+      if (last.phase === 'Bound' && (await isMounted(root))) break;
+      if (Date.now() > deadline) {
+        const why = `dataset not Bound and mounted at ${root} within 180 s (phase "${last.phase}"${last.conditions === '' ? '' : `; ${last.conditions}`})`;
+        const log = await tail(join(home, 'logs', 'daemon.log'), 5);
+        throw new TideUnavailableError(
+          `${why}${log === '' ? '' : `; daemon log: ${log.replace(/\s+/g, ' ').slice(0, 600)}`}`,
+        );
+      }
+      await sleep(200);
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    home,
+    root,
+    readySeconds: Number(process.hrtime.bigint() - started) / 1e9,
+    pids: () => tidePids(home),
+    stop,
+    cli: async (args, timeoutMs) => cli(args, timeoutMs),
+  };
+}
+
+export interface DataLoadResult {
+  seconds: number;
+  phase: string;
+  detail: string;
+}
+
+/** Applies a DataLoad of `target` and waits for it to finish; the time is apply → Complete. */
+export async function runDataLoad(
+  instance: TideInstance,
+  options: { name: string; target: string; timeoutMs: number },
+): Promise<DataLoadResult> {
+  const manifest = `apiVersion: data.fluid.io/v1alpha1
+kind: DataLoad
+metadata:
+  name: ${options.name}
+spec:
+  dataset:
+    name: ${DATASET}
+    namespace: default
+  target:
+    - path: ${options.target}
+      replicas: 1
+`;
+  const path = join(instance.home, `${options.name}.yaml`);
+  await writeFile(path, manifest);
+  const started = process.hrtime.bigint();
+  const apply = await instance.cli(['apply', '-f', path]);
+  if (apply.code !== 0)
+    throw new TideUnavailableError(`DataLoad apply failed: ${(apply.stderr || apply.stdout).trim()}`);
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    const get = await instance.cli(['get', 'dataload', options.name, '-o', 'json']);
+    const view = get.code === 0 ? statusOf(get.stdout) : { phase: '', conditions: get.stderr.trim() };
+    if (view.phase === 'Complete' || view.phase === 'Failed') {
+      return {
+        seconds: Number(process.hrtime.bigint() - started) / 1e9,
+        phase: view.phase,
+        detail: view.conditions,
+      };
+    }
+    if (Date.now() > deadline) {
+      return {
+        seconds: Number.NaN,
+        phase: view.phase === '' ? 'timeout' : view.phase,
+        detail: view.conditions,
+      };
+    }
+    await sleep(100);
+  }
+}
