@@ -61,6 +61,8 @@ export function allCrds(): Record<string, unknown>[] {
 function structural(node: JsonSchema): JsonSchema {
   const out: JsonSchema = {};
   if (typeof node['description'] === 'string') out['description'] = node['description'];
+  if (Array.isArray(node['x-kubernetes-validations']))
+    out['x-kubernetes-validations'] = node['x-kubernetes-validations'];
   if (node['x-kubernetes-int-or-string'] === true) return { ...out, 'x-kubernetes-int-or-string': true };
   const anyOf = node['anyOf'];
   if (Array.isArray(anyOf)) {
@@ -75,7 +77,12 @@ function structural(node: JsonSchema): JsonSchema {
     case 'object':
       return { ...out, ...objectSchema(node) };
     case 'array':
-      return { ...out, type: 'array', items: structural((node['items'] ?? {}) as JsonSchema) };
+      return {
+        ...out,
+        type: 'array',
+        ...copy(node, ['maxItems', 'minItems']),
+        items: structural((node['items'] ?? {}) as JsonSchema),
+      };
     case 'string':
     case 'integer':
     case 'number':

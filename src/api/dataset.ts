@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { Condition, NodeSelector, Opaque, Resource, StringMap, User } from './common.ts';
+import { MOUNT_POINT_PATTERN } from './mounts.ts';
 
 export const SecretKeySelector = Type.Object({
   name: Type.String({ minLength: 1 }),
@@ -17,16 +18,26 @@ export const Mount = Type.Object(
   {
     mountPoint: Type.String({
       minLength: 5,
+      maxLength: 4096,
+      pattern: MOUNT_POINT_PATTERN,
       description: 'Where the data lives: local://, pvc://, http(s)://, s3://, oss://, cos://',
     }),
     options: Type.Optional(StringMap),
     name: Type.Optional(Type.String()),
-    path: Type.Optional(Type.String({ description: 'Path in the dataset namespace; default /<name>' })),
+    path: Type.Optional(
+      Type.String({ maxLength: 4096, description: 'Path in the dataset namespace; default /<name>' }),
+    ),
     readOnly: Type.Optional(Type.Boolean()),
     shared: Type.Optional(Type.Boolean()),
     encryptOptions: Type.Optional(Type.Array(EncryptOption)),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    // The same rules validate.ts applies, for the API server (CEL in the generated CRD).
+    'x-kubernetes-validations': [
+      { rule: "!has(self.path) || self.path.startsWith('/')", message: 'path must be absolute' },
+    ],
+  },
 );
 export type Mount = Static<typeof Mount>;
 
@@ -38,7 +49,7 @@ export const AccessMode = Type.Union(
 
 export const DatasetSpec = Type.Object(
   {
-    mounts: Type.Optional(Type.Array(Mount)),
+    mounts: Type.Optional(Type.Array(Mount, { maxItems: 64 })),
     owner: Type.Optional(User),
     nodeAffinity: Type.Optional(Type.Object({ required: Type.Optional(NodeSelector) })),
     tolerations: Type.Optional(Type.Array(Opaque('corev1.Toleration'))),

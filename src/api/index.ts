@@ -23,6 +23,8 @@ export {
   schemeOf,
   namespacePathOf,
   isSupportedScheme,
+  mountPointProblem,
+  MOUNT_POINT_PATTERN,
   SUPPORTED_SCHEMES,
   type MountScheme,
 } from './mounts.ts';

@@ -4,6 +4,21 @@ import type { Mount } from './dataset.ts';
 export const SUPPORTED_SCHEMES = ['local', 'pvc', 'http', 'https', 's3', 'oss', 'cos'] as const;
 export type MountScheme = (typeof SUPPORTED_SCHEMES)[number];
 
+/** What a mount point must look like; also enforced by the API server through the generated CRD. */
+export const MOUNT_POINT_PATTERN = `^(${SUPPORTED_SCHEMES.join('|')})://.+`;
+
+/** Why a mount point cannot be used, or undefined when it can. */
+export function mountPointProblem(mountPoint: string): string | undefined {
+  const scheme = schemeOf(mountPoint);
+  if (scheme === undefined)
+    return `"${mountPoint}" has no scheme (use one of ${SUPPORTED_SCHEMES.join(', ')})`;
+  if (!isSupportedScheme(scheme))
+    return `unsupported scheme "${scheme}" (supported: ${SUPPORTED_SCHEMES.join(', ')})`;
+  if (!new RegExp(MOUNT_POINT_PATTERN).test(mountPoint))
+    return `"${mountPoint}" names no location after ${scheme}://`;
+  return undefined;
+}
+
 /** The scheme of a mount point (`oss://b/p` → `oss`), or undefined when it has none. */
 export function schemeOf(mountPoint: string): string | undefined {
   const match = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\//.exec(mountPoint);

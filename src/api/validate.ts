@@ -6,7 +6,7 @@ import { parseQuantity } from '../lib/index.ts';
 import type { FieldError } from './errors.ts';
 import { KINDS, type KindInfo } from './registry.ts';
 import { isDns1035Label, isDns1123Label, isDns1123Subdomain } from './names.ts';
-import { isSupportedScheme, namespacePathOf, schemeOf, SUPPORTED_SCHEMES } from './mounts.ts';
+import { mountPointProblem, namespacePathOf } from './mounts.ts';
 import type { Dataset } from './dataset.ts';
 import type { DataLoad } from './dataload.ts';
 import type { AnyRuntime, Level } from './runtime.ts';
@@ -100,6 +100,11 @@ function describe(error: ValueError): string {
     case ValueErrorType.IntegerMaximum:
     case ValueErrorType.NumberMaximum:
       return `must be at most ${String(schema['maximum'])}, got ${String(error.value)}`;
+    case ValueErrorType.StringPattern:
+      if (error.path.endsWith('/mountPoint') && typeof error.value === 'string') {
+        return mountPointProblem(error.value) ?? `must match ${String(schema['pattern'])}`;
+      }
+      return `must match ${String(schema['pattern'])}`;
     case ValueErrorType.StringMinLength:
       return `must be at least ${String(schema['minLength'])} characters long`;
     case ValueErrorType.StringMaxLength:
@@ -187,18 +192,8 @@ function datasetErrors(dataset: Dataset): FieldError[] {
   const shared = new Set((dataset.spec.sharedEncryptOptions ?? []).map((option) => option.name));
   mounts.forEach((mount, index) => {
     const at = `/spec/mounts/${index}`;
-    const scheme = schemeOf(mount.mountPoint);
-    if (scheme === undefined) {
-      errors.push({
-        path: `${at}/mountPoint`,
-        message: `"${mount.mountPoint}" has no scheme (use one of ${SUPPORTED_SCHEMES.join(', ')})`,
-      });
-    } else if (!isSupportedScheme(scheme)) {
-      errors.push({
-        path: `${at}/mountPoint`,
-        message: `unsupported scheme "${scheme}" (supported: ${SUPPORTED_SCHEMES.join(', ')})`,
-      });
-    }
+    const problem = mountPointProblem(mount.mountPoint);
+    if (problem !== undefined) errors.push({ path: `${at}/mountPoint`, message: problem });
     const path = namespacePathOf(mount, mounts.length);
     if (path === undefined) {
       errors.push({
