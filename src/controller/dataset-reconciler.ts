@@ -117,7 +117,11 @@ export class DatasetReconciler {
     }
     const updatedRuntime = await this.#writeRuntimeStatus(key, runtime, observation);
     await this.#writeBoundStatus(key, dataset, updatedRuntime, observation, signal);
-    return { requeueAfterMs: this.#options.resyncMs ?? 10_000 };
+    const settled =
+      observation.workers.ready >= observation.workers.desired &&
+      observation.fuse.ready >= observation.fuse.desired;
+    // While workers start or the mount comes up, look again soon; once settled, at the resync pace.
+    return { requeueAfterMs: settled ? (this.#options.resyncMs ?? 10_000) : 1000 };
   }
 
   async #checkOrigins(mounts: Awaited<ReturnType<typeof resolveMounts>>, signal: AbortSignal): Promise<void> {

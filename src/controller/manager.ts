@@ -126,8 +126,7 @@ export class ControllerManager {
 
   async stop(): Promise<void> {
     this.#abort.abort();
-    this.#queue.stop();
-    this.#loadQueue.stop();
+    await Promise.all([this.#queue.stop(), this.#loadQueue.stop()]);
     this.#loads.stopAll();
     this.#metadata.stopAll();
     await Promise.allSettled(this.#watches);

@@ -72,12 +72,15 @@ export class WorkQueue {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
-  /** Stops taking work and aborts running reconciles. */
-  stop(): void {
+  /** Stops taking work, aborts running reconciles and resolves once they have returned. */
+  async stop(): Promise<void> {
     this.#stopped = true;
     this.#abort.abort();
     for (const timer of this.#timers.values()) clearTimeout(timer);
     this.#timers.clear();
+    this.#order.length = 0;
+    this.#queued.clear();
+    await this.idle();
   }
 
   #pump(): void {

@@ -1,0 +1,78 @@
+/**
+ * The FileSource of a dataset mounted by the local platform: metadata from the dataset's
+ * connectors, bytes through the cache client (workers, short-circuit, read-ahead, origin
+ * fallback). The FUSE server process loads this module by path (mount config `source.module`).
+ */
+import { hasCode } from '../../lib/index.ts';
+import type {
+  DirectoryEntry,
+  FileAttributes,
+  FileSource,
+  SourceConfig,
+  SourceFactoryContext,
+} from '../../fuse/index.ts';
+import type { UfsEntry } from '../../ufs/index.ts';
+import { openDatasetClient } from './dataset-client.ts';
+
+/** How long attributes learned from a listing or a stat are reused before asking the origin again. */
+const ATTRIBUTE_TTL_MS = 5000;
+
+interface Cached {
+  attributes: FileAttributes | undefined;
+  expiresMs: number;
+}
+
+function attributesOf(entry: UfsEntry): FileAttributes {
+  return { type: entry.type, sizeBytes: entry.sizeBytes, mtimeMs: entry.mtimeMs, version: entry.version };
+}
+
+function isNotFound(error: unknown): boolean {
+  return hasCode(error, 'ERR_CACHE_NOT_FOUND') || hasCode(error, 'ERR_UFS_NOT_FOUND');
+}
+
+export async function createFileSource(
+  config: SourceConfig,
+  context: SourceFactoryContext,
+): Promise<FileSource> {
+  const configPath = (config.options as { configPath?: unknown } | undefined)?.configPath;
+  if (typeof configPath !== 'string') throw new TypeError('the tide-dataset source needs options.configPath');
+  const { client, close } = await openDatasetClient(configPath, context.logger);
+  const attributes = new Map<string, Cached>();
+  const remember = (path: string, value: FileAttributes | undefined): void => {
+    if (attributes.size > 200_000) attributes.clear();
+    attributes.set(path, { attributes: value, expiresMs: Date.now() + ATTRIBUTE_TTL_MS });
+  };
+  return {
+    async getattr(path, signal) {
+      const cached = attributes.get(path);
+      if (cached !== undefined && cached.expiresMs > Date.now()) return cached.attributes;
+      try {
+        const value = attributesOf(await client.stat(path, { signal }));
+        remember(path, value);
+        return value;
+      } catch (error) {
+        if (isNotFound(error)) {
+          remember(path, undefined);
+          return undefined;
+        }
+        throw error;
+      }
+    },
+    async readdir(path, signal) {
+      const entries: DirectoryEntry[] = [];
+      const prefix = path === '/' ? '/' : `${path}/`;
+      for await (const entry of client.list(path, { signal })) {
+        const name = entry.path.slice(entry.path.lastIndexOf('/') + 1);
+        const value = attributesOf(entry);
+        remember(`${prefix}${name}`, value);
+        entries.push({ name, type: entry.type, attributes: value });
+      }
+      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      return entries;
+    },
+    read(path, options) {
+      return client.read(path, options);
+    },
+    close,
+  };
+}

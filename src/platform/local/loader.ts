@@ -1,0 +1,99 @@
+import type { CacheClient } from '../../cache/index.ts';
+import type { UfsEntry } from '../../ufs/index.ts';
+import type { LoadPlan, LoadProgress } from '../types.ts';
+
+/** Bytes per second toward the origin, as a token bucket refilled continuously. */
+class Bandwidth {
+  readonly #bytesPerSecond: number;
+  #available: number;
+  #lastMs = Date.now();
+
+  constructor(bytesPerSecond: number) {
+    this.#bytesPerSecond = bytesPerSecond;
+    this.#available = bytesPerSecond;
+  }
+
+  /** Waits until `bytes` may be fetched; a file larger than a second's worth borrows ahead. */
+  async take(bytes: number, signal: AbortSignal): Promise<void> {
+    const now = Date.now();
+    this.#available = Math.min(
+      this.#bytesPerSecond,
+      this.#available + ((now - this.#lastMs) / 1000) * this.#bytesPerSecond,
+    );
+    this.#lastMs = now;
+    this.#available -= bytes;
+    if (this.#available >= 0) return;
+    const waitMs = (-this.#available / this.#bytesPerSecond) * 1000;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(resolve, waitMs);
+      signal.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(timer);
+          reject(signal.reason as Error);
+        },
+        { once: true },
+      );
+    });
+  }
+}
+
+/**
+ * Loads every file of the plan's targets through the cache client: listing streams while files
+ * load, at most `parallelism` at once, with the bandwidth cap applied per file. Progress counts
+ * each file once, whatever its replicas.
+ */
+export async function loadTargets(
+  client: CacheClient,
+  plan: LoadPlan,
+  options: { signal: AbortSignal; onProgress: (progress: LoadProgress) => void },
+): Promise<LoadProgress> {
+  const { signal, onProgress } = options;
+  const progress: LoadProgress = { filesDone: 0, bytesDone: 0 };
+  const bandwidth =
+    plan.bandwidthBytesPerSecond === undefined ? undefined : new Bandwidth(plan.bandwidthBytesPerSecond);
+  const running = new Set<Promise<void>>();
+  let failure: Error | undefined;
+  let filesTotal = 0;
+  let bytesTotal = 0;
+
+  const loadFile = async (entry: UfsEntry, replicas: number): Promise<void> => {
+    await bandwidth?.take(entry.sizeBytes, signal);
+    await client.load(entry.path, { replicas, signal, concurrency: 4 });
+    progress.filesDone += 1;
+    progress.bytesDone += entry.sizeBytes;
+    onProgress({ ...progress });
+  };
+
+  for (const target of plan.targets) {
+    const top = await client.stat(target.path, { signal });
+    const files: AsyncIterable<UfsEntry> =
+      top.type === 'file' ? single(top) : client.list(target.path, { recursive: true, signal });
+    for await (const entry of files) {
+      if (failure !== undefined) break;
+      if (entry.type !== 'file') continue;
+      filesTotal += 1;
+      bytesTotal += entry.sizeBytes;
+      while (running.size >= plan.parallelism) await Promise.race(running);
+      const task = loadFile(entry, target.replicas)
+        .catch((error: unknown) => {
+          failure ??= error instanceof Error ? error : new Error(String(error));
+        })
+        .finally(() => running.delete(task));
+      running.add(task);
+    }
+    if (failure !== undefined) break;
+  }
+  progress.filesTotal = filesTotal;
+  progress.bytesTotal = bytesTotal;
+  onProgress({ ...progress });
+  await Promise.all(running);
+  if (failure !== undefined) throw failure;
+  onProgress({ ...progress });
+  return progress;
+}
+
+async function* single(entry: UfsEntry): AsyncIterable<UfsEntry> {
+  await Promise.resolve();
+  yield entry;
+}
