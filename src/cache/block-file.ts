@@ -13,6 +13,8 @@ import type { BlockKey } from './block-key.ts';
  */
 export interface BlockFileMeta extends BlockKey {
   format: 1;
+  /** The block size the block was cut with: index `i` means another range under another size. */
+  blockSizeBytes: number;
   sizeBytes: number;
   crc32: number;
 }
@@ -102,19 +104,23 @@ function parseMeta(text: string): BlockFileMeta | undefined {
     typeof meta['path'] === 'string' &&
     typeof meta['version'] === 'string' &&
     Number.isSafeInteger(meta['index']) &&
+    Number.isSafeInteger(meta['blockSizeBytes']) &&
     Number.isSafeInteger(meta['sizeBytes']) &&
     Number.isSafeInteger(meta['crc32']);
   return ok ? (value as BlockFileMeta) : undefined;
 }
 
 /**
- * The first `sizeBytes` bytes of a block file.
+ * The first `sizeBytes` bytes of a block file, in `into` when given (a view of it is returned).
  * @throws {Error} with code `ERR_BLOCK_SHORT` when the file holds fewer bytes (truncated)
  */
-export async function readBlockData(filePath: string, sizeBytes: number): Promise<Buffer> {
+export async function readBlockData(filePath: string, sizeBytes: number, into?: Buffer): Promise<Buffer> {
+  if (into !== undefined && into.length < sizeBytes) {
+    throw new RangeError(`Cannot read a ${sizeBytes}-byte block into ${into.length} bytes`);
+  }
   const handle = await open(filePath, 'r');
   try {
-    const data = Buffer.allocUnsafe(sizeBytes);
+    const data = into === undefined ? Buffer.allocUnsafe(sizeBytes) : into.subarray(0, sizeBytes);
     let filled = 0;
     while (filled < sizeBytes) {
       const { bytesRead } = await handle.read(data, filled, sizeBytes - filled, filled);

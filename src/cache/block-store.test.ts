@@ -106,7 +106,7 @@ test('serves the bytes it stored and keeps SSD blocks, not MEM ones, across a re
     { medium: 'MEM', dirs: [{ path: shm, capacityBytes: 1 << 20 }], highRatio: 0.95, lowRatio: 0.7 },
     { medium: 'SSD', dirs: [{ path: disk, capacityBytes: 1 << 20 }], highRatio: 0.95, lowRatio: 0.7 },
   ];
-  const store = await BlockStore.open({ tiers, datasetId: 'default/demo' });
+  const store = await BlockStore.open({ tiers, datasetId: 'default/demo', blockSizeBytes: 1 << 20 });
   const data = randomBytes(100_000);
   const location = await store.put(key(0), data);
   assert.equal(location?.medium, 'MEM');
@@ -127,7 +127,7 @@ test('serves the bytes it stored and keeps SSD blocks, not MEM ones, across a re
   ]);
   assert.equal(await diskUsage(shm), 0, 'closing empties the MEM tier');
 
-  const reopened = await BlockStore.open({ tiers, datasetId: 'default/demo' });
+  const reopened = await BlockStore.open({ tiers, datasetId: 'default/demo', blockSizeBytes: 1 << 20 });
   t.after(() => reopened.close());
   assert.deepEqual(
     [...reopened.blocks()].map((block) => block.key.index).sort((a, b) => a - b),
@@ -141,7 +141,7 @@ test('drops a corrupted or truncated block file instead of serving it', async (t
   const tiers: TierConfig[] = [
     { medium: 'SSD', dirs: [{ path: disk, capacityBytes: 1 << 20 }], highRatio: 0.95, lowRatio: 0.7 },
   ];
-  const store = await BlockStore.open({ tiers, datasetId: 'd' });
+  const store = await BlockStore.open({ tiers, datasetId: 'd', blockSizeBytes: 1 << 20 });
   t.after(() => store.close());
   const first = await store.put(key(0), randomBytes(50_000));
   const second = await store.put(key(1), randomBytes(50_000));
@@ -169,13 +169,13 @@ test('a reopened store drops block files that lost their trailer', async (t) => 
   const tiers: TierConfig[] = [
     { medium: 'HDD', dirs: [{ path: disk, capacityBytes: 1 << 20 }], highRatio: 0.95, lowRatio: 0.7 },
   ];
-  const store = await BlockStore.open({ tiers, datasetId: 'd' });
+  const store = await BlockStore.open({ tiers, datasetId: 'd', blockSizeBytes: 1 << 20 });
   const location = await store.put(key(0), randomBytes(50_000));
   await store.put(key(1), randomBytes(50_000));
   await store.close();
   await truncate(location!.filePath, 49_000);
 
-  const reopened = await BlockStore.open({ tiers, datasetId: 'd' });
+  const reopened = await BlockStore.open({ tiers, datasetId: 'd', blockSizeBytes: 1 << 20 });
   t.after(() => reopened.close());
   assert.deepEqual(
     [...reopened.blocks()].map((block) => block.key.index),
@@ -189,7 +189,7 @@ test('evicts to the low watermark when the high one is crossed', async (t) => {
   const tiers: TierConfig[] = [
     { medium: 'SSD', dirs: [{ path: disk, capacityBytes: 10 * 16384 }], highRatio: 0.8, lowRatio: 0.5 },
   ];
-  const store = await BlockStore.open({ tiers, datasetId: 'd' });
+  const store = await BlockStore.open({ tiers, datasetId: 'd', blockSizeBytes: 1 << 20 });
   t.after(() => store.close());
   for (let index = 0; index < 8; index += 1) await store.put(key(index), randomBytes(16000));
   assert.equal(store.stats().tiers[0]?.blockCount, 8, 'at the high watermark nothing is evicted yet');
@@ -210,7 +210,7 @@ test('keeps blocks read twice through a scan that would flush a plain LRU', asyn
   const tiers: TierConfig[] = [
     { medium: 'SSD', dirs: [{ path: disk, capacityBytes: 20 * 16384 }], highRatio: 0.95, lowRatio: 0.9 },
   ];
-  const store = await BlockStore.open({ tiers, datasetId: 'd' });
+  const store = await BlockStore.open({ tiers, datasetId: 'd', blockSizeBytes: 1 << 20 });
   t.after(() => store.close());
   const hot = [0, 1, 2, 3, 4].map((index) => key(index, 'hot.bin'));
   for (const block of hot) await store.put(block, randomBytes(16000));
@@ -229,7 +229,7 @@ test('never holds more than its quota on disk under concurrent churn', async (t)
     { medium: 'MEM', dirs: [{ path: shm, capacityBytes: memQuota }], highRatio: 0.9, lowRatio: 0.5 },
     { medium: 'SSD', dirs: [{ path: disk, capacityBytes: ssdQuota }], highRatio: 0.9, lowRatio: 0.5 },
   ];
-  const store = await BlockStore.open({ tiers, datasetId: 'd' });
+  const store = await BlockStore.open({ tiers, datasetId: 'd', blockSizeBytes: 1 << 20 });
   t.after(() => store.close());
 
   let maxMem = 0;
@@ -277,7 +277,7 @@ test('waits on concurrent writes of one block instead of writing it twice', asyn
   const tiers: TierConfig[] = [
     { medium: 'SSD', dirs: [{ path: disk, capacityBytes: 1 << 20 }], highRatio: 0.95, lowRatio: 0.7 },
   ];
-  const store = await BlockStore.open({ tiers, datasetId: 'd' });
+  const store = await BlockStore.open({ tiers, datasetId: 'd', blockSizeBytes: 1 << 20 });
   t.after(() => store.close());
   const data = randomBytes(1000);
   const locations = await Promise.all(Array.from({ length: 8 }, () => store.put(key(0), data)));
@@ -290,14 +290,28 @@ test('a reopened store with a smaller quota evicts down to its low watermark', a
   const big: TierConfig[] = [
     { medium: 'SSD', dirs: [{ path: disk, capacityBytes: 20 * 16384 }], highRatio: 0.95, lowRatio: 0.7 },
   ];
-  const store = await BlockStore.open({ tiers: big, datasetId: 'd' });
+  const store = await BlockStore.open({ tiers: big, datasetId: 'd', blockSizeBytes: 1 << 20 });
   for (let index = 0; index < 15; index += 1) await store.put(key(index), randomBytes(16000));
   await store.close();
   const small: TierConfig[] = [
     { medium: 'SSD', dirs: [{ path: disk, capacityBytes: 10 * 16384 }], highRatio: 0.9, lowRatio: 0.5 },
   ];
-  const reopened = await BlockStore.open({ tiers: small, datasetId: 'd' });
+  const reopened = await BlockStore.open({ tiers: small, datasetId: 'd', blockSizeBytes: 1 << 20 });
   t.after(() => reopened.close());
   assert.equal(reopened.stats().tiers[0]?.blockCount, 5);
   assert.equal(await diskUsage(disk), 5 * 16384);
+});
+
+test('a store reopened with another block size drops the blocks cut with the old one', async (t) => {
+  const disk = await tempDir(t);
+  const tiers: TierConfig[] = [
+    { medium: 'SSD', dirs: [{ path: disk, capacityBytes: 1 << 20 }], highRatio: 0.95, lowRatio: 0.7 },
+  ];
+  const store = await BlockStore.open({ tiers, datasetId: 'd', blockSizeBytes: 65536 });
+  await store.put(key(1), randomBytes(65536));
+  await store.close();
+  const reopened = await BlockStore.open({ tiers, datasetId: 'd', blockSizeBytes: 131072 });
+  t.after(() => reopened.close());
+  assert.equal(reopened.has(key(1)), false, 'block 1 of 64 KiB is not block 1 of 128 KiB');
+  assert.equal(await diskUsage(disk), 0);
 });

@@ -17,6 +17,8 @@ export interface BlockStoreOptions {
   tiers: readonly TierConfig[];
   /** Blocks live under `<tier dir>/tide-cache/<datasetId>/`: one store per dataset. */
   datasetId: string;
+  /** Size of every block but the last of a file; blocks kept from a run with another size are dropped. */
+  blockSizeBytes: number;
   /** Share of a tier the protected segment of its segmented LRU may fill; default 0.8. */
   protectedRatio?: number;
   logger?: Logger;
@@ -121,6 +123,7 @@ interface Entry {
  */
 export class BlockStore {
   readonly #tiers: readonly Tier[];
+  readonly #blockSizeBytes: number;
   readonly #entries = new Map<string, Entry>();
   readonly #writing = new Map<string, Promise<BlockLocation | undefined>>();
   readonly #logger: Logger;
@@ -134,8 +137,9 @@ export class BlockStore {
   };
   #closed = false;
 
-  private constructor(tiers: readonly Tier[], logger: Logger) {
+  private constructor(tiers: readonly Tier[], blockSizeBytes: number, logger: Logger) {
     this.#tiers = tiers;
+    this.#blockSizeBytes = blockSizeBytes;
     this.#logger = logger;
   }
 
@@ -184,6 +188,7 @@ export class BlockStore {
     });
     const store = new BlockStore(
       tiers,
+      options.blockSizeBytes,
       (options.logger ?? silentLogger()).child({ component: 'block-store' }),
     );
     await store.#prepare();
@@ -204,10 +209,13 @@ export class BlockStore {
   }
 
   /**
-   * The verified bytes of a cached block, or undefined on a miss. A file that is missing, short or
-   * fails its CRC-32 is dropped and reported as a miss, so the caller refetches it.
+   * The verified bytes of a cached block (in `into` when given), or undefined on a miss. A file that
+   * is missing, short or fails its CRC-32 is dropped and reported as a miss, so the caller refetches.
    */
-  async get(key: BlockKey): Promise<StoredBlock | undefined> {
+  async get(key: BlockKey, options: { into?: Buffer } = {}): Promise<StoredBlock | undefined> {
+    if (options.into !== undefined && options.into.length < this.#blockSizeBytes) {
+      throw new RangeError(`Cannot read blocks into ${options.into.length} bytes`);
+    }
     const id = blockIdOf(key);
     // Two attempts: a demotion may move the file between the lookup and the open.
     for (let attempt = 0; attempt < 2; attempt += 1) {
@@ -218,7 +226,7 @@ export class BlockStore {
       entry.readers += 1;
       let data: Buffer;
       try {
-        data = await readBlockData(filePath, entry.sizeBytes);
+        data = await readBlockData(filePath, entry.sizeBytes, options.into);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === 'ENOENT' && entry.filePath !== filePath) continue;
@@ -378,6 +386,7 @@ export class BlockStore {
         const valid =
           info !== undefined &&
           blockIdOf(info.meta) === id &&
+          info.meta.blockSizeBytes === this.#blockSizeBytes &&
           !this.#entries.has(id) &&
           !found.some((f) => f.entry.id === id);
         if (!valid || info === undefined) {
@@ -414,7 +423,16 @@ export class BlockStore {
     data: Uint8Array,
     checksum: number,
   ): Promise<BlockLocation | undefined> {
-    const trailer = trailerOf({ format: 1, ...key, sizeBytes: data.length, crc32: checksum });
+    if (data.length > this.#blockSizeBytes) {
+      throw new RangeError(`Cannot store ${data.length} bytes as a ${this.#blockSizeBytes}-byte block`);
+    }
+    const trailer = trailerOf({
+      format: 1,
+      ...key,
+      blockSizeBytes: this.#blockSizeBytes,
+      sizeBytes: data.length,
+      crc32: checksum,
+    });
     const allocBytes = allocationOf(data.length + trailer.length);
     for (const tier of this.#tiers) {
       if (this.#closed) return undefined;

@@ -19,6 +19,7 @@ import {
 } from './protocol.ts';
 import { rankByRendezvous } from './rendezvous.ts';
 import { Semaphore } from './semaphore.ts';
+import { BufferPool } from './buffer-pool.ts';
 
 export interface CacheClientOptions {
   /** `namespace/name`; workers refuse blocks of other datasets. */
@@ -54,6 +55,8 @@ export interface ClientReadOptions {
   offset: number;
   /** Bytes wanted; fewer come back only at end of file. */
   length: number;
+  /** Where to put the bytes (at least `length` long); the result is then a view of it. */
+  into?: Uint8Array;
   signal?: AbortSignal;
 }
 
@@ -121,11 +124,15 @@ interface BlockRef {
 
 interface Slot {
   promise: Promise<Buffer>;
+  /** The block's bytes once arrived: a view of a pooled buffer. */
+  data: Buffer | undefined;
   /** Bytes counted against the buffer budget: the block size until the block arrives. */
   chargedBytes: number;
   settled: boolean;
   /** A reader asked for it (a block read ahead is unused until then). */
   used: boolean;
+  /** Reads copying out of it right now. */
+  pins: number;
 }
 
 interface Stream {
@@ -175,6 +182,7 @@ class Client implements CacheClient {
   readonly #pools = new Map<string, Pool>();
   readonly #downUntil = new Map<string, number>();
   readonly #slots = new Map<string, Slot>();
+  readonly #buffers: BufferPool;
   readonly #files = new Map<string, FileState>();
   readonly #counters: ClientCounters = {
     readBytes: 0,
@@ -202,6 +210,10 @@ class Client implements CacheClient {
     this.#workerRetryMs = options.workerRetryMs ?? 2000;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 120_000;
     this.#originLimit = new Semaphore(options.originConcurrency ?? 4);
+    this.#buffers = new BufferPool(
+      this.#blockSizeBytes,
+      Math.ceil(this.#maxBufferBytes / this.#blockSizeBytes),
+    );
     this.#logger = (options.logger ?? silentLogger()).child({
       component: 'cache-client',
       dataset: options.datasetId,
@@ -241,36 +253,52 @@ class Client implements CacheClient {
       const key: BlockKey = { mount: resolved.mount.id, path: resolved.relative, version, index };
       return { id: blockIdOf(key), key, mount: resolved.mount };
     };
-    const blocks: Promise<Buffer>[] = [];
+    const slots: Slot[] = [];
     const reading = new Set<string>();
     for (let index = first; index <= last; index += 1) {
       const ref = refOf(index);
       reading.add(ref.id);
-      blocks.push(this.#block(ref, signal));
+      const slot = this.#slotOf(ref);
+      // Pinned: neither evicted nor its buffer reused until the bytes are copied out.
+      slot.pins += 1;
+      slots.push(slot);
     }
-    this.#readAhead(file, { offset, end, last, refOf, reading });
-    const buffers = await Promise.all(blocks);
-
-    const parts: Buffer[] = [];
-    let total = 0;
-    for (let i = 0; i < buffers.length; i += 1) {
-      const buffer = buffers[i] as Buffer;
-      const blockStart = (first + i) * blockSize;
-      const from = Math.max(offset, blockStart) - blockStart;
-      const to = Math.min(end - blockStart, buffer.length);
-      if (to > from) {
-        parts.push(buffer.subarray(from, to));
-        total += to - from;
+    try {
+      this.#readAhead(file, { offset, end, last, refOf, reading });
+      const what = `the read of ${path}`;
+      const buffers = await Promise.all(slots.map((slot) => raceAbort(slot.promise, signal, what)));
+      const pieces: { buffer: Buffer; from: number; to: number }[] = [];
+      let total = 0;
+      for (let i = 0; i < buffers.length; i += 1) {
+        const buffer = buffers[i] as Buffer;
+        const blockStart = (first + i) * blockSize;
+        const from = Math.max(offset, blockStart) - blockStart;
+        const to = Math.min(end - blockStart, buffer.length);
+        if (to > from) {
+          pieces.push({ buffer, from, to });
+          total += to - from;
+        }
+        // A short block is the end of the file.
+        if (buffer.length < blockSize) {
+          file.sizeBytes ??= blockStart + buffer.length;
+          break;
+        }
       }
-      // A short block is the end of the file.
-      if (buffer.length < blockSize) {
-        file.sizeBytes ??= blockStart + buffer.length;
-        break;
+      const into = options.into;
+      if (into !== undefined && into.length < total) {
+        throw new RangeError(`Cannot read ${total} bytes into a ${into.length}-byte buffer`);
       }
+      // Copied out, as block buffers are reused once evicted.
+      const result =
+        into === undefined ? Buffer.allocUnsafe(total) : Buffer.from(into.buffer, into.byteOffset, total);
+      let at = 0;
+      for (const piece of pieces) at += piece.buffer.copy(result, at, piece.from, piece.to);
+      this.#counters.readBytes += total;
+      return result;
+    } finally {
+      for (const slot of slots) slot.pins -= 1;
+      this.#trim(this.#maxBufferBytes, true);
     }
-    this.#counters.readBytes += total;
-    // One block: a view of the buffered block, no copy. Callers must not write into it.
-    return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, total);
   }
 
   async stat(path: string, options: { signal?: AbortSignal } = {}): Promise<UfsEntry> {
@@ -408,8 +436,8 @@ class Client implements CacheClient {
 
   // ---- blocks ----
 
-  /** A buffered block, or a fetch of it shared by every reader that wants it. */
-  #block(ref: BlockRef, signal: AbortSignal | undefined): Promise<Buffer> {
+  /** The slot of a block: buffered, in flight, or a fetch started now, shared by every reader. */
+  #slotOf(ref: BlockRef): Slot {
     let slot = this.#slots.get(ref.id);
     if (slot !== undefined) {
       // Most recently used: to the end of the Map's order.
@@ -419,21 +447,24 @@ class Client implements CacheClient {
       slot = this.#startFetch(ref);
     }
     slot.used = true;
-    return raceAbort(slot.promise, signal, `the read of block ${ref.key.index} of ${ref.key.path}`);
+    return slot;
   }
 
   #startFetch(ref: BlockRef, readAhead = false): Slot {
     const slot: Slot = {
       promise: this.#fetchBlock(ref),
+      data: undefined,
       chargedBytes: this.#blockSizeBytes,
       settled: false,
       used: false,
+      pins: 0,
     };
     this.#slots.set(ref.id, slot);
     this.#bufferedBytes += slot.chargedBytes;
     slot.promise.then(
       (buffer) => {
         slot.settled = true;
+        slot.data = buffer;
         if (this.#slots.get(ref.id) === slot) {
           this.#bufferedBytes += buffer.length - slot.chargedBytes;
           slot.chargedBytes = buffer.length;
@@ -459,9 +490,10 @@ class Client implements CacheClient {
     for (const usedOnly of keepUnused ? [true] : [true, false]) {
       for (const [id, slot] of this.#slots) {
         if (this.#bufferedBytes <= targetBytes) return;
-        if (!slot.settled || (usedOnly && !slot.used) || keep?.has(id) === true) continue;
+        if (!slot.settled || slot.pins > 0 || (usedOnly && !slot.used) || keep?.has(id) === true) continue;
         this.#slots.delete(id);
         this.#bufferedBytes -= slot.chargedBytes;
+        if (slot.data !== undefined) this.#buffers.release(slot.data);
       }
     }
   }
@@ -505,19 +537,24 @@ class Client implements CacheClient {
     }
   }
 
-  /** From the block's owners in rank order, then from the origin. */
+  /** From the block's owners in rank order, then from the origin, into a pooled buffer. */
   async #fetchBlock(ref: BlockRef): Promise<Buffer> {
-    const owners = this.#liveOwners(ref.id);
-    for (const owner of owners.slice(0, OWNER_ATTEMPTS)) {
-      try {
-        return await this.#fetchFromWorker(owner, ref);
-      } catch (error) {
-        if (error instanceof NotServed) break;
-        if (!(error instanceof WorkerFailure)) throw error;
-        this.#markDown(owner, error);
+    const buffer = this.#buffers.acquire();
+    try {
+      for (const owner of this.#liveOwners(ref.id).slice(0, OWNER_ATTEMPTS)) {
+        try {
+          return await this.#fetchFromWorker(owner, ref, buffer);
+        } catch (error) {
+          if (error instanceof NotServed) break;
+          if (!(error instanceof WorkerFailure)) throw error;
+          this.#markDown(owner, error);
+        }
       }
+      return await this.#fetchFromOrigin(ref, buffer);
+    } catch (error) {
+      this.#buffers.release(buffer);
+      throw error;
     }
-    return this.#fetchFromOrigin(ref);
   }
 
   /** Owners by rendezvous rank, skipping workers that failed recently (all of them if all did). */
@@ -536,12 +573,12 @@ class Client implements CacheClient {
     );
   }
 
-  async #fetchFromWorker(worker: WorkerEndpoint, ref: BlockRef): Promise<Buffer> {
+  async #fetchFromWorker(worker: WorkerEndpoint, ref: BlockRef, buffer: Buffer): Promise<Buffer> {
     const local = this.#shortCircuit && worker.nodeName === this.#nodeName;
     if (local) {
-      const answer = await this.#request(worker, ref, { locate: '1' });
+      const answer = await this.#request(worker, ref, { locate: '1' }, buffer);
       if (!('filePath' in answer)) return answer.data;
-      const data = await readLocalBlock(answer);
+      const data = await readLocalBlock(answer, buffer);
       if (data !== undefined) {
         this.#counters.shortCircuitBytes += data.length;
         return data;
@@ -549,7 +586,7 @@ class Client implements CacheClient {
       // Evicted or damaged since the worker answered: the worker checks its copy and refetches.
       this.#counters.shortCircuitFallbacks += 1;
     }
-    const answer = await this.#request(worker, ref, {});
+    const answer = await this.#request(worker, ref, {}, buffer);
     if ('filePath' in answer) throw new WorkerFailure('The worker sent a location for a data request');
     return answer.data;
   }
@@ -558,6 +595,7 @@ class Client implements CacheClient {
     worker: WorkerEndpoint,
     ref: BlockRef,
     extra: Record<string, string>,
+    buffer: Buffer,
   ): Promise<{ data: Buffer } | BlockLocationAnswer> {
     const query = blockQueryOf(
       { datasetId: this.#datasetId, blockSizeBytes: this.#blockSizeBytes, ...ref.key },
@@ -580,14 +618,14 @@ class Client implements CacheClient {
       if (statusCode === 200) {
         if (headers['content-type'] === BLOCK_LOCATION_TYPE)
           return (await body.json()) as BlockLocationAnswer;
-        const data = await readBody(body, Number(headers['content-length']), this.#blockSizeBytes);
+        const data = await readBody(body, Number(headers['content-length']), buffer);
         this.#counters.workerBytes += data.length;
         return { data };
       }
       const problem = await body.text().catch(() => '');
       const detail = problemDetail(problem);
       // Past the end of the file: an empty block.
-      if (statusCode === 416) return { data: Buffer.alloc(0) };
+      if (statusCode === 416) return { data: buffer.subarray(0, 0) };
       if (statusCode === 409) throw new CacheError('ERR_CACHE_VERSION_CHANGED', detail);
       if (statusCode === 404) throw new CacheError('ERR_CACHE_NOT_FOUND', detail);
       if (statusCode === 421) throw new NotServed(detail);
@@ -604,10 +642,9 @@ class Client implements CacheClient {
     }
   }
 
-  async #fetchFromOrigin(ref: BlockRef): Promise<Buffer> {
+  async #fetchFromOrigin(ref: BlockRef, buffer: Buffer): Promise<Buffer> {
     const release = await this.#originLimit.acquire();
     try {
-      const chunks: Buffer[] = [];
       let length = 0;
       const stream = await ref.mount.ufs.read(
         ref.key.path,
@@ -615,11 +652,14 @@ class Client implements CacheClient {
         { version: ref.key.version },
       );
       for await (const chunk of stream) {
-        chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        if (length + chunk.byteLength > buffer.length) {
+          throw new CacheError('ERR_CACHE_PROTOCOL', `The origin sent more than a block of ${ref.key.path}`);
+        }
+        buffer.set(chunk, length);
         length += chunk.byteLength;
       }
       this.#counters.originBytes += length;
-      return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length);
+      return buffer.subarray(0, length);
     } catch (error) {
       throw mapUfsError(error);
     } finally {
@@ -732,8 +772,9 @@ class Client implements CacheClient {
   }
 }
 
-/** The bytes of a worker's block file, or undefined when it is gone, short or damaged. */
-async function readLocalBlock(location: BlockLocationAnswer): Promise<Buffer | undefined> {
+/** The bytes of a worker's block file in `buffer`, or undefined when it is gone, short or damaged. */
+async function readLocalBlock(location: BlockLocationAnswer, buffer: Buffer): Promise<Buffer | undefined> {
+  if (location.sizeBytes > buffer.length) return undefined;
   let handle;
   try {
     handle = await open(location.filePath, 'r');
@@ -741,7 +782,7 @@ async function readLocalBlock(location: BlockLocationAnswer): Promise<Buffer | u
     return undefined;
   }
   try {
-    const data = Buffer.allocUnsafe(location.sizeBytes);
+    const data = buffer.subarray(0, location.sizeBytes);
     let filled = 0;
     while (filled < data.length) {
       const { bytesRead } = await handle.read(data, filled, data.length - filled, filled);
@@ -759,12 +800,12 @@ async function readLocalBlock(location: BlockLocationAnswer): Promise<Buffer | u
 async function readBody(
   body: AsyncIterable<Uint8Array>,
   contentLength: number,
-  maxBytes: number,
+  buffer: Buffer,
 ): Promise<Buffer> {
-  if (!Number.isSafeInteger(contentLength) || contentLength < 0 || contentLength > maxBytes) {
+  if (!Number.isSafeInteger(contentLength) || contentLength < 0 || contentLength > buffer.length) {
     throw new WorkerFailure(`The worker sent a block of ${contentLength} bytes`);
   }
-  const data = Buffer.allocUnsafe(contentLength);
+  const data = buffer.subarray(0, contentLength);
   let filled = 0;
   for await (const chunk of body) {
     if (filled + chunk.byteLength > contentLength)

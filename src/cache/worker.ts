@@ -26,6 +26,7 @@ import {
   type Problem,
 } from './protocol.ts';
 import { Semaphore } from './semaphore.ts';
+import { BufferPool } from './buffer-pool.ts';
 import type { TierConfig } from './tiers.ts';
 import { createWorkerMetrics, type WorkerMetrics } from './worker-metrics.ts';
 import {
@@ -117,7 +118,12 @@ export async function startWorker(options: WorkerOptions): Promise<CacheWorker> 
     component: 'cache-worker',
     dataset: options.datasetId,
   });
-  const store = await BlockStore.open({ tiers: options.tiers, datasetId: options.datasetId, logger });
+  const store = await BlockStore.open({
+    tiers: options.tiers,
+    datasetId: options.datasetId,
+    blockSizeBytes,
+    logger,
+  });
   const worker = new Worker({ ...options, blockSizeBytes, logger, store });
   try {
     await worker.listen(host, options.port ?? 0);
@@ -139,6 +145,7 @@ class Worker implements CacheWorker {
   readonly #tokenDigest: Buffer | undefined;
   readonly #originLimit: Semaphore;
   readonly #flights = new Map<string, Flight>();
+  readonly #buffers: BufferPool;
   readonly #counters: WorkerCounters = emptyCounters();
   readonly #logger: Logger;
   readonly #server: Server;
@@ -154,6 +161,7 @@ class Worker implements CacheWorker {
     this.#mounts = new Map(options.mounts.map((mount) => [mount.id, mount.ufs]));
     this.#blockSizeBytes = options.blockSizeBytes;
     this.#store = options.store;
+    this.#buffers = new BufferPool(options.blockSizeBytes, 16);
     this.#tokenDigest = options.token === undefined ? undefined : digest(options.token.reveal());
     this.#originLimit = new Semaphore(options.originConcurrency ?? DEFAULT_ORIGIN_CONCURRENCY);
     this.#logger = options.logger;
@@ -350,13 +358,22 @@ class Worker implements CacheWorker {
         return;
       }
     } else {
-      const stored = await this.#store.get(block.key);
+      const buffer = this.#buffers.acquire();
+      const stored = await this.#store.get(block.key, { into: buffer }).catch((error: unknown) => {
+        this.#buffers.release(buffer);
+        throw error;
+      });
       if (stored !== undefined) {
         this.#counters.hits += 1;
         countServed(stored.data.length);
+        // Reused once the socket has taken every byte; a response cut short just drops it.
+        res.once('finish', () => {
+          this.#buffers.release(buffer);
+        });
         sendBlock(res, stored.data, stored.crc32, stored.medium.toLowerCase());
         return;
       }
+      this.#buffers.release(buffer);
     }
 
     const signal = abortOnClose(res);

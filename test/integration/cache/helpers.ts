@@ -95,19 +95,20 @@ export function sha256(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** Reads a whole dataset file through the client in `chunkBytes` pieces; `onChunk` runs after each. */
+/**
+ * Reads a whole dataset file through the client in `chunkBytes` pieces, as a FUSE server would: the
+ * version from one stat (unless given), every read into the same buffer. `onChunk` runs after each.
+ */
 export async function readThrough(
   client: CacheClient,
   path: string,
   options: { chunkBytes: number; version?: string; onChunk?: (offset: number) => Promise<void> | void },
 ): Promise<Buffer> {
+  const version = options.version ?? (await client.stat(path)).version;
+  const into = Buffer.allocUnsafe(options.chunkBytes);
   const parts: Buffer[] = [];
   for (let offset = 0; ; offset += options.chunkBytes) {
-    const part = await client.read(path, {
-      offset,
-      length: options.chunkBytes,
-      ...(options.version === undefined ? {} : { version: options.version }),
-    });
+    const part = await client.read(path, { offset, length: options.chunkBytes, version, into });
     parts.push(Buffer.from(part));
     await options.onChunk?.(offset + part.length);
     if (part.length < options.chunkBytes) break;
