@@ -11,6 +11,7 @@ export { createUnderFileSystem, type UfsDependencies } from './create-under-file
 export { LocalUfs, type LocalUfsOptions } from './local-ufs.ts';
 export { HttpUfs, DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts, type HttpUfsOptions } from './http-ufs.ts';
 export { S3Ufs, type S3UfsOptions } from './s3-ufs.ts';
+export { UndiciRequestHandler } from './undici-request-handler.ts';
 export { parseS3Location, S3_OPTION_NAMES, type S3Location, type S3Flavour } from './s3-config.ts';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
 export { normaliseUfsPath } from './paths.ts';

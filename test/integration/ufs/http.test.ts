@@ -259,6 +259,22 @@ describe('web UFS against nginx', () => {
     assert.ok((await nginx.accessLogBytes('rangeless')) >= big.length + big2.length);
   });
 
+  test('a range-less file replaced between block reads fails with ERR_UFS_VERSION_CHANGED', async (t) => {
+    assert.ok(nginx.rangeLessUrl !== undefined);
+    const ufs = web(`${nginx.rangeLessUrl}site`);
+    t.after(() => ufs.close());
+    const path = join(root, 'site', 'rangeless-changing.bin');
+    await writeFile(path, Buffer.alloc(3 * MiB, 1));
+    t.after(() => rm(path, { force: true }));
+    const { version } = await ufs.stat('rangeless-changing.bin');
+    assert.ok((await readRange(ufs, 'rangeless-changing.bin', 0, MiB, version)).every((byte) => byte === 1));
+    // Re-reading an earlier block needs a new download, which must see the new version.
+    await writeFile(path, Buffer.alloc(3 * MiB + 1, 2));
+    await assert.rejects(readRange(ufs, 'rangeless-changing.bin', 0, MiB, version), {
+      code: 'ERR_UFS_VERSION_CHANGED',
+    });
+  });
+
   test('an abort stops a read from a slow origin promptly', async (t) => {
     assert.ok(nginx.slowUrl !== undefined);
     const ufs = web(`${nginx.slowUrl}site`);
@@ -387,6 +403,30 @@ describe('web UFS robustness against scripted servers', () => {
     const started = Date.now();
     await assert.rejects(ufs.stat('f'), { code: 'ERR_UFS_TIMEOUT', reason: 'OriginTimeout' });
     assert.ok(Date.now() - started < 2000);
+  });
+
+  test('a body that stalls is cut at the idle timeout and resumed', async (t) => {
+    const data = randomBytes(512 * 1024);
+    let stalled = false;
+    const server = await scriptedServer((req, res) => {
+      if (!stalled && req.method === 'GET') {
+        stalled = true;
+        res.writeHead(206, {
+          etag: '"v1"',
+          'content-length': data.length,
+          'content-range': `bytes 0-${data.length - 1}/${data.length}`,
+        });
+        res.write(data.subarray(0, 1000)); // and then nothing more
+        return;
+      }
+      serveBytes(req, res, data);
+    });
+    t.after(() => server.stop());
+    const ufs = web(server.url, { 'tide.ufs.bodyIdleTimeoutMs': '300' });
+    t.after(() => ufs.close());
+    const started = Date.now();
+    assert.ok((await readRange(ufs, 'f', 0, data.length)).equals(data));
+    assert.ok(Date.now() - started < 5000);
   });
 
   test('a closed port and an unresolvable host are ERR_UFS_UNREACHABLE without waiting out retries', async (t) => {

@@ -289,6 +289,29 @@ describe('S3 UFS against a real S3-compatible server', () => {
     );
   });
 
+  test('an abort stops an S3 read and a listing promptly', async (t) => {
+    const ufs = mount(`s3://${BUCKET}/`);
+    t.after(() => ufs.close());
+    const controller = new AbortController();
+    const stream = await ufs.read(
+      'ds/big.bin',
+      { offset: 0, length: big.length },
+      { signal: controller.signal },
+    );
+    await assert.rejects(
+      (async () => {
+        for await (const chunk of stream) {
+          assert.ok(chunk.length > 0);
+          controller.abort();
+        }
+      })(),
+      { code: 'ERR_UFS_ABORTED' },
+    );
+    const listing = new AbortController();
+    listing.abort();
+    await assert.rejects(collect(ufs.list('paged', { signal: listing.signal })), { code: 'ERR_UFS_ABORTED' });
+  });
+
   test('retries injected 503 SlowDown answers and gives up after maxAttempts', async (t) => {
     const proxy = await faultProxy(s3.endpoint);
     t.after(() => proxy.stop());
