@@ -93,7 +93,12 @@ export interface ClientCounters {
 }
 
 export interface CacheClient {
-  /** Bytes `[offset, offset + length)` of a dataset file, short only at end of file. */
+  /**
+   * Bytes `[offset, offset + length)` of a dataset file, short only at end of file: a new Buffer, or
+   * a view of `options.into` (pass one to spare an allocation per read on a hot path).
+   * @throws {CacheError} ERR_CACHE_VERSION_CHANGED when the origin no longer has `version` and the
+   *   bytes are not cached; ERR_CACHE_NOT_FOUND; ERR_CACHE_ABORTED when `signal` aborts
+   */
   read(path: string, options: ClientReadOptions): Promise<Buffer>;
   /** Metadata of a dataset path, from its mount's connector. */
   stat(path: string, options?: { signal?: AbortSignal }): Promise<UfsEntry>;
@@ -156,8 +161,10 @@ interface FileState {
  * - A worker on the same node is asked where its block file is and the file is read directly
  *   (short-circuit), checked against its CRC-32; a file evicted or damaged in between is refetched
  *   through the worker.
- * - Blocks are kept in a bounded LRU buffer, and a reader found to be sequential gets the next blocks
- *   fetched in parallel ahead of it, its window doubling up to `readAheadBlocks`.
+ * - Blocks are kept in a bounded LRU of pooled buffers (blocks read but not yet asked for are
+ *   evicted last, and never to make room for more read-ahead), and a reader found to be sequential
+ *   gets the next blocks fetched in parallel ahead of it, its window doubling up to
+ *   `readAheadBlocks`. Concurrent reads of one block share one fetch.
  */
 export function createCacheClient(options: CacheClientOptions): CacheClient {
   return new Client(options);
