@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import { SecretValue, scrubSecrets, type Logger } from '../lib/index.ts';
@@ -7,7 +6,7 @@ import { UfsError } from './errors.ts';
 import { classifyNetworkError, transientError } from './failures.ts';
 import { parseIndexLinks } from './html-index.ts';
 import { checkRange, joinUfsPath, normaliseUfsPath } from './paths.ts';
-import { backoffMs, withRetry, type ClassifiedFailure, type RetryPolicy } from './retry.ts';
+import { backoff, withRetry, type ClassifiedFailure, type RetryPolicy } from './retry.ts';
 import { SequentialReaderCache, type SequentialReader, type SequentialSource } from './sequential-readers.ts';
 import type { ByteRange, ListOptions, ReadOptions, UfsEntry, UnderFileSystem } from './types.ts';
 
@@ -441,11 +440,7 @@ export class HttpUfs implements UnderFileSystem {
           { path: request.relative, position, err: failure.error.message },
           'resuming a cut read',
         );
-        await sleep(
-          backoffMs(this.#retry, resumes + 1),
-          undefined,
-          request.signal ? { signal: request.signal } : {},
-        );
+        await backoff(this.#retry, resumes + 1, request.signal, what);
         current = await this.#open(pinned, position);
       } finally {
         // Also unhooks the caller's signal from the request (see #openOnce).
@@ -460,13 +455,15 @@ export class HttpUfs implements UnderFileSystem {
     const end = request.range.offset + request.range.length;
     let position = request.range.offset;
     let reader = reserved;
+    // Once bytes are out, every further download must be of the same version.
+    let pinned = request;
     for (let attempt = 1; position < end; attempt++) {
       const pending = this.#opening.get(request.url.href);
       if (reader === undefined && pending !== undefined) await pending.catch(() => undefined);
       if (reader === undefined) {
         reader = await this.#sequential.acquire({
           key: request.url.href,
-          version: request.version,
+          version: pinned.version,
           offset: position,
           length: end - position,
           waitMs: this.#retry.deadlineMs,
@@ -474,17 +471,18 @@ export class HttpUfs implements UnderFileSystem {
         });
       }
       if (reader === undefined) {
-        const opened = await this.#openForRead(request, position);
+        const opened = await this.#openForRead(pinned, position);
         if (opened.kind === 'empty') return;
         if (opened.kind === 'ranged') {
           // The origin serves ranges again: no need for the front-to-back path.
-          yield* this.#rangedStream(request, opened);
+          yield* this.#rangedStream(pinned, opened);
           return;
         }
         reader = opened.reader;
       }
       const holder = reader;
       reader = undefined;
+      pinned = { ...request, version: holder.version };
       try {
         await holder.skip(position - holder.position, request.signal);
         for await (const chunk of holder.take(end - position, request.signal)) {
@@ -501,11 +499,7 @@ export class HttpUfs implements UnderFileSystem {
           { path: request.relative, position, err: failure.error.message },
           'restarting a cut read',
         );
-        await sleep(
-          backoffMs(this.#retry, attempt),
-          undefined,
-          request.signal ? { signal: request.signal } : {},
-        );
+        await backoff(this.#retry, attempt, request.signal, what);
       } finally {
         this.#sequential.release(holder);
       }

@@ -83,6 +83,23 @@ export function backoffMs(policy: RetryPolicy, attemptNumber: number): number {
   return Math.round(cap / 2 + (Math.random() * cap) / 2);
 }
 
+/**
+ * Waits the backoff before attempt `attemptNumber + 1` of a resumed stream.
+ * @throws {UfsError} ERR_UFS_ABORTED when `signal` fires meanwhile
+ */
+export async function backoff(
+  policy: RetryPolicy,
+  attemptNumber: number,
+  signal: AbortSignal | undefined,
+  what: string,
+): Promise<void> {
+  try {
+    await sleep(backoffMs(policy, attemptNumber), undefined, signal === undefined ? {} : { signal });
+  } catch (error) {
+    throw new UfsError('ERR_UFS_ABORTED', `Cannot finish ${what} as it was aborted`, { cause: error });
+  }
+}
+
 function asUfsError<T>(error: unknown, options: RetryOptions<T>): UfsError {
   return options.classify(error).error;
 }

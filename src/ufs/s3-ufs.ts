@@ -1,6 +1,5 @@
 import { Agent } from 'undici';
 import type { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   GetObjectCommand,
   HeadObjectCommand,
@@ -16,7 +15,7 @@ import { UfsError } from './errors.ts';
 import { classifyNetworkError, scrubbedCause, transientError } from './failures.ts';
 import type { HttpTimeouts } from './http-ufs.ts';
 import { checkRange, normaliseUfsPath } from './paths.ts';
-import { backoffMs, withRetry, type ClassifiedFailure, type RetryPolicy } from './retry.ts';
+import { backoff, withRetry, type ClassifiedFailure, type RetryPolicy } from './retry.ts';
 import type { S3Location } from './s3-config.ts';
 import { UndiciRequestHandler } from './undici-request-handler.ts';
 import type { ByteRange, ListOptions, ReadOptions, UfsEntry, UnderFileSystem } from './types.ts';
@@ -318,7 +317,9 @@ export class S3Ufs implements UnderFileSystem {
               Bucket: this.#location.bucket,
               Key: this.#key(request.relative),
               Range: `bytes=${from}-${last}`,
-              ...(request.version === undefined ? {} : { IfMatch: request.version }),
+              ...(request.version === undefined || request.version === ''
+                ? {}
+                : { IfMatch: request.version }),
             }),
             { abortSignal: controller.signal },
           );
@@ -386,11 +387,7 @@ export class S3Ufs implements UnderFileSystem {
           { path: request.relative, position, err: failure.error.message },
           'resuming a cut read',
         );
-        await sleep(
-          backoffMs(this.#retry, resumes + 1),
-          undefined,
-          request.signal ? { signal: request.signal } : {},
-        );
+        await backoff(this.#retry, resumes + 1, request.signal, what);
         current = await this.#open(pinned, position);
       } finally {
         destroyQuietly(body);
