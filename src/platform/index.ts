@@ -21,3 +21,13 @@ export {
   type ProcessSupervisorOptions,
 } from './local/process-supervisor.ts';
 export { isFuseMounted, processesUsing } from './local/proc-scan.ts';
+export { KubePlatform, type KubePlatformOptions } from './kube/kube-platform.ts';
+export {
+  DEFAULT_SETTINGS as DEFAULT_KUBE_SETTINGS,
+  type KubePlatformSettings,
+  type KubeDatasetClientConfig,
+} from './kube/manifests.ts';
+export { namesOf, fuseNodeLabel, workerNodeLabels, fluidPath, type RuntimeNames } from './kube/names.ts';
+export { inClusterConnection, SERVICE_ACCOUNT_DIR } from './kube/in-cluster.ts';
+export { runLoader, type RunLoaderOptions } from './kube/loader.ts';
+export { EndpointSliceMembership, workersFromSlices } from './kube/endpoint-membership.ts';

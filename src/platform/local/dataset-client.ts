@@ -1,4 +1,5 @@
 import { readFile, watch } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import {
   createCacheClient,
   mountIdOf,
@@ -13,6 +14,8 @@ import type { DatasetSourceFile, MembershipFile } from './local-platform.ts';
 /** A cache client for a dataset of the local platform, following its membership file. */
 export interface DatasetClient {
   client: CacheClient;
+  /** The dataset's run directory, where the daemon writes membership and versions. */
+  runDir: string;
   close(): Promise<void>;
 }
 
@@ -48,6 +51,7 @@ export async function openDatasetClient(configPath: string, logger: Logger): Pro
   });
   return {
     client,
+    runDir: dirname(configPath),
     close: async () => {
       stop.abort();
       await client.close();
@@ -63,7 +67,6 @@ async function readMembers(path: string): Promise<WorkerEndpoint[]> {
   }
 }
 
-/** The daemon replaces the file atomically (rename), so the directory is watched, with a slow poll as a fallback. */
 async function followMembership(
   path: string,
   membership: StaticMembership,
@@ -71,7 +74,7 @@ async function followMembership(
   logger: Logger,
 ): Promise<void> {
   let last = JSON.stringify(membership.workers());
-  const refresh = async (): Promise<void> => {
+  await followFile(path, signal, async () => {
     const workers = await readMembers(path);
     const text = JSON.stringify(workers);
     if (text !== last) {
@@ -79,16 +82,30 @@ async function followMembership(
       membership.update(workers);
       logger.info({ workers: workers.map((worker) => worker.id) }, 'membership changed');
     }
+  });
+}
+
+/**
+ * Calls `onChange` when a file the daemon replaces atomically (by rename) may have changed: the
+ * directory is watched, with a slow poll as a fallback. Runs until `signal` aborts.
+ */
+export async function followFile(
+  path: string,
+  signal: AbortSignal,
+  onChange: () => Promise<void>,
+): Promise<void> {
+  const refresh = (): void => {
+    void onChange().catch(() => undefined);
   };
-  const poll = setInterval(() => {
-    void refresh();
-  }, 2000);
+  const poll = setInterval(refresh, 2000);
   poll.unref();
   signal.addEventListener('abort', () => {
     clearInterval(poll);
   });
   try {
-    for await (const _event of watch(path.slice(0, path.lastIndexOf('/')), { signal })) await refresh();
+    for await (const event of watch(dirname(path), { signal })) {
+      if (event.filename === null || path.endsWith(`/${event.filename}`)) refresh();
+    }
   } catch {
     // Aborted, or the directory went away with the dataset; the poll covers the rest.
   }

@@ -12,7 +12,10 @@ import type {
   SourceFactoryContext,
 } from '../../fuse/index.ts';
 import type { UfsEntry } from '../../ufs/index.ts';
-import { openDatasetClient } from './dataset-client.ts';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { followFile, openDatasetClient } from './dataset-client.ts';
+import type { VersionsFile } from './local-platform.ts';
 
 /** How long attributes learned from a listing or a stat are reused before asking the origin again. */
 const ATTRIBUTE_TTL_MS = 5000;
@@ -36,11 +39,28 @@ export async function createFileSource(
 ): Promise<FileSource> {
   const configPath = (config.options as { configPath?: unknown } | undefined)?.configPath;
   if (typeof configPath !== 'string') throw new TypeError('the tide-dataset source needs options.configPath');
-  const { client, close } = await openDatasetClient(configPath, context.logger);
+  const { client, close, runDir } = await openDatasetClient(configPath, context.logger);
   const attributes = new Map<string, Cached>();
+  /** Versions of the files the kernel has seen, to tell which ones a DataLoad found changed. */
+  const known = new Map<string, string>();
+  const listeners = new Set<(path: string) => void>();
+  const stop = new AbortController();
+  const versionsPath = join(runDir, 'versions.json');
+  let lastVersions = '';
+  void followFile(versionsPath, stop.signal, async () => {
+    const text = await readFile(versionsPath, 'utf8').catch(() => '');
+    if (text === '' || text === lastVersions) return;
+    lastVersions = text;
+    for (const path of changedPaths(JSON.parse(text) as VersionsFile, known)) {
+      attributes.delete(path);
+      known.delete(path);
+      for (const listener of listeners) listener(path);
+    }
+  });
   const remember = (path: string, value: FileAttributes | undefined): void => {
     if (attributes.size > 200_000) attributes.clear();
     attributes.set(path, { attributes: value, expiresMs: Date.now() + ATTRIBUTE_TTL_MS });
+    if (value?.type === 'file') known.set(path, value.version);
   };
   return {
     async getattr(path, signal) {
@@ -73,6 +93,31 @@ export async function createFileSource(
     read(path, options) {
       return client.read(path, options);
     },
-    close,
+    subscribe(onChange) {
+      listeners.add(onChange);
+      return () => listeners.delete(onChange);
+    },
+    async close() {
+      stop.abort();
+      await close();
+    },
   };
+}
+
+/** Known paths whose version differs from a load's listing, or that the listing of their target lacks. */
+export function changedPaths(file: VersionsFile, known: ReadonlyMap<string, string>): string[] {
+  const listed = new Map(file.entries.map(([path, version]) => [`/${path}`, version]));
+  const targets = file.targets.map((target) => (target === '/' ? '/' : `${target.replace(/\/+$/, '')}/`));
+  const changed: string[] = [];
+  for (const [path, version] of known) {
+    const now = listed.get(path);
+    if (
+      now !== undefined
+        ? now !== version
+        : targets.some((target) => path.startsWith(target) || `${path}/` === target)
+    ) {
+      changed.push(path);
+    }
+  }
+  return changed;
 }

@@ -46,7 +46,12 @@ class Bandwidth {
 export async function loadTargets(
   client: CacheClient,
   plan: LoadPlan,
-  options: { signal: AbortSignal; onProgress: (progress: LoadProgress) => void },
+  options: {
+    signal: AbortSignal;
+    onProgress: (progress: LoadProgress) => void;
+    /** Receives every file listed, with its current version, for the mounts to invalidate changes. */
+    onListed?: (entry: UfsEntry) => void;
+  },
 ): Promise<LoadProgress> {
   const { signal, onProgress } = options;
   const progress: LoadProgress = { filesDone: 0, bytesDone: 0 };
@@ -72,6 +77,7 @@ export async function loadTargets(
     for await (const entry of files) {
       if (failure !== undefined) break;
       if (entry.type !== 'file') continue;
+      options.onListed?.(entry);
       filesTotal += 1;
       bytesTotal += entry.sizeBytes;
       while (running.size >= plan.parallelism) await Promise.race(running);

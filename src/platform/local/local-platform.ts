@@ -40,6 +40,14 @@ export interface MembershipFile {
   workers: { id: string; url: string; nodeName: string }[];
 }
 
+/** The file versions a DataLoad saw, for the mount to invalidate what changed (`dataset-source.ts`). */
+export interface VersionsFile {
+  /** Dataset paths that were listed in full. */
+  targets: string[];
+  /** `[dataset path without leading slash, version]` of every file listed. */
+  entries: [string, string][];
+}
+
 /** The file the FUSE source of a dataset reads (`dataset-source.ts`). */
 export interface DatasetSourceFile {
   datasetId: string;
@@ -134,8 +142,16 @@ export class LocalPlatform implements Platform {
     await this.#adopted;
     const configPath = join(this.#datasetDir(plan.dataset), 'dataset.json');
     const { client, close } = await openDatasetClient(configPath, this.#options.logger);
+    const versions: [string, string][] = [];
     try {
-      return await loadTargets(client, plan, options);
+      const progress = await loadTargets(client, plan, {
+        ...options,
+        onListed: (entry) => versions.push([entry.path, entry.version]),
+      });
+      // The mount drops its kernel caches of files whose version changed (or that are gone).
+      const file: VersionsFile = { targets: plan.targets.map((target) => target.path), entries: versions };
+      await writeAtomically(join(this.#datasetDir(plan.dataset), 'versions.json'), JSON.stringify(file));
+      return progress;
     } finally {
       await close();
     }

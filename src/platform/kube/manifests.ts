@@ -1,0 +1,505 @@
+import type { Level } from '../../api/index.ts';
+import type { KubeObject } from '../../kube/index.ts';
+import type { LoadPlan, RuntimePlan } from '../types.ts';
+import {
+  DATASET_ID_LABEL,
+  LOAD_LABEL,
+  MOUNT_TYPE,
+  commonLabels,
+  datasetIdValue,
+  fluidPath,
+  fuseNodeLabel,
+  podSelector,
+  workerNodeLabels,
+  type RuntimeNames,
+} from './names.ts';
+
+/** How the Kubernetes platform lays runtimes out; the operator's flags and the Helm values set it. */
+export interface KubePlatformSettings {
+  /** Images of the cache worker, the FUSE mount and the DataLoad loader (images/README.md). */
+  images: { worker: string; fuse: string; loader: string };
+  imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  /** Name of the CSI driver the PersistentVolumes name (the node plugin that bind-mounts `fluid_path`). */
+  csiDriver: string;
+  /** Host directory under which FUSE pods mount datasets (Fluid's `runtime.mountRoot`). */
+  mountRoot: string;
+  /** Port of the cache workers in their pods. */
+  workerPort: number;
+  /** Directory of the Tide sources in the images (the working directory of every container). */
+  appDir: string;
+  /** `storageClassName` of the PersistentVolumes and claims (Fluid's is `fluid`). */
+  storageClassName: string;
+}
+
+export const DEFAULT_SETTINGS: KubePlatformSettings = Object.freeze({
+  images: Object.freeze({
+    worker: 'ghcr.io/tide-dev/tide-worker:latest',
+    fuse: 'ghcr.io/tide-dev/tide-worker:latest',
+    loader: 'ghcr.io/tide-dev/tide-loader:latest',
+  }),
+  imagePullPolicy: 'IfNotPresent',
+  csiDriver: 'fuse.csi.tide.io',
+  mountRoot: '/runtime-mnt',
+  workerPort: 29999,
+  appDir: '/opt/tide',
+  storageClassName: 'fluid',
+});
+
+/** Where the configuration Secret is mounted in every pod. */
+export const CONFIG_DIR = '/etc/tide';
+/** Kind of the FUSE source module `dataset-source.ts` registers. */
+export const SOURCE_KIND = 'tide-kube-dataset';
+/** Capacity the PersistentVolume announces, as Fluid's default. */
+const CAPACITY = '100Pi';
+
+/** The file FUSE pods and loader Jobs open their cache client from (`client.json` of the Secret). */
+export interface KubeDatasetClientConfig {
+  /** `namespace/name`. */
+  datasetId: string;
+  namespace: string;
+  /** The headless Service whose EndpointSlices list the workers. */
+  serviceName: string;
+  port: number;
+  /** The runtime's bearer token. */
+  token: string;
+  blockSizeBytes: number;
+  mounts: {
+    path: string;
+    mountPoint: string;
+    options: Record<string, string>;
+    secrets: Record<string, string>;
+  }[];
+}
+
+/** The three documents of the configuration Secret, as text. */
+export type RuntimeConfigFiles = Record<'worker.json' | 'client.json' | 'mount.json', string>;
+
+interface TierLayout {
+  volumes: Record<string, unknown>[];
+  mounts: Record<string, unknown>[];
+  levels: Level[];
+}
+
+/**
+ * Volumes of the tiered store, one per directory of each level (Fluid's `tieredstore.levels`):
+ * `volumeSource` as written when given; else `volumeType` (default emptyDir for MEM, with
+ * `medium: Memory`, and hostPath under `<path>/tide/<ns>/<name>` for SSD and HDD), sized by the
+ * level's quota. The worker sees them at `/var/lib/tide/tier-<level>-<dir>`.
+ */
+export function tierLayout(plan: RuntimePlan): TierLayout {
+  const layout: TierLayout = { volumes: [], mounts: [], levels: [] };
+  const levels: readonly Level[] =
+    plan.tiers.length > 0 ? plan.tiers : [{ mediumtype: 'SSD', volumeType: 'emptyDir', quota: '10Gi' }];
+  for (const [index, level] of levels.entries()) {
+    const memory = level.mediumtype === 'MEM';
+    const paths = (level.path ?? '')
+      .split(',')
+      .map((path) => path.trim())
+      .filter((path) => path !== '');
+    if (paths.length === 0) paths.push(memory ? '/dev/shm' : '/var/lib/tide/cache');
+    const quotas = (level.quotaList ?? '').split(',').map((quota) => quota.trim());
+    const containerPaths: string[] = [];
+    const dirs = level.volumeSource === undefined ? paths : [paths[0] ?? ''];
+    for (const [dir, hostPath] of dirs.entries()) {
+      const name = `tier-${index}-${dir}`;
+      const quota = quotas[dir] !== undefined && quotas[dir] !== '' ? quotas[dir] : level.quota;
+      let source: Record<string, unknown>;
+      if (level.volumeSource !== undefined) {
+        source = { ...level.volumeSource };
+      } else if ((level.volumeType ?? (memory ? 'emptyDir' : 'hostPath')) === 'emptyDir') {
+        source = {
+          emptyDir: {
+            ...(memory ? { medium: 'Memory' } : {}),
+            ...(quota === undefined ? {} : { sizeLimit: quota }),
+          },
+        };
+      } else {
+        source = {
+          hostPath: {
+            path: `${hostPath.replace(/\/+$/, '')}/tide/${plan.dataset.namespace}/${plan.dataset.name}`,
+            type: 'DirectoryOrCreate',
+          },
+        };
+      }
+      const mountPath = `/var/lib/tide/${name}`;
+      layout.volumes.push({ name, ...source });
+      layout.mounts.push({ name, mountPath });
+      containerPaths.push(mountPath);
+    }
+    const workerLevel: Level = { mediumtype: level.mediumtype, path: containerPaths.join(',') };
+    if (level.quota !== undefined) workerLevel.quota = level.quota;
+    if (level.quotaList !== undefined && level.volumeSource === undefined)
+      workerLevel.quotaList = level.quotaList;
+    if (level.high !== undefined) workerLevel.high = level.high;
+    if (level.low !== undefined) workerLevel.low = level.low;
+    layout.levels.push(workerLevel);
+  }
+  return layout;
+}
+
+/** The worker, client and mount configurations of a runtime. `token` is the runtime's bearer token. */
+export function configFiles(
+  plan: RuntimePlan,
+  settings: KubePlatformSettings,
+  names: RuntimeNames,
+  token: string,
+): RuntimeConfigFiles {
+  const datasetId = `${plan.dataset.namespace}/${plan.dataset.name}`;
+  const mounts = plan.mounts.map((mount) => ({
+    path: mount.path,
+    mountPoint: mount.mountPoint,
+    options: { ...mount.options },
+    secrets: Object.fromEntries(Object.entries(mount.secrets).map(([name, value]) => [name, value.reveal()])),
+  }));
+  const worker = {
+    datasetId,
+    // Any address but loopback requires the token (src/cache worker.ts).
+    host: '0.0.0.0',
+    port: settings.workerPort,
+    token,
+    blockSize: plan.blockSizeBytes,
+    tieredstore: { levels: tierLayout(plan).levels },
+    mounts: mounts.map(({ mountPoint, options, secrets }) => ({ mountPoint, options, secrets })),
+  };
+  const client: KubeDatasetClientConfig = {
+    datasetId,
+    namespace: plan.dataset.namespace,
+    serviceName: names.service,
+    port: settings.workerPort,
+    token,
+    blockSizeBytes: plan.blockSizeBytes,
+    mounts,
+  };
+  const fuseArgs = [...plan.fuseArgs];
+  if (plan.readOnly && !fuseArgs.some((arg) => /(^|[-,=o])ro(,|$)/.test(arg))) fuseArgs.push('-oro');
+  // Applications run as other users than the FUSE pod's root.
+  if (!fuseArgs.some((arg) => arg.includes('allow_other'))) fuseArgs.push('-oallow_other');
+  const mount = {
+    target: fluidPath(settings.mountRoot, plan.dataset),
+    fuseArgs,
+    source: {
+      kind: SOURCE_KIND,
+      module: `${settings.appDir}/src/platform/kube/dataset-source.ts`,
+      options: { configPath: `${CONFIG_DIR}/client.json` },
+    },
+  };
+  return {
+    'worker.json': JSON.stringify(worker),
+    'client.json': JSON.stringify(client),
+    'mount.json': JSON.stringify(mount),
+  };
+}
+
+function meta(plan: { dataset: RuntimePlan['dataset'] }, name: string, extra: Record<string, string> = {}) {
+  return { name, namespace: plan.dataset.namespace, labels: { ...commonLabels(plan.dataset), ...extra } };
+}
+
+export function configSecret(plan: RuntimePlan, names: RuntimeNames, files: RuntimeConfigFiles): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: meta(plan, names.config),
+    type: 'Opaque',
+    // `data`, not the write-only `stringData`, so that server-side apply owns and compares the content.
+    data: Object.fromEntries(
+      Object.entries(files).map(([key, text]) => [key, Buffer.from(text, 'utf8').toString('base64')]),
+    ),
+  };
+}
+
+/** The ServiceAccount, Role and RoleBinding that let FUSE and loader pods read the membership. */
+export function clientAccess(plan: RuntimePlan, names: RuntimeNames): KubeObject[] {
+  return [
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(plan, names.client) },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: meta(plan, names.client),
+      rules: [
+        { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
+      ],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: meta(plan, names.client),
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: names.client },
+      subjects: [{ kind: 'ServiceAccount', name: names.client, namespace: plan.dataset.namespace }],
+    },
+  ];
+}
+
+/** The headless Service of the workers: no virtual IP, one DNS name and endpoint per ready worker. */
+export function workerService(
+  plan: RuntimePlan,
+  names: RuntimeNames,
+  settings: KubePlatformSettings,
+): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(plan, names.service),
+    spec: {
+      clusterIP: 'None',
+      selector: podSelector(plan.dataset, 'worker'),
+      ports: [{ name: 'http', port: settings.workerPort, targetPort: 'http', protocol: 'TCP' }],
+      publishNotReadyAddresses: false,
+    },
+  };
+}
+
+export function workerStatefulSet(
+  plan: RuntimePlan,
+  names: RuntimeNames,
+  settings: KubePlatformSettings,
+  configDigest: string,
+): KubeObject {
+  const selector = podSelector(plan.dataset, 'worker');
+  const tiers = tierLayout(plan);
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: meta(plan, names.statefulSet, selector),
+    spec: {
+      replicas: plan.workers,
+      serviceName: names.service,
+      // Workers are independent (no quorum), so they start and stop together.
+      podManagementPolicy: 'Parallel',
+      selector: { matchLabels: selector },
+      template: {
+        metadata: {
+          labels: { ...commonLabels(plan.dataset), ...selector },
+          // A new configuration (credentials, tiers, block size) rolls the workers.
+          annotations: { 'tide.io/config-digest': configDigest },
+        },
+        spec: {
+          automountServiceAccountToken: false,
+          // One worker of a dataset per node, as Fluid places them: hostPath tiers are per node.
+          affinity: {
+            podAntiAffinity: {
+              requiredDuringSchedulingIgnoredDuringExecution: [
+                { labelSelector: { matchLabels: selector }, topologyKey: 'kubernetes.io/hostname' },
+              ],
+            },
+          },
+          terminationGracePeriodSeconds: 30,
+          containers: [
+            {
+              name: 'worker',
+              image: settings.images.worker,
+              imagePullPolicy: settings.imagePullPolicy,
+              workingDir: settings.appDir,
+              command: ['node', 'src/cache/worker-main.ts', '--config', `${CONFIG_DIR}/worker.json`],
+              ports: [{ name: 'http', containerPort: settings.workerPort, protocol: 'TCP' }],
+              readinessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 5 },
+              volumeMounts: [{ name: 'config', mountPath: CONFIG_DIR, readOnly: true }, ...tiers.mounts],
+            },
+          ],
+          volumes: [
+            {
+              name: 'config',
+              secret: {
+                secretName: names.config,
+                defaultMode: 0o400,
+                items: [{ key: 'worker.json', path: 'worker.json' }],
+              },
+            },
+            ...tiers.volumes,
+          ],
+        },
+      },
+    },
+  };
+}
+
+/**
+ * The FUSE DaemonSet. Its node selector is Fluid's lazy-FUSE label `fluid.io/f-<ns>-<name>=true`,
+ * which the CSI node plugin puts on a node when a pod there first uses the dataset's volume, so
+ * FUSE pods run only where the dataset is used.
+ */
+export function fuseDaemonSet(
+  plan: RuntimePlan,
+  names: RuntimeNames,
+  settings: KubePlatformSettings,
+  configDigest: string,
+): KubeObject {
+  const selector = podSelector(plan.dataset, 'fuse');
+  const mountDir = fluidPath(settings.mountRoot, plan.dataset).replace(/\/[^/]+$/, '');
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'DaemonSet',
+    metadata: meta(plan, names.daemonSet, selector),
+    spec: {
+      selector: { matchLabels: selector },
+      updateStrategy: { type: 'OnDelete' },
+      template: {
+        metadata: {
+          labels: { ...commonLabels(plan.dataset), ...selector },
+          annotations: { 'tide.io/config-digest': configDigest },
+        },
+        spec: {
+          serviceAccountName: names.client,
+          nodeSelector: { [fuseNodeLabel(plan.dataset)]: 'true' },
+          terminationGracePeriodSeconds: 30,
+          containers: [
+            {
+              name: 'fuse',
+              image: settings.images.fuse,
+              imagePullPolicy: settings.imagePullPolicy,
+              workingDir: settings.appDir,
+              command: ['node', 'src/fuse/mount-main.ts', `${CONFIG_DIR}/mount.json`],
+              env: [{ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } }],
+              // mount(2) and /dev/fuse; Bidirectional propagation makes the mount visible on the node.
+              securityContext: { privileged: true },
+              volumeMounts: [
+                { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
+                { name: 'mount-dir', mountPath: mountDir, mountPropagation: 'Bidirectional' },
+                { name: 'dev-fuse', mountPath: '/dev/fuse' },
+              ],
+            },
+          ],
+          volumes: [
+            {
+              name: 'config',
+              secret: {
+                secretName: names.config,
+                defaultMode: 0o400,
+                items: [
+                  { key: 'client.json', path: 'client.json' },
+                  { key: 'mount.json', path: 'mount.json' },
+                ],
+              },
+            },
+            { name: 'mount-dir', hostPath: { path: mountDir, type: 'DirectoryOrCreate' } },
+            { name: 'dev-fuse', hostPath: { path: '/dev/fuse', type: 'CharDevice' } },
+          ],
+        },
+      },
+    },
+  };
+}
+
+function accessModesOf(plan: RuntimePlan): string[] {
+  return [plan.readOnly ? 'ReadOnlyMany' : 'ReadWriteMany'];
+}
+
+/** Fluid's static PersistentVolume `<ns>-<name>` (fluid-inventory §4) with Fluid's volume attributes. */
+export function persistentVolume(
+  plan: RuntimePlan,
+  names: RuntimeNames,
+  settings: KubePlatformSettings,
+): KubeObject {
+  const [workerLabel] = workerNodeLabels(plan.dataset);
+  return {
+    apiVersion: 'v1',
+    kind: 'PersistentVolume',
+    metadata: {
+      name: names.persistentVolume,
+      labels: { ...commonLabels(plan.dataset), [workerLabel ?? '']: 'true' },
+      annotations: { CreatedBy: 'fluid' },
+    },
+    spec: {
+      capacity: { storage: CAPACITY },
+      accessModes: accessModesOf(plan),
+      persistentVolumeReclaimPolicy: 'Retain',
+      storageClassName: settings.storageClassName,
+      claimRef: { namespace: plan.dataset.namespace, name: names.persistentVolumeClaim },
+      csi: {
+        driver: settings.csiDriver,
+        volumeHandle: names.persistentVolume,
+        readOnly: plan.readOnly,
+        volumeAttributes: {
+          fluid_path: fluidPath(settings.mountRoot, plan.dataset),
+          mount_type: MOUNT_TYPE,
+          runtime_namespace: plan.dataset.namespace,
+          runtime_name: plan.dataset.name,
+          mount_pod_node_selector_key: fuseNodeLabel(plan.dataset),
+          mount_pod_node_selector_value: 'true',
+          [DATASET_ID_LABEL]: datasetIdValue(plan.dataset),
+        },
+      },
+    },
+  };
+}
+
+export function persistentVolumeClaim(
+  plan: RuntimePlan,
+  names: RuntimeNames,
+  settings: KubePlatformSettings,
+): KubeObject {
+  const [workerLabel] = workerNodeLabels(plan.dataset);
+  return {
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: {
+      ...meta(plan, names.persistentVolumeClaim, { [workerLabel ?? '']: 'true' }),
+      annotations: { CreatedBy: 'fluid' },
+    },
+    spec: {
+      accessModes: accessModesOf(plan),
+      resources: { requests: { storage: CAPACITY } },
+      storageClassName: settings.storageClassName,
+      volumeName: names.persistentVolume,
+    },
+  };
+}
+
+/** The Job of one load: `loader-main.ts` with the dataset's client configuration and the plan. */
+export function loadJob(
+  plan: LoadPlan,
+  options: { names: RuntimeNames; settings: KubePlatformSettings; jobName: string; planDigest: string },
+): KubeObject {
+  const { names, settings, jobName, planDigest } = options;
+  const selector = podSelector(plan.dataset, 'loader');
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: {
+      ...meta(plan, jobName, selector),
+      labels: { ...commonLabels(plan.dataset), ...selector, [LOAD_LABEL]: planDigest.slice(0, 16) },
+    },
+    spec: {
+      backoffLimit: 3,
+      // Finished Jobs go after a day even when the operator is away; it reads them long before.
+      ttlSecondsAfterFinished: 86_400,
+      template: {
+        metadata: { labels: { ...commonLabels(plan.dataset), ...selector } },
+        spec: {
+          restartPolicy: 'Never',
+          serviceAccountName: names.client,
+          containers: [
+            {
+              name: 'loader',
+              image: settings.images.loader,
+              imagePullPolicy: settings.imagePullPolicy,
+              workingDir: settings.appDir,
+              command: [
+                'node',
+                'src/operator/loader-main.ts',
+                '--config',
+                `${CONFIG_DIR}/client.json`,
+                '--plan',
+                JSON.stringify(plan),
+              ],
+              env: [{ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } }],
+              // The loader writes its final progress there; the platform reads it back.
+              terminationMessagePath: '/dev/termination-log',
+              terminationMessagePolicy: 'FallbackToLogsOnError',
+              volumeMounts: [{ name: 'config', mountPath: CONFIG_DIR, readOnly: true }],
+            },
+          ],
+          volumes: [
+            {
+              name: 'config',
+              secret: {
+                secretName: names.config,
+                defaultMode: 0o400,
+                items: [{ key: 'client.json', path: 'client.json' }],
+              },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
