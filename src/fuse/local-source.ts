@@ -153,7 +153,11 @@ export function createLocalDirectorySource(
       throwIfAborted(readOptions.signal);
       const descriptor = await acquire(path, readOptions.version);
       try {
-        const target = Buffer.allocUnsafe(readOptions.length);
+        const given = readOptions.buffer;
+        const target =
+          given !== undefined && given.byteLength === readOptions.length
+            ? Buffer.from(given.buffer, given.byteOffset, given.byteLength)
+            : Buffer.allocUnsafe(readOptions.length);
         let filled = 0;
         while (filled < target.length) {
           const bytesRead = await readAt(descriptor.fd, target.subarray(filled), readOptions.offset + filled);

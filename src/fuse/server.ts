@@ -1,4 +1,4 @@
-import { read, writev, writevSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { read, write, writeSync, writev, writevSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { Socket } from 'node:net';
 import type { SocketConstructorOpts } from 'node:net';
@@ -121,6 +121,10 @@ const W_OK = 2;
 const PAGE_SIZE = 4096;
 const MAX_PAGES = 256;
 const SYNC_REPLY_MAX_BYTES = 64 * 1024;
+/** READ replies are built in pooled buffers: 1 MiB (max_pages) plus the reply header. */
+const READ_BUFFER_BYTES = OUT_HEADER_SIZE + MAX_PAGES * PAGE_SIZE;
+/** Idle pooled buffers kept; more are allocated under load and left to the GC afterwards. */
+const READ_BUFFER_POOL_SIZE = 32;
 
 const WANTED_FLAGS =
   InitFlag.ASYNC_READ |
@@ -205,6 +209,7 @@ export class FuseServer {
   readonly #inFlight = new Map<bigint, AbortController>();
   readonly #files = new Map<bigint, FileHandle>();
   readonly #directories = new Map<bigint, DirectoryHandle>();
+  readonly #readBuffers: Buffer[] = [];
   readonly #uid: number;
   readonly #gid: number;
   #nextHandle = 1n;
@@ -742,14 +747,70 @@ export class FuseServer {
       handle = { inode, version };
       this.#files.set(fh, handle);
     }
-    const data = await this.#source.read(handle.inode.path, {
-      version: handle.version,
-      offset,
-      length: size,
-      signal: request.signal,
-    });
+    const pooled = this.#takeReadBuffer(size);
+    let data: Uint8Array;
+    try {
+      data = await this.#source.read(handle.inode.path, {
+        version: handle.version,
+        offset,
+        length: size,
+        signal: request.signal,
+        ...(pooled === undefined ? {} : { buffer: pooled.subarray(OUT_HEADER_SIZE, OUT_HEADER_SIZE + size) }),
+      });
+    } catch (error) {
+      this.#returnReadBuffer(pooled);
+      throw error;
+    }
+    const length = Math.min(size, data.byteLength);
+    if (
+      pooled !== undefined &&
+      data.buffer === pooled.buffer &&
+      data.byteOffset === pooled.byteOffset + OUT_HEADER_SIZE
+    ) {
+      // The source filled the pooled buffer: the header goes into its headroom, one contiguous write.
+      encodeOutHeader({ length: OUT_HEADER_SIZE + length, error: 0, unique: request.header.unique }).copy(
+        pooled,
+        0,
+      );
+      this.#writeOwned(pooled.subarray(0, OUT_HEADER_SIZE + length), pooled);
+      return;
+    }
     const bytes = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    this.#reply(request.header.unique, bytes.length > size ? bytes.subarray(0, size) : bytes);
+    this.#reply(request.header.unique, bytes.subarray(0, length));
+    this.#returnReadBuffer(pooled);
+  }
+
+  /** A buffer with header room for a READ reply of `size` bytes, from the pool when one fits. */
+  #takeReadBuffer(size: number): Buffer | undefined {
+    if (size > READ_BUFFER_BYTES - OUT_HEADER_SIZE) return undefined;
+    return this.#readBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+  }
+
+  #returnReadBuffer(buffer: Buffer | undefined): void {
+    if (buffer !== undefined && this.#readBuffers.length < READ_BUFFER_POOL_SIZE)
+      this.#readBuffers.push(buffer);
+  }
+
+  /** Writes a READ reply that lives in a pooled buffer, and pools the buffer again once written. */
+  #writeOwned(reply: Buffer, owner: Buffer): void {
+    const done = (error: NodeJS.ErrnoException | null): void => {
+      this.#returnReadBuffer(owner);
+      if (error && error.code !== 'ENOENT' && error.code !== 'ENODEV') {
+        this.#logger.warn({ err: error }, 'writing to /dev/fuse failed');
+      }
+    };
+    if (reply.length <= SYNC_REPLY_MAX_BYTES) {
+      try {
+        writeSync(this.#fd, reply);
+        done(null);
+      } catch (error) {
+        done(error as NodeJS.ErrnoException);
+      }
+      return;
+    }
+    write(this.#fd, reply, 0, reply.length, null, (error) => {
+      done(error);
+    });
   }
 
   #opendir(request: Request): void {

@@ -27,6 +27,12 @@ export interface SourceReadOptions {
   /** Bytes wanted; fewer come back only at end of file. */
   length: number;
   signal: AbortSignal;
+  /**
+   * A buffer of exactly `length` bytes the source may fill and return (a view from its start), which
+   * spares an allocation per read; the server reuses it once the reply is written. A source may
+   * ignore it and return bytes of its own.
+   */
+  buffer?: Uint8Array;
 }
 
 /**

@@ -68,9 +68,11 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
   if (parsed.unknown.length > 0) logger.warn({ unknown: parsed.unknown }, 'unknown FUSE options ignored');
   const setup = new AbortController();
 
-  await mkdir(config.target, { recursive: true });
-  if (await clearStaleMount(config.target, setup.signal))
+  // Before mkdir: on a dead mount even mkdir -p fails with ENOTCONN.
+  if (await clearStaleMount(config.target, setup.signal)) {
     logger.warn('cleared a stale mount (ENOTCONN) at the target');
+  }
+  await mkdir(config.target, { recursive: true });
   await rm(config.stateDir, { recursive: true, force: true });
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
 

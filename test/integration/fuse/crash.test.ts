@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { open, mkdir, rm, writeFile } from 'node:fs/promises';
+import { open, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { deterministicBytes, makeTempDir, sh, startMount } from './harness.ts';
@@ -133,5 +133,38 @@ describe('a FUSE server killed with SIGKILL while clients read', () => {
     assertPasses(passes, expected);
     const count = await sh(`find ${JSON.stringify(mount.target)} -type f | wc -l`);
     assert.equal(count.stdout.trim(), '10000');
+  });
+});
+
+describe('a mount whose supervisor died', () => {
+  test('leaves a dead mount (ENOTCONN) that the next start clears before mounting', async (t) => {
+    const origin = await makeTempDir('tide-fuse-stale-');
+    const work = await makeTempDir('tide-fuse-stale-target-');
+    const mounts: MountedDataset[] = [];
+    // One hook, in order: after hooks run first-registered first, and rmdir of a mount is EBUSY.
+    t.after(async () => {
+      for (const mount of mounts.reverse()) await mount.stop();
+      await rm(origin, { recursive: true, force: true });
+      await rm(work, { recursive: true, force: true });
+    });
+    await writeFile(join(origin, 'file.txt'), 'still here\n');
+    const target = join(work, 'mnt');
+    const first = await startMount({ sourceDir: origin, target });
+    mounts.push(first);
+    // Without its supervisor the server leaves too, and the last descriptor of the connection goes.
+    process.kill(first.supervisorPid, 'SIGKILL');
+    let code: unknown;
+    for (let attempt = 0; attempt < 100 && code !== 'ENOTCONN'; attempt += 1) {
+      await sleep(50);
+      code = await stat(target).then(
+        () => 'ok',
+        (error: unknown) => (error as { code?: unknown }).code,
+      );
+    }
+    assert.equal(code, 'ENOTCONN', 'the dead mount answers "Transport endpoint is not connected"');
+
+    const second = await startMount({ sourceDir: origin, target });
+    mounts.push(second);
+    assert.equal(await readFile(join(target, 'file.txt'), 'utf8'), 'still here\n');
   });
 });

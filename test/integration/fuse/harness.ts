@@ -13,6 +13,8 @@ export interface MountedDataset {
   target: string;
   sourceDir: string;
   events: SupervisorEvent[];
+  /** The pid of mount-main.ts, the supervisor. */
+  supervisorPid: number;
   /** The pid of the FUSE server process serving now. */
   serverPid(): number;
   /** Resolves with the first event (already seen or to come) for which `match` holds. */
@@ -30,12 +32,28 @@ export interface StartMountOptions {
   sourceDir: string;
   fuseArgs?: string[];
   sourceOptions?: unknown;
+  /** Mount here instead of on a fresh temporary directory (the caller removes it). */
+  target?: string;
   /** Replaces the default `{ kind: 'local', dir: sourceDir }` source configuration. */
   source?: Record<string, unknown>;
   logLevel?: string;
   deviceIo?: 'epoll' | 'threadpool';
   readers?: number;
 }
+
+/**
+ * Last line of defence: a test that dies before its cleanup must not leave a mount behind (a dead
+ * FUSE mount breaks every later `stat` of its parent). Runs synchronously when the process exits.
+ */
+const live = new Map<string, { supervisorPid: number | undefined; serverPid: () => number | undefined }>();
+process.on('exit', () => {
+  for (const [target, pids] of live) {
+    const server = pids.serverPid();
+    if (server !== undefined) spawnSync('kill', ['-9', String(server)]);
+    if (pids.supervisorPid !== undefined) spawnSync('kill', ['-9', String(pids.supervisorPid)]);
+    spawnSync('umount', ['-l', target]);
+  }
+});
 
 export async function isMounted(target: string): Promise<boolean> {
   const mounts = await readFile('/proc/self/mounts', 'utf8');
@@ -45,7 +63,7 @@ export async function isMounted(target: string): Promise<boolean> {
 /** Starts a supervised mount of `sourceDir` on a fresh temporary directory and waits until it serves. */
 export async function startMount(options: StartMountOptions): Promise<MountedDataset> {
   const work = await mkdtemp(join(tmpdir(), 'tide-fuse-mnt-'));
-  const target = join(work, 'mnt');
+  const target = options.target ?? join(work, 'mnt');
   const configPath = join(work, 'mount.json');
   await writeFile(
     configPath,
@@ -123,6 +141,13 @@ export async function startMount(options: StartMountOptions): Promise<MountedDat
       check();
     });
 
+  live.set(target, {
+    supervisorPid: child.pid,
+    serverPid: () => {
+      const started = events.findLast((event) => event.event === 'server-started');
+      return started?.event === 'server-started' ? started.pid : undefined;
+    },
+  });
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
@@ -138,6 +163,7 @@ export async function startMount(options: StartMountOptions): Promise<MountedDat
         child.kill('SIGKILL');
       }
       if (await isMounted(target)) spawnSync('umount', ['-l', target]);
+      live.delete(target);
       await rm(work, { recursive: true, force: true });
     })();
     return stopped;
@@ -153,6 +179,7 @@ export async function startMount(options: StartMountOptions): Promise<MountedDat
     target,
     sourceDir: options.sourceDir,
     events,
+    supervisorPid: child.pid ?? -1,
     serverPid: () => {
       const started = events.findLast((event) => event.event === 'server-started');
       if (started?.event !== 'server-started') throw new Error('no server started');
