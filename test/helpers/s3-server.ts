@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { access, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +25,13 @@ export interface S3ServerOptions {
   binary?: string;
   /** How long to wait for the port to open. Default 15 s. */
   startTimeoutMs?: number;
+  /**
+   * Put a byte-counting TCP relay in front of the server (`endpoint` is then the relay) so that
+   * `bytesServed()` tells the origin's egress; versitygw's own access log records no byte counts.
+   * `client` (set-up traffic) bypasses the relay. Costs CPU per byte: leave it off for throughput
+   * benchmarks. Default false.
+   */
+  countBytes?: boolean;
 }
 
 export interface S3Server {
@@ -36,6 +44,8 @@ export interface S3Server {
   dataDir: string;
   /** An SDK client with the server's credentials, for test set-up. */
   client: S3Client;
+  /** Response bytes (headers included) sent through `endpoint` so far; 0 without `countBytes`. */
+  bytesServed(): number;
   createBucket(name: string): Promise<void>;
   putObject(bucket: string, key: string, body: string | Uint8Array): Promise<void>;
   /**
@@ -136,14 +146,27 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
     await stop();
     throw error;
   }
+  let served = 0;
+  const relay =
+    options.countBytes === true
+      ? await startRelay(port, (bytes) => {
+          served += bytes;
+        })
+      : undefined;
+  const stopAll = async (): Promise<void> => {
+    await relay?.close();
+    await stop();
+  };
+  const endpoint = `http://127.0.0.1:${relay?.port ?? port}`;
 
   const server: S3Server = {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint,
     region,
     accessKeyId,
     secretAccessKey,
     dataDir,
     client,
+    bytesServed: () => served,
     createBucket: async (name) => {
       await client.send(new CreateBucketCommand({ Bucket: name }));
     },
@@ -155,19 +178,58 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
     },
     mountConfig: (mountPoint) => ({
       mountPoint,
-      options: { 's3.endpoint': `http://127.0.0.1:${port}`, 's3.region': region, 's3.pathStyle': 'true' },
+      options: { 's3.endpoint': endpoint, 's3.region': region, 's3.pathStyle': 'true' },
       secrets: {
         'aws.accessKeyId': new SecretValue(accessKeyId),
         'aws.secretKey': new SecretValue(secretAccessKey),
       },
     }),
-    stop,
+    stop: stopAll,
   };
   try {
     for (const bucket of options.buckets ?? []) await server.createBucket(bucket);
   } catch (error) {
-    await stop();
+    await stopAll();
     throw error;
   }
   return server;
+}
+
+/** A TCP relay on 127.0.0.1 to `targetPort` that reports every byte sent back to clients. */
+async function startRelay(
+  targetPort: number,
+  onServed: (bytes: number) => void,
+): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = connect({ host: '127.0.0.1', port: targetPort });
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+      socket.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    upstream.on('data', (chunk: Buffer) => {
+      onServed(chunk.length);
+    });
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address !== 'object')
+    throw new Error('Cannot start the byte-counting relay');
+  return {
+    port: address.port,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => {
+        server.close(() => {
+          resolve();
+        });
+      });
+    },
+  };
 }

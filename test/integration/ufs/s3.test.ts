@@ -480,4 +480,24 @@ describe('S3 UFS against a real S3-compatible server', () => {
         assert.ok(!text.includes(secret), `a secret leaked into: ${text}`);
     }
   });
+
+  test('the byte-counting endpoint of the test server accounts for the origin egress of block reads', async (t) => {
+    const counted = await startS3Server({ buckets: ['counted'], countBytes: true });
+    t.after(() => counted.stop());
+    const data = randomBytes(3 * MiB);
+    await counted.putObject('counted', 'obj.bin', data);
+    assert.equal(counted.bytesServed(), 0, 'set-up traffic bypasses the counter');
+    const ufs = createUnderFileSystem(counted.mountConfig('s3://counted/'), fastRetries);
+    t.after(() => ufs.close());
+    const { version } = await ufs.stat('obj.bin');
+    const blocks = [];
+    for (let offset = 0; offset < data.length; offset += MiB)
+      blocks.push(await readRange(ufs, 'obj.bin', offset, MiB, version));
+    assert.ok(Buffer.concat(blocks).equals(data));
+    const served = counted.bytesServed();
+    assert.ok(
+      served >= data.length && served < data.length + 16 * 1024,
+      `served ${served} bytes for ${data.length}`,
+    );
+  });
 });
