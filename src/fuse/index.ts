@@ -8,7 +8,8 @@ export {
   type FuseMountOptions,
   type ParsedFuseArgs,
 } from './options.ts';
-export { FuseServer, type FuseServerOptions, type NegotiatedInit } from './server.ts';
+export { FuseServer, type FuseServerOptions } from './server.ts';
+export { negotiateInit, type NegotiatedInit, type InitOutcome, type InitSettings } from './init.ts';
 export { InodeTable, type Inode } from './inode-table.ts';
 export {
   openFuseDevice,

@@ -6,14 +6,14 @@ import type { Logger } from '../lib/index.ts';
 import { toError } from '../lib/index.ts';
 import { FuseError } from './errors.ts';
 import { InodeTable } from './inode-table.ts';
+import { MAX_PAGES, negotiateInit } from './init.ts';
+import type { NegotiatedInit } from './init.ts';
 import type { Inode } from './inode-table.ts';
 import type { FuseMountOptions } from './options.ts';
 import {
   DT_DIR,
   DT_REG,
   Errno,
-  FUSE_KERNEL_VERSION,
-  FUSE_MAX_MINOR,
   FUSE_MIN_MINOR,
   FUSE_MIN_READ_BUFFER,
   FUSE_ROOT_ID,
@@ -47,18 +47,6 @@ import {
 import type { InHeader, NodeAttributes } from './protocol.ts';
 import type { DirectoryEntry, FileAttributes, FileSource } from './source.ts';
 import { childPath } from './source.ts';
-
-/** What INIT settled, kept in the state directory so that a restarted server needs no new INIT. */
-export interface NegotiatedInit {
-  minor: number;
-  /** Flags the kernel offered (HAS_RESEND tells whether NOTIFY_RESEND works). */
-  kernelFlags: string;
-  /** Flags both sides use. */
-  flags: string;
-  maxWriteBytes: number;
-  maxPages: number;
-  maxReadaheadBytes: number;
-}
 
 export interface FuseServerOptions {
   /** An open /dev/fuse descriptor, already mounted. */
@@ -119,24 +107,11 @@ const O_ACCMODE = 0o3;
 const O_TRUNC = 0o1000;
 const W_OK = 2;
 const PAGE_SIZE = 4096;
-const MAX_PAGES = 256;
 const SYNC_REPLY_MAX_BYTES = 64 * 1024;
 /** READ replies are built in pooled buffers: 1 MiB (max_pages) plus the reply header. */
 const READ_BUFFER_BYTES = OUT_HEADER_SIZE + MAX_PAGES * PAGE_SIZE;
 /** Idle pooled buffers kept; more are allocated under load and left to the GC afterwards. */
 const READ_BUFFER_POOL_SIZE = 32;
-
-const WANTED_FLAGS =
-  InitFlag.ASYNC_READ |
-  InitFlag.BIG_WRITES |
-  InitFlag.AUTO_INVAL_DATA |
-  InitFlag.DO_READDIRPLUS |
-  InitFlag.READDIRPLUS_AUTO |
-  InitFlag.ASYNC_DIO |
-  InitFlag.PARALLEL_DIROPS |
-  InitFlag.MAX_PAGES |
-  InitFlag.INIT_EXT |
-  InitFlag.HAS_RESEND;
 
 /** Write-type operations: a read-only filesystem answers them EROFS (dispatch table below). */
 const WRITE_OPCODES = [
@@ -612,63 +587,49 @@ export class FuseServer {
   }
 
   #handleInit(request: Request): void {
-    const offered = decodeInitIn(request.body);
-    if (offered.major > FUSE_KERNEL_VERSION) {
-      // fuse.h: reply with our major only and wait for a new INIT in it.
-      const body = Buffer.alloc(8);
-      body.writeUInt32LE(FUSE_KERNEL_VERSION, 0);
-      body.writeUInt32LE(FUSE_MAX_MINOR, 4);
-      this.#reply(request.header.unique, body);
-      return;
-    }
-    if (offered.major < FUSE_KERNEL_VERSION || offered.minor < FUSE_MIN_MINOR) {
-      this.#logger.error(
-        { major: offered.major, minor: offered.minor },
-        `kernel FUSE protocol older than 7.${FUSE_MIN_MINOR}`,
-      );
-      this.#replyError(request.header.unique, Errno.EPROTO);
-      this.#ready.reject(
-        new FuseError(
-          'ERR_FUSE_PROTOCOL',
-          `Cannot serve FUSE protocol ${offered.major}.${offered.minor}: 7.${FUSE_MIN_MINOR} or newer is needed`,
-        ),
-      );
-      return;
-    }
-    const minor = Math.min(offered.minor, FUSE_MAX_MINOR);
-    const flags = offered.flags & WANTED_FLAGS;
-    const requestedPages =
-      this.#options.maxReadBytes === undefined
-        ? MAX_PAGES
-        : Math.ceil(this.#options.maxReadBytes / PAGE_SIZE);
-    const maxPages = Math.max(1, Math.min(MAX_PAGES, requestedPages));
-    const init: NegotiatedInit = {
-      minor,
-      kernelFlags: offered.flags.toString(),
-      flags: flags.toString(),
+    const outcome = negotiateInit(decodeInitIn(request.body), {
       maxWriteBytes: this.#maxWriteBytes,
-      maxPages,
-      maxReadaheadBytes: Math.min(offered.maxReadaheadBytes, this.#options.maxReadaheadBytes),
-    };
-    // Saved before the reply: a server killed after replying must still find it.
-    this.#saveInit(init);
-    this.#init = init;
-    this.#reply(
-      request.header.unique,
-      encodeInitOut({
-        major: FUSE_KERNEL_VERSION,
-        minor,
-        maxReadaheadBytes: init.maxReadaheadBytes,
-        flags,
-        maxBackground: this.#options.maxBackground,
-        congestionThreshold: this.#options.congestionThreshold,
-        maxWriteBytes: this.#maxWriteBytes,
-        timeGranularityNs: 1,
-        maxPages,
-      }),
-    );
-    this.#logger.info({ minor, flags: `0x${flags.toString(16)}`, maxPages }, 'FUSE INIT negotiated');
-    this.#ready.resolve();
+      maxReadBytes: this.#options.maxReadBytes,
+      maxReadaheadBytes: this.#options.maxReadaheadBytes,
+      maxBackground: this.#options.maxBackground,
+      congestionThreshold: this.#options.congestionThreshold,
+    });
+    switch (outcome.kind) {
+      case 'other-major': {
+        const body = Buffer.alloc(8);
+        body.writeUInt32LE(outcome.reply.major, 0);
+        body.writeUInt32LE(outcome.reply.minor, 4);
+        this.#reply(request.header.unique, body);
+        return;
+      }
+      case 'refuse':
+        this.#logger.error(
+          { major: outcome.major, minor: outcome.minor },
+          `kernel FUSE protocol older than 7.${FUSE_MIN_MINOR}`,
+        );
+        this.#replyError(request.header.unique, Errno.EPROTO);
+        this.#ready.reject(
+          new FuseError(
+            'ERR_FUSE_PROTOCOL',
+            `Cannot serve FUSE protocol ${outcome.major}.${outcome.minor}: 7.${FUSE_MIN_MINOR} or newer is needed`,
+          ),
+        );
+        return;
+      case 'accept':
+        // Saved before the reply: a server killed after replying must still find it.
+        this.#saveInit(outcome.init);
+        this.#init = outcome.init;
+        this.#reply(request.header.unique, encodeInitOut(outcome.reply));
+        this.#logger.info(
+          {
+            minor: outcome.init.minor,
+            flags: `0x${outcome.reply.flags.toString(16)}`,
+            maxPages: outcome.init.maxPages,
+          },
+          'FUSE INIT negotiated',
+        );
+        this.#ready.resolve();
+    }
   }
 
   async #lookup(request: Request): Promise<void> {
