@@ -52,6 +52,11 @@ export interface KubePlatformOptions {
   jobPollMs?: number;
   /** How long `remove` waits for an object to go before it drops the object's finalizers; default 10 000 ms. */
   removeWaitMs?: number;
+  /**
+   * Whether this replica may still write (the operator's lease). An aborted load deletes its Job
+   * only then: after a lost lease the Job belongs to the new leader, which follows it by name.
+   */
+  fence?: () => boolean;
 }
 
 interface PodLike extends KubeObject {
@@ -280,7 +285,15 @@ export class KubePlatform implements Platform {
       await this.#ensureJob(plan, { jobName, planDigest, names, signal });
       options.onProgress({ filesDone: 0, bytesDone: 0 });
       for (;;) {
-        const job = await this.#client.get<JobLike>(builtin.jobs, jobName, { namespace, signal });
+        let job: JobLike;
+        try {
+          job = await this.#client.get<JobLike>(builtin.jobs, jobName, { namespace, signal });
+        } catch (error) {
+          if (!hasCode(error, 'ERR_KUBE_NOT_FOUND')) throw error;
+          throw new Error(`loader Job ${namespace}/${jobName} was deleted before it finished`, {
+            cause: error,
+          });
+        }
         const finished = finishedCondition(job);
         if (finished?.type === 'Complete') {
           const progress = await this.#loaderProgress(namespace, jobName, signal);
@@ -295,7 +308,7 @@ export class KubePlatform implements Platform {
         await sleep(pollMs, undefined, { signal });
       }
     } catch (error) {
-      if (signal.aborted) {
+      if (signal.aborted && (this.#options.fence?.() ?? true)) {
         await this.#delete(builtin.jobs, jobName, namespace, AbortSignal.timeout(10_000)).catch(
           (cause: unknown) => {
             this.#logger.warn({ job: jobName, err: toError(cause) }, 'could not delete the loader Job');
@@ -303,7 +316,7 @@ export class KubePlatform implements Platform {
         );
         throw toError(signal.reason);
       }
-      throw toError(error);
+      throw toError(signal.aborted ? signal.reason : error);
     }
   }
 
