@@ -12,14 +12,17 @@
  *   mount (Debian's and PyPI's) with the full VFS cache, s3fs with use_cache. Each round starts a
  *   fresh instance with empty caches; every figure is the median of the rounds with min and max.
  *
- * Options: --quick (small data), --rounds N, --only id,id (systems), --skip id,id, --out FILE.
+ * Options: --quick (small data), --rounds N, --only id,id (systems), --skip id,id, --out FILE,
+ * --no-components (skip the component benchmarks bench/{ufs,cache,fuse}-read.ts, whose output is
+ * appended to the report).
  */
 import { cpus, loadavg, release, totalmem } from 'node:os';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchPaths, PROFILES, type Profile } from './config.ts';
-import { ensureDataSet } from './datasets.ts';
+import { ensureDataSet, type DataSet } from './datasets.ts';
+import { juicefsSystem } from './juicefs.ts';
 import { run, unmountAllUnder } from './exec.ts';
 import { startOrigin, type Origin } from './origin.ts';
 import { pidsMarkedWith } from './procstat.ts';
@@ -43,7 +46,9 @@ const { values } = parseArgs({
     only: { type: 'string' },
     skip: { type: 'string' },
     out: { type: 'string' },
+    components: { type: 'boolean', default: true },
   },
+  allowNegative: true,
 });
 
 const paths = benchPaths(process.env);
@@ -72,18 +77,22 @@ async function cleanup(): Promise<void> {
         process.stderr.write(`bench: cleanup step failed: ${(error as Error).message}\n`);
       });
     }
-    // Anything still mounted or running under the scratch directory is ours.
-    await unmountAllUnder(paths.runDir);
-    for (const pid of await pidsMarkedWith(paths.runDir)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-    await unmountAllUnder(paths.runDir);
+    await sweep();
   })();
   return cleaning;
+}
+
+/** Anything mounted or running under the scratch directory is the harness's (this run's or a killed one's). */
+async function sweep(): Promise<void> {
+  await unmountAllUnder(paths.runDir);
+  for (const pid of await pidsMarkedWith(paths.runDir)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  await unmountAllUnder(paths.runDir);
 }
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.once(signal, () => {
@@ -128,13 +137,14 @@ async function machineInfo(): Promise<{ machine: string[]; versions: string[] }>
   };
 }
 
-function buildSystems(origin: Origin): System[] {
+function buildSystems(origin: Origin, data: DataSet): System[] {
   const quota = profile.name === 'full' ? '4Gi' : '1Gi';
+  const readyTimeoutMs = profile.name === 'full' ? 900_000 : 300_000;
   const rcloneNew = join(paths.venvBin, 'rclone');
   const newFlags = ['--vfs-read-chunk-streams', '8', '--vfs-fast-fingerprint'];
   const all: System[] = [
-    tideSystem({ origin, kind: 'http', runDir: paths.runDir, repo: paths.repo, quota }),
-    tideSystem({ origin, kind: 's3', runDir: paths.runDir, repo: paths.repo, quota }),
+    tideSystem({ origin, kind: 'http', runDir: paths.runDir, repo: paths.repo, quota, readyTimeoutMs }),
+    tideSystem({ origin, kind: 's3', runDir: paths.runDir, repo: paths.repo, quota, readyTimeoutMs }),
     rcloneSystem(origin, paths.runDir, {
       id: 'rclone160-http',
       binary: '/usr/bin/rclone',
@@ -157,6 +167,7 @@ function buildSystems(origin: Origin): System[] {
       extraFlags: newFlags,
     }),
     s3fsSystem(origin, paths.runDir, '1.90 (Debian)'),
+    juicefsSystem({ origin, runDir: paths.runDir, binary: join(paths.venvBin, 'juicefs'), data, log }),
     localSystem(''),
   ];
   return all.filter(
@@ -246,9 +257,56 @@ async function measureDataLoad(system: System, ctx: WorkloadContext): Promise<vo
   }
 }
 
+/** The component benchmarks other engineers wrote, run as they are; their tables go in the report. */
+async function runComponentBenchmarks(): Promise<string> {
+  const quick = profile.name === 'quick';
+  const benches: [string, string[]][] = [
+    ['ufs-read.ts', quick ? ['--size-mib', '64', '--rounds', '1'] : []],
+    ['cache-read.ts', quick ? ['--size-mib', '64'] : []],
+    ['fuse-read.ts', quick ? ['--size-mib', '64', '--entries', '2000'] : []],
+  ];
+  const sections: string[] = [];
+  for (const [file, args] of benches) {
+    const path = join(paths.repo, 'bench', file);
+    if (
+      !(await access(path).then(
+        () => true,
+        () => false,
+      ))
+    )
+      continue;
+    log(`component benchmark ${file} ${args.join(' ')}`);
+    let body: string;
+    try {
+      const result = await run(process.execPath, [path, ...args], {
+        timeoutMs: 30 * 60_000,
+        cwd: paths.repo,
+      });
+      const tables = result.stdout.split('\n').filter((line) => line.startsWith('|'));
+      const text = `${result.stdout}\n${result.code === 0 ? '' : result.stderr}`.trim().split('\n');
+      body =
+        result.code === 0 && tables.length > 0
+          ? tables.join('\n')
+          : `${result.code === 0 ? '' : `exited with ${String(result.code)}:\n\n`}\`\`\`text\n${text.slice(-40).join('\n')}\n\`\`\``;
+    } catch (error) {
+      body = `did not finish: ${(error as Error).message.slice(0, 300)}`;
+    }
+    sections.push(`#### bench/${file} ${args.join(' ')}`.trim(), '', body, '');
+  }
+  return sections.length === 0
+    ? ''
+    : [
+        '### Component benchmarks',
+        '',
+        'Run as they are, after the systems; their own methods are in their headers.',
+        '',
+        ...sections,
+      ].join('\n');
+}
+
 async function main(): Promise<void> {
   log(`profile ${profile.name}: ${profile.rounds} rounds per system; scratch in ${paths.runDir}`);
-  await unmountAllUnder(paths.runDir);
+  await sweep();
   await rm(paths.runDir, { recursive: true, force: true });
   await mkdir(paths.runDir, { recursive: true });
   await mkdir(join(paths.repo, 'bench', 'out'), { recursive: true });
@@ -264,7 +322,7 @@ async function main(): Promise<void> {
   cleanups.push(origin.stop);
   const results = new Results();
   const ctx: WorkloadContext = { profile, data, origin, results, workDir: paths.runDir, log };
-  const systems = buildSystems(origin);
+  const systems = buildSystems(origin, data);
   const local = systems.find((system) => system.role === 'local')!;
 
   for (let round = 0; round < profile.rounds; round += 1) {
@@ -277,8 +335,7 @@ async function main(): Promise<void> {
     await measureSystem(system, ctx);
     if (system.role === 'tide') await measureDataLoad(system, ctx);
   }
-  const unavailableJuicefs =
-    'JuiceFS stores files in its own chunk format with a metadata engine, so it cannot read the origin’s files in place; a comparison needs the data set written through it first (not done yet)';
+  const components = values.components ? await runComponentBenchmarks() : '';
 
   const records = await settledRecords(origin);
   const durationSeconds = (Date.now() - startedAt) / 1000;
@@ -295,17 +352,7 @@ async function main(): Promise<void> {
     durationSeconds,
   };
   const shown = [...systems.filter((system) => system.role !== 'local')];
-  const juicefs: System = {
-    id: 'juicefs',
-    label: 'JuiceFS 1.4 (PyPI)',
-    role: 'peer',
-    origin: 's3',
-    options: '—',
-    unavailable: () => Promise.resolve(unavailableJuicefs),
-    start: () => Promise.reject(new Error(unavailableJuicefs)),
-  };
-  results.note('juicefs', `not available: ${unavailableJuicefs}`);
-  shown.push(juicefs, local);
+  shown.push(local);
 
   await writeFile(
     join(paths.repo, 'bench', 'out', `results-${runInfo.date.replace(/:/g, '')}.json`),
@@ -324,7 +371,7 @@ async function main(): Promise<void> {
     metrics: metricDescriptors(profile.readerCounts),
     plots,
   });
-  await writeResultsFile(outPath, markdown);
+  await writeResultsFile(outPath, components === '' ? markdown : `${markdown}\n${components}\n`);
   log(`wrote ${outPath}${plots.length > 0 ? ` and ${plots.length} plots` : ''}`);
 }
 

@@ -36,6 +36,8 @@ export interface Origin {
   /** Why there is no S3 origin. */
   s3Unavailable: string | undefined;
   nginxPid: number;
+  /** Creates a bucket on the S3 server (directly, not through the proxy). */
+  createBucket(name: string): Promise<void>;
   /** Every request logged so far. nginx logs a request when its connection is done with it. */
   records(): Promise<OriginRecord[]>;
   stop(): Promise<void>;
@@ -211,6 +213,10 @@ http {
           },
     s3Unavailable,
     nginxPid: child.pid ?? 0,
+    createBucket: async (name) => {
+      if (s3 === undefined) throw new Error(`Cannot create bucket ${name}: no S3 server`);
+      await s3.createBucket(name);
+    },
     records,
     stop,
   };

@@ -64,3 +64,26 @@ export async function commandOf(pid: number): Promise<string> {
   const script = args.find((arg) => arg.endsWith('.ts'));
   return script?.split('/').pop() ?? args[0]?.split('/').pop() ?? String(pid);
 }
+
+/** `pid` and every process below it (JuiceFS, for one, serves its mount from a child process). */
+export async function processTreeOf(pid: number): Promise<number[]> {
+  const parents = new Map<number, number[]>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const text = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => undefined);
+    if (text === undefined) continue;
+    // proc(5): field 4 (ppid) is the second after the command name's closing parenthesis.
+    const parent = Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[1]);
+    const children = parents.get(parent) ?? [];
+    children.push(Number(entry));
+    parents.set(parent, children);
+  }
+  const result: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const next = queue.shift()!;
+    result.push(next);
+    queue.push(...(parents.get(next) ?? []));
+  }
+  return result;
+}

@@ -31,7 +31,7 @@ export function metricDescriptors(readerCounts: readonly number[]): MetricDescri
       title: `Origin bytes ÷ unique bytes, ${count} concurrent reader${count === 1 ? '' : 's'}`,
       unit: '×',
       better: 'lower',
-      how: `${count} processes read the same cold file at once (dd, 1 MiB); origin body bytes from the nginx log ÷ file size.`,
+      how: `${count} process${count === 1 ? '' : 'es'} read the same cold file at once (dd, 1 MiB); origin body bytes from the nginx log ÷ file size.`,
       refs: [
         { value: 1, label: 'limit: every byte fetched once' },
         { value: count, label: 'naive: every reader fetches on its own' },
@@ -275,18 +275,13 @@ export function renderRun(options: {
     out.push(`| ${system.label} | ${system.options.replace(/\|/g, '\\|')} | ${notes} |`);
   }
   out.push('');
+  const measured = systems.filter((system) => system.role !== 'local');
+  out.push(...summaryTable(results, measured, metrics), '');
   for (const plot of options.plots) out.push(`![${basename(plot, '.png')}](${basename(plot)})`, '');
 
-  const measured = systems.filter((system) => system.role !== 'local');
   for (const metric of metrics) {
     const rows: string[] = [];
-    const ref = metric.refs[0];
-    const refValue =
-      ref === undefined
-        ? Number.NaN
-        : (ref.value ??
-          summarize(results.samples(ref.system ?? '', ref.metric ?? metric.id))?.median ??
-          Number.NaN);
+    const refValue = referenceValue(results, metric);
     for (const system of measured) {
       const summary = summarize(results.samples(system.id, metric.id));
       if (summary === undefined) {
@@ -323,6 +318,45 @@ export function renderRun(options: {
     out.push(`| System | median | min | max | ratio |`, '| --- | --: | --: | --: | --: |', ...rows, '');
   }
   return out.join('\n');
+}
+
+function referenceValue(results: Results, metric: MetricDescriptor): number {
+  const ref = metric.refs[0];
+  if (ref === undefined) return Number.NaN;
+  return (
+    ref.value ?? summarize(results.samples(ref.system ?? '', ref.metric ?? metric.id))?.median ?? Number.NaN
+  );
+}
+
+/** One line per metric, one column per system: the median ÷ the metric's first reference. */
+function summaryTable(
+  results: Results,
+  systems: readonly System[],
+  metrics: readonly MetricDescriptor[],
+): string[] {
+  const columns = systems.filter((system) =>
+    metrics.some((metric) => results.samples(system.id, metric.id).length > 0),
+  );
+  if (columns.length === 0) return [];
+  const lines = [
+    '**Summary**: median ÷ reference (the first reference row of each table below; for "lower is better" metrics a ratio below 1 is good), or the value itself where there is no reference.',
+    '',
+    `| Metric | ${columns.map((system) => system.label).join(' | ')} |`,
+    `| --- | ${columns.map(() => '--:').join(' | ')} |`,
+  ];
+  for (const metric of metrics) {
+    const ref = referenceValue(results, metric);
+    const cells = columns.map((system) => {
+      const summary = summarize(results.samples(system.id, metric.id));
+      if (summary === undefined) return '—';
+      if (!Number.isFinite(ref)) return `${format(summary.median, metric.digits)} ${metric.unit}`;
+      return `${(summary.median / ref).toFixed(2)}×`;
+    });
+    if (cells.every((cell) => cell === '—')) continue;
+    const arrow = metric.better === 'higher' ? '↑' : '↓';
+    lines.push(`| ${metric.title} ${arrow} | ${cells.join(' | ')} |`);
+  }
+  return lines;
 }
 
 const PREVIOUS = '## Previous runs';
@@ -368,7 +402,7 @@ export async function writeResultsFile(path: string, runMarkdown: string): Promi
 
 /**
  * Plots with gnuplot (pngcairo): the three sequential-read rates per system (log scale) and the
- * origin amplification against the number of readers. Returns the PNG paths it wrote.
+ * aggregate rate of N concurrent readers of one cold file. Returns the PNG paths it wrote.
  */
 export async function plot(options: {
   dir: string;
@@ -396,7 +430,8 @@ export async function plot(options: {
           med(system.id, 'rereadKept'),
         ] as const,
     ),
-    ['origin curl x8', med('curl-P', 'coldRead'), Number.NaN, Number.NaN] as const,
+    ['origin curl, 8 streams', med('curl-P', 'coldRead'), Number.NaN, Number.NaN] as const,
+    ['origin curl, 1 stream', med('curl-1', 'coldRead'), Number.NaN, Number.NaN] as const,
     ['local disk', med('local', 'coldRead'), med('local', 'coldRead'), med('local', 'rereadKept')] as const,
   ];
   await writeFile(
@@ -424,38 +459,41 @@ set xtics rotate by -20 noenhanced
 set key top left
 plot "${throughputData}" using 2:xtic(1) title "cold (origin)", "" using 3 title "warm, page cache dropped", "" using 4 title "re-read, page cache kept"
 `;
-  const ampData = join(dir, 'out', 'amplification.dat');
-  const ampLines = options.readerCounts.map(
+  const fanoutData = join(dir, 'out', 'fanout.dat');
+  const fanoutLines = options.readerCounts.map(
     (count) =>
-      `${count} ${measured
+      `${count} ${med('curl-P', 'coldRead').toFixed(1)} ${measured
         .map((system) => {
-          const value = med(system.id, `amp${count}`);
-          return Number.isFinite(value) ? value.toFixed(3) : 'NaN';
+          const value = med(system.id, `fanout${count}`);
+          return Number.isFinite(value) ? value.toFixed(1) : 'NaN';
         })
         .join(' ')}`,
   );
-  await writeFile(ampData, `${ampLines.join('\n')}\n`);
-  const ampPng = join(dir, 'results-amplification.png');
+  await writeFile(fanoutData, `${fanoutLines.join('\n')}\n`);
+  const fanoutPng = join(dir, 'results-fanout.png');
   const series = measured
     .map(
-      (system, index) => `"${ampData}" using 1:${index + 2} with linespoints lw 2 title "${label(system)}"`,
+      (system, index) =>
+        `"${fanoutData}" using 1:${index + 3} with linespoints lw 2 title "${label(system)}"`,
     )
     .join(', ');
+  const counts = options.readerCounts;
   const script2 = `
 set terminal pngcairo size 900,520 font "DejaVu Sans,10"
-set output "${ampPng}"
-set title "Origin bytes ÷ unique bytes for N concurrent readers (lower is better)"
+set output "${fanoutPng}"
+set title "N readers of one cold file at once: aggregate MB/s (higher is better)"
 set logscale xy
+set xrange [${Math.min(...counts) * 0.8}:${Math.max(...counts) * 1.25}]
 set xlabel "concurrent readers"
-set ylabel "origin bytes ÷ unique bytes"
-set xtics (${options.readerCounts.join(', ')})
+set ylabel "MB/s (N × file size ÷ time until the last reader finished)"
+set xtics (${counts.join(', ')})
 set grid
-set key top left noenhanced
-plot x title "naive: N" dt 2 lc rgb "gray", 1 title "limit: 1" dt 3 lc rgb "black", ${series}
+set key outside right noenhanced
+plot "${fanoutData}" using 1:2 with lines dt 2 lw 2 lc rgb "gray" title "origin: parallel ranged curl, one copy", ${series}
 `;
   for (const [script, png] of [
     [script1, throughputPng],
-    [script2, ampPng],
+    [script2, fanoutPng],
   ] as const) {
     const result = await run('gnuplot', [], { timeoutMs: 60_000, input: script });
     if (result.code === 0) written.push(png);

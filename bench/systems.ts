@@ -3,6 +3,7 @@ import { access, mkdir, open, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { killGroup, peerEnv, run, unmount, waitForMount } from './exec.ts';
 import type { Origin, OriginKind } from './origin.ts';
+import { processTreeOf } from './procstat.ts';
 
 /** One mounted, ready instance of a system, with empty caches. */
 export interface Instance {
@@ -23,6 +24,11 @@ export interface System {
   origin: OriginKind | 'local';
   /** The options it runs with, for the report. */
   options: string;
+  /**
+   * Count origin bytes by time window rather than by file path: for systems whose origin objects are
+   * not the data set's files (JuiceFS chunks).
+   */
+  amplificationByWindow?: boolean;
   /** Why it cannot run here, or undefined. */
   unavailable(): Promise<string | undefined>;
   start(round: number): Promise<Instance>;
@@ -47,7 +53,7 @@ export function localSystem(root: string): System {
   };
 }
 
-interface FuseDaemonOptions {
+export interface FuseDaemonOptions {
   what: string;
   command: string;
   args: (mountPoint: string, cacheDir: string) => string[];
@@ -56,7 +62,7 @@ interface FuseDaemonOptions {
 }
 
 /** Starts a foreground FUSE daemon in its own process group and waits for its mount. */
-async function startFuseDaemon(options: FuseDaemonOptions): Promise<Instance> {
+export async function startFuseDaemon(options: FuseDaemonOptions): Promise<Instance> {
   const mountPoint = join(options.workDir, 'mnt');
   const cacheDir = join(options.workDir, 'cache');
   await rm(options.workDir, { recursive: true, force: true });
@@ -108,7 +114,8 @@ async function startFuseDaemon(options: FuseDaemonOptions): Promise<Instance> {
   return {
     root: mountPoint,
     readySeconds: Number(process.hrtime.bigint() - started) / 1e9,
-    pids: () => Promise.resolve(child.pid === undefined || exited !== undefined ? [] : [child.pid]),
+    pids: () =>
+      child.pid === undefined || exited !== undefined ? Promise.resolve([]) : processTreeOf(child.pid),
     stop,
   };
 }

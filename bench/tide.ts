@@ -143,6 +143,8 @@ export interface TideSystemOptions {
   repo: string;
   /** Per-worker quota of the SSD tier. */
   quota: string;
+  /** How long `tide apply` may take to get the Dataset Bound and mounted. */
+  readyTimeoutMs: number;
 }
 
 export function tideSystem(options: TideSystemOptions): System {
@@ -206,14 +208,14 @@ async function startTide(options: TideSystemOptions & { tide: string; home: stri
     const apply = await cli(['apply', '-f', manifestPath]);
     if (apply.code !== 0)
       throw new TideUnavailableError(`tide apply failed: ${(apply.stderr || apply.stdout).trim()}`);
-    const deadline = Date.now() + 180_000;
+    const deadline = Date.now() + options.readyTimeoutMs;
     let last: StatusView = { phase: '', conditions: '' };
     for (;;) {
       const get = await cli(['get', 'dataset', DATASET, '-o', 'json']);
       last = get.code === 0 ? statusOf(get.stdout) : { phase: '', conditions: get.stderr.trim() };
       if (last.phase === 'Bound' && (await isMounted(root))) break;
       if (Date.now() > deadline) {
-        const why = `dataset not Bound and mounted at ${root} within 180 s (phase "${last.phase}"${last.conditions === '' ? '' : `; ${last.conditions}`})`;
+        const why = `dataset not Bound and mounted at ${root} within ${options.readyTimeoutMs / 1000} s (phase "${last.phase}"${last.conditions === '' ? '' : `; ${last.conditions}`})`;
         const log = await tail(join(home, 'logs', 'daemon.log'), 5);
         throw new TideUnavailableError(
           `${why}${log === '' ? '' : `; daemon log: ${log.replace(/\s+/g, ' ').slice(0, 600)}`}`,

@@ -4,7 +4,7 @@ import type { Profile } from './config.ts';
 import type { DataSet } from './datasets.ts';
 import { dropCaches, run, runOk } from './exec.ts';
 import { bytesFor, type Origin } from './origin.ts';
-import { cpuDelta, cpuSecondsOfAll, peakRssBytesOf } from './procstat.ts';
+import { commandOf, cpuDelta, cpuSecondsOfAll, peakRssBytesOf } from './procstat.ts';
 import type { ReaderResult, ReaderSpec } from './reader.ts';
 import { median, type Results } from './results.ts';
 import type { Instance, System } from './systems.ts';
@@ -77,13 +77,23 @@ export async function measureMountRound(
   results.record(id, 'ttfbCold', median(ttfbCold.seconds) * 1000);
 
   const model = join(root, data.model);
+  const byWindow = system.amplificationByWindow === true;
+  const modelMark = byWindow ? (await settledRecords(ctx.origin)).length : 0;
   const cpu0 = await cpuSecondsOfAll(await instance.pids());
   results.record(id, 'coldRead', data.modelBytes / MB / (await sequentialRead(model, data.modelBytes)));
   await dropCaches();
   results.record(id, 'warmRead', data.modelBytes / MB / (await sequentialRead(model, data.modelBytes)));
   const cpu1 = await cpuSecondsOfAll(await instance.pids());
   results.record(id, 'cpuPerGB', cpuDelta(cpu0, cpu1) / ((2 * data.modelBytes) / 1e9));
+  if (cpu1.size > 1 && results.samples(id, 'cpuPerGB').length === 1) {
+    const parts: string[] = [];
+    for (const [pid, seconds] of cpu1) {
+      parts.push(`${await commandOf(pid)} ${(seconds - (cpu0.get(pid) ?? 0)).toFixed(2)}`);
+    }
+    results.note(id, `CPU seconds by process over the cold + warm read of round 1: ${parts.join(', ')}`);
+  }
   results.record(id, 'rereadKept', data.modelBytes / MB / (await sequentialRead(model, data.modelBytes)));
+  if (byWindow) results.record(id, 'ampModel', (await windowBytes(ctx, system, modelMark)) / data.modelBytes);
 
   await dropCaches();
   const ttfbWarm = await reader(
@@ -124,17 +134,36 @@ export async function measureMountRound(
 
   for (const [count, path] of data.fanout) {
     await dropCaches();
+    const mark = byWindow ? (await settledRecords(ctx.origin)).length : 0;
     const started = process.hrtime.bigint();
     await Promise.all(
       Array.from({ length: count }, () => sequentialRead(join(root, path), data.fanoutBytes * count)),
     );
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     results.record(id, `fanout${count}`, (count * data.fanoutBytes) / MB / seconds);
+    if (byWindow)
+      results.record(id, `amp${count}`, (await windowBytes(ctx, system, mark)) / data.fanoutBytes);
   }
 
   let rss = 0;
-  for (const pid of await instance.pids()) rss += (await peakRssBytesOf(pid)) ?? 0;
+  const rssParts: string[] = [];
+  for (const pid of await instance.pids()) {
+    const bytes = (await peakRssBytesOf(pid)) ?? 0;
+    rss += bytes;
+    rssParts.push(`${await commandOf(pid)} ${(bytes / MB).toFixed(0)}`);
+  }
   if (rss > 0) results.record(id, 'peakRss', rss / MB);
+  if (rssParts.length > 1 && results.samples(id, 'peakRss').length === 1) {
+    results.note(id, `peak MB by process in round 1: ${rssParts.join(', ')}`);
+  }
+}
+
+/** Body bytes the origin sent to `system`'s origin kind since record number `mark`. */
+async function windowBytes(ctx: WorkloadContext, system: System, mark: number): Promise<number> {
+  return (await settledRecords(ctx.origin))
+    .slice(mark)
+    .filter((record) => record.origin === system.origin)
+    .reduce((sum, record) => sum + record.bodyBytes, 0);
 }
 
 /** Origin bytes ÷ unique bytes of one round, from the records logged while it ran. */
@@ -143,6 +172,7 @@ export function recordAmplification(
   records: Awaited<ReturnType<Origin['records']>>,
   ctx: WorkloadContext,
 ): void {
+  if (system.amplificationByWindow === true) return;
   const ours = records.filter((record) => record.origin === system.origin);
   ctx.results.record(system.id, 'ampModel', bytesFor(ours, ctx.data.model) / ctx.data.modelBytes);
   for (const [count, path] of ctx.data.fanout) {
