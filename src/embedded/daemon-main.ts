@@ -8,7 +8,9 @@ import { readFileSync } from 'node:fs';
 
 const config = embeddedConfigFrom(process.env);
 const logger = createLogger({ level: process.env['TIDE_LOG_LEVEL'] === 'debug' ? 'debug' : 'info' });
-const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 
 try {
   const daemon = await startDaemon({

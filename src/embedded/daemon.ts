@@ -81,7 +81,10 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   await chmod(config.socketPath, 0o600);
   await writeFile(config.pidPath, `${process.pid}\n`);
   manager.start();
-  logger.info({ home: config.home, socket: config.socketPath, mountRoot: config.mountRoot }, 'Tide control plane started');
+  logger.info(
+    { home: config.home, socket: config.socketPath, mountRoot: config.mountRoot },
+    'Tide control plane started',
+  );
   return { shutdown, closed };
 }
 

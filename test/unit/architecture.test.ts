@@ -53,7 +53,9 @@ test('components import only what ARCHITECTURE.md allows, through index.ts', asy
       if (!allowed.includes(targetComponent)) {
         problems.push(`${relative(src, file)}: ${component} must not import ${targetComponent}`);
       } else if (rest.join('/') !== 'index.ts') {
-        problems.push(`${relative(src, file)}: imports ${targetComponent}/${rest.join('/')} instead of its index.ts`);
+        problems.push(
+          `${relative(src, file)}: imports ${targetComponent}/${rest.join('/')} instead of its index.ts`,
+        );
       }
     }
   }
