@@ -111,10 +111,17 @@ http {
     exited = `nginx could not run: ${error.message}`;
   });
 
+  // A test process that dies without calling stop() (an uncaught error, process.exit) still takes
+  // its nginx with it.
+  const killOnExit = (): void => {
+    child.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
   let stopped = false;
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
+    process.removeListener('exit', killOnExit);
     if (child.exitCode === null && child.signalCode === null) {
       const gone = new Promise<void>((resolve) =>
         child.once('exit', () => {

@@ -115,10 +115,17 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
     credentials: { accessKeyId, secretAccessKey },
   });
 
+  // A test process that dies without calling stop() (an uncaught error, process.exit) still takes
+  // its versitygw with it.
+  const killOnExit = (): void => {
+    child.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
   let stopped = false;
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
+    process.removeListener('exit', killOnExit);
     client.destroy();
     if (child.exitCode === null && child.signalCode === null) {
       const gone = new Promise<void>((resolve) => {
