@@ -274,6 +274,9 @@ export class FuseServer {
     if (path !== '/') {
       const parent = this.#table.byPath(dirname(path));
       if (parent !== undefined) {
+        // The parent's cached listing (FOPEN_CACHE_DIR) may name or miss the changed entry.
+        this.#table.setCachedVersion(parent, undefined);
+        this.#notify(NotifyCode.INVAL_INODE, encodeNotifyInvalInode(parent.nodeid, 0n, 0n));
         this.#notify(
           NotifyCode.INVAL_ENTRY,
           encodeNotifyInvalEntry(parent.nodeid, Buffer.from(basename(path))),
@@ -318,9 +321,22 @@ export class FuseServer {
    * returns exactly one request and the stream hands each chunk on as it came.
    */
   #startEpollReader(): void {
-    const binding = (process as unknown as { binding(name: string): unknown }).binding(
-      'pipe_wrap',
-    ) as PipeWrapBinding;
+    let binding: PipeWrapBinding;
+    try {
+      binding = (process as unknown as { binding(name: string): unknown }).binding(
+        'pipe_wrap',
+      ) as PipeWrapBinding;
+    } catch (error) {
+      // A Node without the pipe_wrap binding: nothing touched the descriptor yet, so the blocking
+      // threadpool reader is a safe fallback.
+      this.#logger.warn(
+        { err: toError(error) },
+        'no libuv pipe binding; reading /dev/fuse in the threadpool',
+      );
+      const bufferBytes = Math.max(FUSE_MIN_READ_BUFFER, this.#maxWriteBytes + PAGE_SIZE);
+      for (let index = 0; index < this.#readers; index += 1) this.#readLoop(Buffer.allocUnsafe(bufferBytes));
+      return;
+    }
     const handle = new binding.Pipe(binding.constants.SOCKET);
     const status = handle.open(this.#fd);
     if (status !== 0)
@@ -548,9 +564,7 @@ export class FuseServer {
     on(Opcode.FSYNC, (request) => {
       this.#reply(request.header.unique);
     });
-    on(Opcode.OPENDIR, (request) => {
-      this.#opendir(request);
-    });
+    on(Opcode.OPENDIR, (request) => this.#opendir(request));
     on(Opcode.READDIR, (request) => this.#readdir(request, false));
     on(Opcode.READDIRPLUS, (request) => this.#readdir(request, true));
     on(Opcode.RELEASEDIR, (request) => {
@@ -774,13 +788,29 @@ export class FuseServer {
     });
   }
 
-  #opendir(request: Request): void {
+  async #opendir(request: Request): Promise<void> {
     const inode = this.#inode(request.header.nodeid);
     if (inode.type !== 'directory') throw new Errnum(Errno.ENOTDIR);
+    const attributes = await this.#source.getattr(inode.path, request.signal);
+    if (attributes === undefined) throw new Errnum(Errno.ENOENT);
+    if (attributes.type !== 'directory') throw new Errnum(Errno.ESTALE);
+    // FOPEN_CACHE_DIR lets the kernel keep the listing in the directory's page cache, and
+    // FOPEN_KEEP_CACHE keeps it across opens while the directory's version (or mtime) is unchanged.
+    const version =
+      attributes.version !== ''
+        ? attributes.version
+        : attributes.mtimeMs > 0
+          ? `mtime:${attributes.mtimeMs}`
+          : undefined;
+    let openFlags = 0;
+    if (version !== undefined && !this.#options.directIo) {
+      openFlags = OpenFlag.CACHE_DIR | (inode.cachedVersion === version ? OpenFlag.KEEP_CACHE : 0);
+    }
+    this.#table.setCachedVersion(inode, version);
     const fh = this.#nextHandle;
     this.#nextHandle += 1n;
     this.#directories.set(fh, { inode, entries: undefined });
-    this.#reply(request.header.unique, encodeOpenOut(fh, 0));
+    this.#reply(request.header.unique, encodeOpenOut(fh, openFlags));
   }
 
   async #readdir(request: Request, plus: boolean): Promise<void> {

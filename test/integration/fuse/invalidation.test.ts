@@ -100,4 +100,19 @@ describe('the kernel page cache of a FUSE mount', () => {
       async () => !(await exists(join(mount.target, 'doomed.txt'))),
     );
   });
+
+  test('a cached directory listing is refreshed on the next opendir once the directory changed', async (t) => {
+    const origin = await makeTempDir('tide-fuse-dir-');
+    t.after(() => rm(origin, { recursive: true, force: true }));
+    await writeFile(join(origin, 'a.txt'), 'a');
+    const mount = await startMount({ sourceDir: origin, fuseArgs: ['-oattr_timeout=60,entry_timeout=60'] });
+    t.after(() => mount.stop());
+    const list = async (): Promise<string> => (await run('ls', [mount.target])).stdout;
+    assert.equal(await list(), 'a.txt\n');
+    assert.equal(await list(), 'a.txt\n', 'served from the kept listing (FOPEN_CACHE_DIR)');
+    await writeFile(join(origin, 'b.txt'), 'b');
+    assert.equal(await list(), 'a.txt\nb.txt\n');
+    await unlink(join(origin, 'a.txt'));
+    assert.equal(await list(), 'b.txt\n');
+  });
 });
