@@ -237,9 +237,8 @@ describe('a FUSE mount without the read-only mount flag, reading the device in t
       `rm ${JSON.stringify(join(mount.target, 'file.txt'))}`,
       `ln -s a ${JSON.stringify(join(mount.target, 'link'))}`,
       `chmod 600 ${JSON.stringify(join(mount.target, 'file.txt'))}`,
-      `setfattr -n user.x -v 1 ${JSON.stringify(join(mount.target, 'file.txt'))} 2>&1 | grep -q 'Read-only' && false`,
     ];
-    for (const attempt of attempts.slice(0, 6)) {
+    for (const attempt of attempts) {
       const result = await sh(`LC_ALL=C ${attempt}`);
       assert.notEqual(result.code, 0, attempt);
       assert.match(result.stderr, /Read-only file system/, attempt);
