@@ -17,7 +17,7 @@
  * appended to the report).
  */
 import { cpus, loadavg, release, totalmem } from 'node:os';
-import { access, mkdir, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchPaths, PROFILES, type Profile } from './config.ts';
@@ -330,49 +330,62 @@ async function main(): Promise<void> {
     await measureLocalRound(ctx);
     await measureOriginRound(ctx);
   }
+  // The report is rewritten after every system, so that a long run stopped half-way still leaves
+  // its figures; the previous runs are those of the file as it was when this run started.
+  const previousFile = await readFile(outPath, 'utf8').catch(() => '');
+  const shown = [...systems.filter((system) => system.role !== 'local'), local];
+  const report = async (state: { done: number; components: string }): Promise<void> => {
+    const records = await settledRecords(origin);
+    const runInfo: RunInfo = {
+      date: new Date(startedAt).toISOString().replace(/\.\d+Z$/, 'Z'),
+      profileName: profile.name,
+      ...info,
+      origin: [
+        `nginx on 127.0.0.1, limit_rate ${(profile.originRateBytesPerSecond / 2 ** 20).toFixed(0)} MiB/s per connection (no aggregate cap, no added latency: the round trip is the loopback’s)`,
+        `S3: versitygw behind the same nginx (proxy, same limit_rate); ${origin.s3 === undefined ? `not available: ${origin.s3Unavailable ?? '?'}` : 'serving the data set directory in place'}`,
+        `data set: model file ${(data.modelBytes / 2 ** 20).toFixed(0)} MiB, ${data.smallFiles.length} × ${data.smallFileBytes / 1024} KiB files, a tree of ${data.treeEntries} entries, a SQLite database of ${data.sqliteRows} rows (${((data.sizes.get(data.sqlite) ?? 0) / 2 ** 20).toFixed(0)} MiB), ${data.fanout.size} fan-out files of ${(data.fanoutBytes / 2 ** 20).toFixed(0)} MiB`,
+        `origin requests logged in this run: ${records.length}, body bytes ${(records.reduce((sum, record) => sum + record.bodyBytes, 0) / 1e9).toFixed(2)} GB`,
+      ],
+      durationSeconds: (Date.now() - startedAt) / 1000,
+      ...(state.done < shown.length - 1
+        ? { incomplete: `${state.done} of ${shown.length - 1} systems measured so far` }
+        : {}),
+    };
+    await writeFile(
+      join(paths.repo, 'bench', 'out', `results-${runInfo.date.replace(/:/g, '')}.json`),
+      JSON.stringify({ info: runInfo, results }, null, 2),
+    );
+    const plots = await plot({
+      dir: join(paths.repo, 'bench'),
+      results,
+      systems: shown,
+      readerCounts: profile.readerCounts,
+    });
+    const markdown = renderRun({
+      info: runInfo,
+      results,
+      systems: shown,
+      metrics: metricDescriptors(profile.readerCounts),
+      plots,
+    });
+    await writeResultsFile(
+      outPath,
+      state.components === '' ? markdown : `${markdown}\n${state.components}\n`,
+      previousFile,
+    );
+  };
+
+  let done = 0;
   for (const system of systems) {
     if (system.role === 'local') continue;
     await measureSystem(system, ctx);
     if (system.role === 'tide') await measureDataLoad(system, ctx);
+    done += 1;
+    await report({ done, components: '' });
   }
   const components = values.components ? await runComponentBenchmarks() : '';
-
-  const records = await settledRecords(origin);
-  const durationSeconds = (Date.now() - startedAt) / 1000;
-  const runInfo: RunInfo = {
-    date: new Date(startedAt).toISOString().replace(/\.\d+Z$/, 'Z'),
-    profileName: profile.name,
-    ...info,
-    origin: [
-      `nginx on 127.0.0.1, limit_rate ${(profile.originRateBytesPerSecond / 2 ** 20).toFixed(0)} MiB/s per connection (no aggregate cap, no added latency: the round trip is the loopback’s)`,
-      `S3: versitygw behind the same nginx (proxy, same limit_rate); ${origin.s3 === undefined ? `not available: ${origin.s3Unavailable ?? '?'}` : 'serving the data set directory in place'}`,
-      `data set: model file ${(data.modelBytes / 2 ** 20).toFixed(0)} MiB, ${data.smallFiles.length} × ${data.smallFileBytes / 1024} KiB files, a tree of ${data.treeEntries} entries, a SQLite database of ${data.sqliteRows} rows (${((data.sizes.get(data.sqlite) ?? 0) / 2 ** 20).toFixed(0)} MiB), ${data.fanout.size} fan-out files of ${(data.fanoutBytes / 2 ** 20).toFixed(0)} MiB`,
-      `origin requests logged in this run: ${records.length}, body bytes ${(records.reduce((sum, record) => sum + record.bodyBytes, 0) / 1e9).toFixed(2)} GB`,
-    ],
-    durationSeconds,
-  };
-  const shown = [...systems.filter((system) => system.role !== 'local')];
-  shown.push(local);
-
-  await writeFile(
-    join(paths.repo, 'bench', 'out', `results-${runInfo.date.replace(/:/g, '')}.json`),
-    JSON.stringify({ info: runInfo, results }, null, 2),
-  );
-  const plots = await plot({
-    dir: join(paths.repo, 'bench'),
-    results,
-    systems: shown,
-    readerCounts: profile.readerCounts,
-  });
-  const markdown = renderRun({
-    info: runInfo,
-    results,
-    systems: shown,
-    metrics: metricDescriptors(profile.readerCounts),
-    plots,
-  });
-  await writeResultsFile(outPath, components === '' ? markdown : `${markdown}\n${components}\n`);
-  log(`wrote ${outPath}${plots.length > 0 ? ` and ${plots.length} plots` : ''}`);
+  await report({ done, components });
+  log(`wrote ${outPath} and the plots`);
 }
 
 try {

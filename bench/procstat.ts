@@ -57,12 +57,13 @@ export async function pidsMarkedWith(marker: string): Promise<number[]> {
   return pids;
 }
 
-/** Short command name of a process (`comm`), for the report. */
+/** Short name of a process for the report: its TypeScript entry point, else its `comm`. */
 export async function commandOf(pid: number): Promise<string> {
   const cmdline = await readFile(`/proc/${pid}/cmdline`, 'latin1').catch(() => '');
-  const args = cmdline.split('\0').filter((arg) => arg !== '');
-  const script = args.find((arg) => arg.endsWith('.ts'));
-  return script?.split('/').pop() ?? args[0]?.split('/').pop() ?? String(pid);
+  const script = cmdline.split('\0').find((arg) => arg.endsWith('.ts'));
+  if (script !== undefined) return script.split('/').pop() ?? script;
+  const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
+  return comm.trim() === '' ? String(pid) : comm.trim();
 }
 
 /** `pid` and every process below it (JuiceFS, for one, serves its mount from a child process). */

@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { run } from './exec.ts';
 import { summarize, type Results } from './results.ts';
@@ -249,6 +249,8 @@ export interface RunInfo {
   versions: string[];
   origin: string[];
   durationSeconds: number;
+  /** Set while the run is still going (the report is rewritten after every system). */
+  incomplete?: string;
 }
 
 /** The tables of one run, as Markdown, without the title. */
@@ -262,6 +264,7 @@ export function renderRun(options: {
   const { info, results, systems, metrics } = options;
   const out: string[] = [];
   out.push(`## Run of ${info.date} (${info.profileName} profile)`, '');
+  if (info.incomplete !== undefined) out.push(`**Incomplete run**: ${info.incomplete}.`, '');
   out.push(
     `Took ${Math.round(info.durationSeconds)} s. Every figure is the median of the rounds (each round a fresh mount with empty caches), with min and max; the ratio is the median ÷ the first reference row.`,
     '',
@@ -362,11 +365,11 @@ function summaryTable(
 const PREVIOUS = '## Previous runs';
 
 /**
- * Writes RESULTS.md: the new run on top, then every earlier run under "Previous runs" (their
- * headings one level down and without the plots, which the new run replaced).
+ * Writes RESULTS.md: the new run on top, then every earlier run of `old` (the file as it was before
+ * this run) under "Previous runs", their headings one level down and without the plots, which the
+ * new run replaced.
  */
-export async function writeResultsFile(path: string, runMarkdown: string): Promise<void> {
-  const old = await readFile(path, 'utf8').catch(() => '');
+export async function writeResultsFile(path: string, runMarkdown: string, old: string): Promise<void> {
   let previousCurrent = '';
   let previousOlder = '';
   if (old !== '') {
