@@ -50,4 +50,8 @@ test('a restarted table restores nodeids, paths and cached versions from the jou
   second.forget(a.nodeid, 1);
   assert.ok(second.get(a.nodeid), 'restored nodes stay: their lookup count is unknown');
   second.close();
+
+  const third = new InodeTable({ journalPath, restore: true });
+  assert.equal(third.get(d.nodeid)?.path, '/d', 'a record appended after a cut line survives');
+  third.close();
 });

@@ -48,8 +48,12 @@ export class InodeTable {
       });
     if (this.#journalPath !== undefined) {
       this.#journalFd = openSync(this.#journalPath, options.restore === true ? 'a' : 'w');
+      // A line cut short by a crash must not swallow the first record of this server.
+      if (this.#endsMidLine) writeSync(this.#journalFd, '\n');
     }
   }
+
+  #endsMidLine = false;
 
   get size(): number {
     return this.#byId.size;
@@ -128,6 +132,7 @@ export class InodeTable {
         cause: error,
       });
     }
+    this.#endsMidLine = text.length > 0 && !text.endsWith('\n');
     for (const line of text.split('\n')) {
       // A line cut short by a crash is the last one and describes a reply never sent: skip it.
       const fields = line.split('\t');
