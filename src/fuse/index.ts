@@ -1,3 +1,15 @@
+/**
+ * The FUSE component: a read-only dataset filesystem speaking the kernel protocol directly on
+ * /dev/fuse (protocol 7.31–7.45, no libfuse), and the supervisor that keeps a mount alive across
+ * server crashes.
+ *
+ * - `FileSource` (source.ts) is what a mount serves; `createLocalDirectorySource` serves a
+ *   directory, other kinds load through `source.module` (source-registry.ts).
+ * - `FuseServer` (server.ts) answers requests concurrently; the kernel page cache is kept while a
+ *   file's version is unchanged and dropped by notification when it changes.
+ * - `runSupervisor` (supervisor.ts) holds the device and the mount and restarts the server process
+ *   (server-main.ts) on the same connection; `mount-main.ts` is the process the platform starts.
+ */
 export type { FileSource, FileAttributes, DirectoryEntry, SourceReadOptions } from './source.ts';
 export { childPath } from './source.ts';
 export { createLocalDirectorySource, type LocalDirectorySourceOptions } from './local-source.ts';
