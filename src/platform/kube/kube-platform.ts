@@ -146,8 +146,10 @@ export class KubePlatform implements Platform {
     await this.#apply(workerService(plan, names, this.#settings), signal);
     await this.#apply(workerStatefulSet(plan, names, this.#settings, configDigest), signal);
     const daemonSet = await this.#apply(fuseDaemonSet(plan, names, this.#settings, configDigest), signal);
-    await this.#apply(persistentVolume(plan, names, this.#settings), signal);
-    await this.#apply(persistentVolumeClaim(plan, names, this.#settings), signal);
+    // Created once, not applied: their specs are immutable, and the PV's `claimRef` is an atomic
+    // struct the binder completes (uid), which an apply would take back every time.
+    await this.#createIfAbsent(persistentVolume(plan, names, this.#settings), signal);
+    await this.#createIfAbsent(persistentVolumeClaim(plan, names, this.#settings), signal);
     const pods = await this.#workerPods(plan.dataset, signal);
     await this.#syncWorkerNodeLabels(plan.dataset, pods, signal);
     const live = pods.filter((pod) => pod.metadata.deletionTimestamp === undefined);
@@ -375,6 +377,23 @@ export class KubePlatform implements Platform {
     const type = TYPES[object.kind ?? ''];
     if (type === undefined) throw new TypeError(`no resource type for kind ${String(object.kind)}`);
     return this.#client.apply(type, object, { force: true, signal });
+  }
+
+  async #createIfAbsent(object: KubeObject, signal: AbortSignal): Promise<void> {
+    const type = TYPES[object.kind ?? ''];
+    if (type === undefined) throw new TypeError(`no resource type for kind ${String(object.kind)}`);
+    const namespace = object.metadata?.namespace;
+    try {
+      await this.#client.get(type, object.metadata?.name ?? '', { namespace, signal });
+      return;
+    } catch (error) {
+      if (!hasCode(error, 'ERR_KUBE_NOT_FOUND')) throw error;
+    }
+    try {
+      await this.#client.create(type, object, { namespace, fieldManager: 'tide', signal });
+    } catch (error) {
+      if (!hasCode(error, 'ERR_KUBE_ALREADY_EXISTS')) throw error;
+    }
   }
 
   /** The runtime's bearer token, from its configuration Secret or new. */

@@ -317,6 +317,8 @@ export class LocalPlatform implements Platform {
     await mkdir(target, { recursive: true });
     const fuseArgs = [...plan.fuseArgs];
     if (plan.readOnly && !fuseArgs.some((arg) => /(^|[-,=o])ro(,|$)/.test(arg))) fuseArgs.push('-oro');
+    // Datasets carry no extended attributes: answering ENOSYS once spares `ls -l` two requests a file.
+    if (!fuseArgs.some((arg) => arg.includes('xattr'))) fuseArgs.push('-ono_xattr');
     const configPath = join(dir, 'mount.json');
     const config = {
       target,
