@@ -49,8 +49,8 @@ export const DEFAULT_SETTINGS: KubePlatformSettings = Object.freeze({
 export const CONFIG_DIR = '/etc/tide';
 /** Kind of the FUSE source module `dataset-source.ts` registers. */
 export const SOURCE_KIND = 'tide-kube-dataset';
-/** Capacity the PersistentVolume announces, as Fluid's default. */
-const CAPACITY = '100Pi';
+/** Capacity of the PersistentVolume and its claim. Fluid announces 100Pi, which the API server warns about (its milli-value overflows int64). */
+const CAPACITY = '100Ti';
 
 /** The file FUSE pods and loader Jobs open their cache client from (`client.json` of the Secret). */
 export interface KubeDatasetClientConfig {

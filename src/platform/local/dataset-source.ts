@@ -39,7 +39,8 @@ export async function createFileSource(
 ): Promise<FileSource> {
   const configPath = (config.options as { configPath?: unknown } | undefined)?.configPath;
   if (typeof configPath !== 'string') throw new TypeError('the tide-dataset source needs options.configPath');
-  const { client, close, runDir } = await openDatasetClient(configPath, context.logger);
+  let opened = await openDatasetClient(configPath, context.logger);
+  const { runDir } = opened;
   const attributes = new Map<string, Cached>();
   /** Versions of the files the kernel has seen, to tell which ones a DataLoad found changed. */
   const known = new Map<string, string>();
@@ -57,6 +58,22 @@ export async function createFileSource(
       for (const listener of listeners) listener(path);
     }
   });
+  // Mounts added to or removed from the Dataset reach the running mount: the daemon rewrites the
+  // dataset file, the source swaps its client, and the kernel forgets what it knew of the tree.
+  let lastConfig = await readFile(configPath, 'utf8');
+  void followFile(configPath, stop.signal, async () => {
+    const text = await readFile(configPath, 'utf8').catch(() => lastConfig);
+    if (text === lastConfig) return;
+    lastConfig = text;
+    const previous = opened;
+    opened = await openDatasetClient(configPath, context.logger);
+    attributes.clear();
+    const paths = [...known.keys()];
+    known.clear();
+    for (const listener of listeners) for (const path of ['/', ...paths]) listener(path);
+    context.logger.info('dataset mounts changed; the namespace was reloaded');
+    setTimeout(() => void previous.close(), 30_000).unref();
+  });
   const remember = (path: string, value: FileAttributes | undefined): void => {
     if (attributes.size > 200_000) attributes.clear();
     attributes.set(path, { attributes: value, expiresMs: Date.now() + ATTRIBUTE_TTL_MS });
@@ -67,7 +84,7 @@ export async function createFileSource(
       const cached = attributes.get(path);
       if (cached !== undefined && cached.expiresMs > Date.now()) return cached.attributes;
       try {
-        const value = attributesOf(await client.stat(path, { signal }));
+        const value = attributesOf(await opened.client.stat(path, { signal }));
         remember(path, value);
         return value;
       } catch (error) {
@@ -81,7 +98,7 @@ export async function createFileSource(
     async readdir(path, signal) {
       const entries: DirectoryEntry[] = [];
       const prefix = path === '/' ? '/' : `${path}/`;
-      for await (const entry of client.list(path, { signal })) {
+      for await (const entry of opened.client.list(path, { signal })) {
         const name = entry.path.slice(entry.path.lastIndexOf('/') + 1);
         const value = attributesOf(entry);
         remember(`${prefix}${name}`, value);
@@ -91,7 +108,7 @@ export async function createFileSource(
       return entries;
     },
     read(path, options) {
-      return client.read(path, options);
+      return opened.client.read(path, options);
     },
     subscribe(onChange) {
       listeners.add(onChange);
@@ -99,7 +116,7 @@ export async function createFileSource(
     },
     async close() {
       stop.abort();
-      await close();
+      await opened.close();
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { CacheClient } from '../../cache/index.ts';
+import { formatBytes } from '../../lib/index.ts';
 import type { UfsEntry } from '../../ufs/index.ts';
 import type { LoadPlan, LoadProgress } from '../types.ts';
 
@@ -51,6 +52,8 @@ export async function loadTargets(
     onProgress: (progress: LoadProgress) => void;
     /** Receives every file listed, with its current version, for the mounts to invalidate changes. */
     onListed?: (entry: UfsEntry) => void;
+    /** What the workers can hold in all; a load that cannot fit fails instead of evicting itself. */
+    capacityBytes?: number;
   },
 ): Promise<LoadProgress> {
   const { signal, onProgress } = options;
@@ -61,6 +64,7 @@ export async function loadTargets(
   let failure: Error | undefined;
   let filesTotal = 0;
   let bytesTotal = 0;
+  let neededBytes = 0;
 
   const loadFile = async (entry: UfsEntry, replicas: number): Promise<void> => {
     await bandwidth?.take(entry.sizeBytes, signal);
@@ -80,6 +84,13 @@ export async function loadTargets(
       options.onListed?.(entry);
       filesTotal += 1;
       bytesTotal += entry.sizeBytes;
+      neededBytes += entry.sizeBytes * target.replicas;
+      if (options.capacityBytes !== undefined && neededBytes > options.capacityBytes) {
+        failure ??= new Error(
+          `the targets need more than the cache holds: at least ${formatBytes(neededBytes)} with replicas, capacity ${formatBytes(options.capacityBytes)}; add workers or quota, or load less`,
+        );
+        break;
+      }
       while (running.size >= plan.parallelism) await Promise.race(running);
       const task = loadFile(entry, target.replicas)
         .catch((error: unknown) => {

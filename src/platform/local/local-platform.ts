@@ -144,9 +144,11 @@ export class LocalPlatform implements Platform {
     const { client, close } = await openDatasetClient(configPath, this.#options.logger);
     const versions: [string, string][] = [];
     try {
+      const stats = await this.statistics(plan.dataset, options.signal);
       const progress = await loadTargets(client, plan, {
         ...options,
         onListed: (entry) => versions.push([entry.path, entry.version]),
+        ...(stats === undefined || stats.capacityBytes === 0 ? {} : { capacityBytes: stats.capacityBytes }),
       });
       // The mount drops its kernel caches of files whose version changed (or that are gone).
       const file: VersionsFile = { targets: plan.targets.map((target) => target.path), entries: versions };

@@ -1,0 +1,160 @@
+/**
+ * Embedded mode: changing a running dataset without recreating it — scaling workers while a
+ * reader reads, adding a mount, a DataLoad larger than the cache — on a local origin.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const root = join(import.meta.dirname, '..', '..');
+let home = '';
+let mountRoot = '';
+let origin = '';
+
+async function tide(...args: string[]): Promise<string> {
+  const { stdout } = await run(process.execPath, [join(root, 'src', 'cli', 'main.ts'), ...args], {
+    env: { ...process.env, TIDE_HOME: home, TIDE_MOUNT_ROOT: mountRoot },
+    timeout: 180_000,
+  });
+  return stdout;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+interface Status {
+  phase?: string;
+  workerNumberReady?: number;
+  conditions?: { type: string; message: string }[];
+}
+
+async function status(kind: string, name: string): Promise<Status> {
+  return (JSON.parse(await tide('get', kind, name, '-o', 'json')) as { status?: Status }).status ?? {};
+}
+
+async function manifest(name: string, text: string): Promise<string> {
+  const path = join(home, name);
+  await writeFile(path, text);
+  return path;
+}
+
+function datasetYaml(mounts: string[]): string {
+  const list = mounts
+    .map((mount) => `    - {mountPoint: "local://${join(origin, mount)}", name: ${mount}}`)
+    .join('\n');
+  return `apiVersion: data.fluid.io/v1alpha1\nkind: Dataset\nmetadata: {name: live}\nspec:\n  mounts:\n${list}\n`;
+}
+
+function runtimeYaml(replicas: number, quota = '256Mi'): string {
+  return `apiVersion: data.fluid.io/v1alpha1\nkind: TideRuntime\nmetadata: {name: live}\nspec:\n  replicas: ${replicas}\n  worker: {blockSize: 256Ki}\n  tieredstore:\n    levels: [{mediumtype: SSD, path: ${join(home, 'cache')}, quota: ${quota}}]\n`;
+}
+
+function digest(path: string): string {
+  return createHash('sha256')
+    .update(spawnSync('cat', [path], { maxBuffer: 1 << 28 }).stdout)
+    .digest('hex');
+}
+
+describe('embedded mode: changes to a running dataset', { timeout: 600_000 }, () => {
+  before(async () => {
+    home = await mkdtemp(join(tmpdir(), 'tide-changes-'));
+    mountRoot = join(home, 'mnt');
+    origin = join(home, 'origin');
+    for (const mount of ['alpha', 'beta']) {
+      await mkdir(join(origin, mount), { recursive: true });
+      for (let index = 0; index < 4; index += 1) {
+        const data = Buffer.alloc(3_000_000 + index, `${mount}-${index}`);
+        await writeFile(join(origin, mount, `part-${index}.bin`), data);
+      }
+    }
+    await tide('start');
+    await tide('apply', '-f', await manifest('live.yaml', `${datasetYaml(['alpha'])}---\n${runtimeYaml(1)}`));
+    await until('live Bound', async () =>
+      (await status('dataset', 'live')).phase === 'Bound' ? true : undefined,
+    );
+  });
+
+  after(async () => {
+    await tide('stop').catch(() => undefined);
+    await rm(home, { recursive: true, force: true });
+  });
+
+  it('scales workers up and down while a reader reads, without a read error', async () => {
+    const file = join(mountRoot, 'default', 'live', 'alpha', 'part-1.bin');
+    const expected = digest(join(origin, 'alpha', 'part-1.bin'));
+    let reading = true;
+    let reads = 0;
+    const reader = (async () => {
+      while (reading) {
+        spawnSync('sh', ['-c', 'echo 1 > /proc/sys/vm/drop_caches']);
+        assert.equal(digest(file), expected, 'a read during scaling returned wrong bytes');
+        reads += 1;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    })();
+    await tide('scale', 'tideruntime', 'live', '--replicas', '3');
+    await until('3 workers ready', async () =>
+      (await status('tideruntime', 'live')).workerNumberReady === 3 ? true : undefined,
+    );
+    await tide('scale', 'tideruntime', 'live', '--replicas', '1');
+    await until('1 worker ready', async () =>
+      (await status('tideruntime', 'live')).workerNumberReady === 1 ? true : undefined,
+    );
+    reading = false;
+    await reader;
+    assert.ok(reads >= 3, `the reader read ${reads} times`);
+    const workers = spawnSync('pgrep', ['-f', `${home}/run/default/live/worker-`], { encoding: 'utf8' })
+      .stdout.trim()
+      .split('\n');
+    assert.equal(workers.filter((line) => line !== '').length, 1, 'scaled-in workers are stopped');
+  });
+
+  it('adds a mount to the running dataset without recreating it', async () => {
+    await tide('apply', '-f', await manifest('live.yaml', datasetYaml(['alpha', 'beta'])));
+    const mounted = join(mountRoot, 'default', 'live');
+    await until('beta visible through the mount', async () =>
+      (await readdir(mounted)).includes('beta') ? true : undefined,
+    );
+    assert.equal(digest(join(mounted, 'beta', 'part-2.bin')), digest(join(origin, 'beta', 'part-2.bin')));
+    assert.deepEqual((await readdir(mounted)).sort(), ['alpha', 'beta']);
+    assert.equal((await status('dataset', 'live')).phase, 'Bound');
+  });
+
+  it('fails a DataLoad whose targets do not fit the cache, saying so', async () => {
+    await tide('apply', '-f', await manifest('small.yaml', runtimeYaml(1, '4Mi')));
+    await until('the smaller quota applied', async () => {
+      const stats = JSON.parse(await tide('get', 'dataset', 'live', '-o', 'json')) as {
+        status?: { cacheStates?: Record<string, string> };
+      };
+      return stats.status?.cacheStates?.['cacheCapacity'] === '4.00MiB' ? true : undefined;
+    });
+    await tide(
+      'apply',
+      '-f',
+      await manifest(
+        'big-load.yaml',
+        `apiVersion: data.fluid.io/v1alpha1\nkind: DataLoad\nmetadata: {name: too-big}\nspec:\n  dataset: {name: live, namespace: default}\n  target: [{path: /alpha}]\n`,
+      ),
+    );
+    const failed = await until('too-big Failed', async () => {
+      const current = await status('dataload', 'too-big');
+      return current.phase === 'Failed' ? current : undefined;
+    });
+    assert.match(failed.conditions?.[0]?.message ?? '', /need more than the cache holds/);
+    const log = await readFile(join(home, 'logs', 'daemon.log'), 'utf8');
+    assert.ok(log.length > 0);
+  });
+});
