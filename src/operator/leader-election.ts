@@ -164,7 +164,7 @@ export class LeaderElector {
 
   async #tryAcquireOrRenew(signal: AbortSignal, budgetMs = this.#renewDeadlineMs): Promise<boolean> {
     const { client, namespace, name, logger } = this.#options;
-    const attemptSignal = AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, budgetMs))]);
+    const attemptSignal = AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, Math.ceil(budgetMs)))]);
     const startedMs = this.#now();
     const nowText = microTime(new Date());
     const leaseDurationSeconds = Math.ceil(this.#leaseDurationMs / 1000);
