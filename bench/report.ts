@@ -459,7 +459,7 @@ set logscale y
 set yrange [1:*]
 set grid ytics
 set xtics rotate by -20 noenhanced
-set key top left
+set key outside top center horizontal
 plot "${throughputData}" using 2:xtic(1) title "cold (origin)", "" using 3 title "warm, page cache dropped", "" using 4 title "re-read, page cache kept"
 `;
   const fanoutData = join(dir, 'out', 'fanout.dat');
@@ -482,7 +482,7 @@ plot "${throughputData}" using 2:xtic(1) title "cold (origin)", "" using 3 title
     .join(', ');
   const counts = options.readerCounts;
   const script2 = `
-set terminal pngcairo size 900,520 font "DejaVu Sans,10"
+set terminal pngcairo size 900,600 font "DejaVu Sans,10"
 set output "${fanoutPng}"
 set title "N readers of one cold file at once: aggregate MB/s (higher is better)"
 set logscale xy
@@ -491,7 +491,7 @@ set xlabel "concurrent readers"
 set ylabel "MB/s (N × file size ÷ time until the last reader finished)"
 set xtics (${counts.join(', ')})
 set grid
-set key outside right noenhanced
+set key below noenhanced
 plot "${fanoutData}" using 1:2 with lines dt 2 lw 2 lc rgb "gray" title "origin: parallel ranged curl, one copy", ${series}
 `;
   for (const [script, png] of [
