@@ -178,6 +178,12 @@ test('reads block files directly when the owner runs on the same node', async (t
   await writeFile(join(c.origin, 'f'), content);
   const client = c.client({ nodeName: 'node-a' });
   assert.equal(sha256(await readWhole(client, 'f', BLOCK)), sha256(content), 'cold');
+  // Cold blocks come over HTTP and are written to a tier just after.
+  const deadline = Date.now() + 5000;
+  while (c.workers.reduce((sum, worker) => sum + worker.stats().tiers[0]!.blockCount, 0) < 10) {
+    assert.ok(Date.now() < deadline, 'timed out waiting for the blocks to be cached');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
   const warm = c.client({ nodeName: 'node-a' });
   assert.equal(sha256(await readWhole(warm, 'f', BLOCK)), sha256(content), 'warm');
   assert.equal(warm.counters().shortCircuitBytes, content.length);

@@ -100,6 +100,15 @@ async function fixture(t: TestContext, overrides: Partial<WorkerOptions> = {}): 
   return { worker, ufs, origin, ssd };
 }
 
+/** Blocks are written to a tier after their bytes went out: wait until `count` are. */
+async function blocksCached(worker: CacheWorker, count: number): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (worker.stats().tiers.reduce((sum, tier) => sum + tier.blockCount, 0) < count) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${count} blocks to be cached`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 function blockUrl(
   worker: CacheWorker,
   path: string,
@@ -138,6 +147,7 @@ test('fetches a block from the origin once for 16 concurrent requests and serves
   assert.equal(counters.hits, 60);
   assert.equal(counters.originBytes, content.length);
 
+  await blocksCached(worker, 4);
   const again = await fetch(blockUrl(worker, 'file.bin', version, 3));
   assert.equal(again.headers.get('x-tide-source'), 'mem');
   assert.equal((await again.arrayBuffer()).byteLength, 1000);
@@ -149,6 +159,10 @@ test('tells a client where a cached block file is, and those bytes are the block
   const content = randomBytes(2 * BLOCK);
   await writeFile(join(origin, 'f'), content);
   const { version } = await ufs.stat('f');
+  const miss = await fetch(blockUrl(worker, 'f', version, 1, { locate: '1' }));
+  assert.equal(miss.headers.get('content-type'), 'application/octet-stream', 'a miss answers with the bytes');
+  assert.ok(Buffer.from(await miss.arrayBuffer()).equals(content.subarray(BLOCK)));
+  await blocksCached(worker, 1);
   const response = await fetch(blockUrl(worker, 'f', version, 1, { locate: '1' }));
   assert.equal(response.headers.get('content-type'), 'application/vnd.tide.block-location+json');
   const location = (await response.json()) as { filePath: string; sizeBytes: number };
@@ -172,6 +186,8 @@ test('refetches a block whose file was corrupted on disk instead of serving it',
   const content = randomBytes(BLOCK);
   await writeFile(join(origin, 'f'), content);
   const { version } = await ufs.stat('f');
+  await (await fetch(blockUrl(worker, 'f', version, 0))).arrayBuffer();
+  await blocksCached(worker, 1);
   const located = (await (await fetch(blockUrl(worker, 'f', version, 0, { locate: '1' }))).json()) as {
     filePath: string;
   };
@@ -198,6 +214,7 @@ test('refuses blocks of another dataset and requests without the runtime token',
   assert.equal(((await refused.json()) as { code: string }).code, 'ERR_CACHE_FORBIDDEN');
   assert.equal((await fetch(`${worker.url}/healthz`)).status, 200, 'the health check needs no token');
   assert.equal(ufs.reads, 1);
+  await blocksCached(worker, 1);
   const endpoint = { id: worker.workerId, url: worker.url };
   const stats = await fetchWorkerStats(endpoint, { token: new SecretValue('s3cret'), files: true });
   assert.equal(stats.files?.[0]?.path, 'f');
@@ -220,6 +237,7 @@ test('exposes tier capacity, usage, hits, misses and origin bytes to Prometheus'
     method: 'POST',
   });
   assert.deepEqual(await load.json(), { cached: true, source: 'origin', sizeBytes: 5 });
+  await blocksCached(worker, 2);
   const text = await (await fetch(`${worker.url}/metrics`)).text();
   for (const line of [
     'tide_cache_capacity_bytes{tier="MEM",dataset="default/demo"} 327680',

@@ -80,10 +80,35 @@ export interface CacheWorker {
   close(): Promise<void>;
 }
 
-interface Filled {
-  data: Buffer;
-  crc32: number;
-  location: BlockLocation | undefined;
+/**
+ * A block fetched from the origin, in a pooled buffer shared by every request that waited for it.
+ * Each user holds it while it needs the bytes; the last release returns the buffer to the pool.
+ */
+class Filled {
+  readonly data: Buffer;
+  readonly crc32: number;
+  /** Settles once the block is written to a tier (with where), or could not be (undefined). */
+  stored: Promise<BlockLocation | undefined> = Promise.resolve(undefined);
+  readonly #pool: BufferPool;
+  #holds = 1;
+  #reusable = true;
+
+  constructor(options: { data: Buffer; crc32: number; pool: BufferPool }) {
+    this.data = options.data;
+    this.crc32 = options.crc32;
+    this.#pool = options.pool;
+  }
+
+  hold(): void {
+    this.#holds += 1;
+  }
+
+  /** `reusable: false` when a socket may still reference the bytes (a response cut short). */
+  release(reusable = true): void {
+    this.#reusable &&= reusable;
+    this.#holds -= 1;
+    if (this.#holds === 0 && this.#reusable) this.#pool.release(this.data);
+  }
 }
 
 /** A fetch from the origin shared by every request for the same block (single-flight). */
@@ -386,8 +411,12 @@ class Worker implements CacheWorker {
       this.#counters.servedOriginBytes += filled.data.length;
     }
     const source = joined ? 'flight' : 'origin';
-    if (wantsLocation && filled.location !== undefined) sendLocation(res, filled.location, source);
-    else sendBlock(res, filled.data, filled.crc32, source);
+    // The bytes go out at once, also to a client that asked where the file is: waiting for the
+    // tier write would add its latency to every cold read.
+    res.once('close', () => {
+      filled.release(res.writableFinished);
+    });
+    sendBlock(res, filled.data, filled.crc32, source);
   }
 
   async #loadBlock(_req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
@@ -398,13 +427,15 @@ class Worker implements CacheWorker {
       return;
     }
     const { filled, joined } = await this.#fetchOnce(block.key, block.ufs, abortOnClose(res));
+    filled.release();
+    const location = await filled.stored;
     if (!joined) this.#counters.loadedBytes += filled.data.length;
     send(
       res,
       200,
       'application/json',
       JSON.stringify({
-        cached: filled.location !== undefined,
+        cached: location !== undefined,
         source: joined ? 'flight' : 'origin',
         sizeBytes: filled.data.length,
       }),
@@ -425,9 +456,23 @@ class Worker implements CacheWorker {
     const joined = flight !== undefined;
     if (flight === undefined) {
       const controller = new AbortController();
-      const promise = this.#fill(key, ufs, controller.signal).finally(() => this.#flights.delete(id));
-      // Waiters may all leave before it settles; the rejection must not go unhandled.
-      promise.catch(() => undefined);
+      const promise = this.#fill(key, ufs, controller.signal);
+      const forget = (): void => {
+        if (this.#flights.get(id)?.promise === promise) this.#flights.delete(id);
+      };
+      // The flight stays until the block is in a tier, so that requests meanwhile join it instead of
+      // missing the store. Its own hold ends after every waiter has resumed and taken its hold: they
+      // resume in microtasks queued when the fetch settles, all before the next event-loop turn.
+      promise.then(
+        (filled) => {
+          void filled.stored.finally(forget);
+          setImmediate(() => {
+            filled.release();
+          });
+        },
+        // Waiters may all leave before it settles; the rejection must not go unhandled.
+        forget,
+      );
       flight = { promise, controller, waiters: 0 };
       this.#flights.set(id, flight);
     }
@@ -439,7 +484,9 @@ class Worker implements CacheWorker {
     };
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      return { filled: await current.promise, joined };
+      const filled = await current.promise;
+      filled.hold();
+      return { filled, joined };
     } finally {
       if (!signal.aborted) {
         signal.removeEventListener('abort', onAbort);
@@ -449,40 +496,52 @@ class Worker implements CacheWorker {
   }
 
   async #fill(key: BlockKey, ufs: UnderFileSystem, signal: AbortSignal): Promise<Filled> {
-    const release = await this.#originLimit.acquire(signal);
-    const chunks: Buffer[] = [];
+    const buffer = this.#buffers.acquire();
     let length = 0;
     try {
-      const stream = await ufs.read(
-        key.path,
-        { offset: key.index * this.#blockSizeBytes, length: this.#blockSizeBytes },
-        { version: key.version, signal },
-      );
-      for await (const chunk of stream) {
-        chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-        length += chunk.byteLength;
+      const release = await this.#originLimit.acquire(signal);
+      try {
+        const stream = await ufs.read(
+          key.path,
+          { offset: key.index * this.#blockSizeBytes, length: this.#blockSizeBytes },
+          { version: key.version, signal },
+        );
+        for await (const chunk of stream) {
+          if (length + chunk.byteLength > buffer.length) {
+            throw new CacheError('ERR_CACHE_PROTOCOL', `The origin sent more than a block of "${key.path}"`);
+          }
+          buffer.set(chunk, length);
+          length += chunk.byteLength;
+        }
+        this.#counters.originReads += 1;
+      } finally {
+        this.#counters.originBytes += length;
+        release();
       }
-      this.#counters.originReads += 1;
-    } finally {
-      release();
+      if (length === 0 && key.index > 0) {
+        throw new CacheError(
+          'ERR_CACHE_BAD_REQUEST',
+          `Block ${key.index} of "${key.path}" is past the end of the file`,
+        );
+      }
+      const data = buffer.subarray(0, length);
+      const checksum = crc32(data);
+      const filled = new Filled({ data, crc32: checksum, pool: this.#buffers });
+      filled.hold();
+      filled.stored = this.#store
+        .put(key, data, checksum)
+        .catch((error: unknown) => {
+          this.#logger.warn({ err: toError(error) }, 'cannot cache a block');
+          return undefined;
+        })
+        .finally(() => {
+          filled.release();
+        });
+      return filled;
+    } catch (error) {
+      this.#buffers.release(buffer);
+      throw error;
     }
-    this.#counters.originBytes += length;
-    if (length > this.#blockSizeBytes) {
-      throw new CacheError(
-        'ERR_CACHE_PROTOCOL',
-        `The origin sent ${length} bytes for a ${this.#blockSizeBytes}-byte block`,
-      );
-    }
-    if (length === 0 && key.index > 0) {
-      throw new CacheError(
-        'ERR_CACHE_BAD_REQUEST',
-        `Block ${key.index} of "${key.path}" is past the end of the file`,
-      );
-    }
-    const data = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length);
-    const checksum = crc32(data);
-    const location = await this.#store.put(key, data, checksum);
-    return { data, crc32: checksum, location };
   }
 
   #answerError(res: ServerResponse, error: unknown): void {

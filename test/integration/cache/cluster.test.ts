@@ -127,8 +127,11 @@ test('reads each block from the origin once under 16 concurrent cold readers', a
   assert.equal(origin.bytes, content.length, 'origin bytes equal the file size');
   assert.equal(origin.requests, 25, 'one ranged GET per block');
 
-  const stats = await Promise.all(
-    workers.map((worker) => fetchWorkerStats(worker.endpoint, { files: true })),
+  const stats = await waitFor(
+    'the 25 blocks to be written to the tiers',
+    () => Promise.all(workers.map((worker) => fetchWorkerStats(worker.endpoint, { files: true }))),
+    (all) =>
+      all.reduce((sum, s) => sum + s.tiers.reduce((blocks, tier) => blocks + tier.blockCount, 0), 0) === 25,
   );
   for (const s of stats)
     assert.ok(

@@ -109,6 +109,11 @@ test('a worker restarted after SIGKILL serves the blocks of its SSD tier, and re
     sha256(content),
   );
   assert.equal(await o.bytes('model.bin', content.length), content.length);
+  await waitFor(
+    'the 13 blocks to be written to SSD',
+    () => fetchWorkerStats(first.endpoint),
+    (stats) => stats.tiers[0]?.blockCount === 13,
+  );
   await first.kill('SIGKILL');
 
   const second = await spawnWorker(cleanup, config);
