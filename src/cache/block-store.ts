@@ -226,7 +226,10 @@ export class BlockStore {
       entry.readers += 1;
       let data: Buffer;
       try {
-        data = await readBlockData(filePath, entry.sizeBytes, options.into);
+        data = await readBlockData(filePath, entry.sizeBytes, {
+          into: options.into,
+          memory: entry.tier.medium === 'MEM',
+        });
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === 'ENOENT' && entry.filePath !== filePath) continue;

@@ -1,10 +1,10 @@
-import { open } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { crc32 } from 'node:zlib';
 import { Pool } from 'undici';
 import { silentLogger, toError, type Logger, type SecretValue } from '../lib/index.ts';
 import { UfsError, type UfsEntry } from '../ufs/index.ts';
 import { blockIdOf, fileVersionIdOf, type BlockKey } from './block-key.ts';
+import { readBlockData } from './block-file.ts';
 import { CacheError, cacheAborted, throwIfAborted } from './errors.ts';
 import type { Membership, WorkerEndpoint } from './membership.ts';
 import { MountTable, normaliseDatasetPath, type ClientMount } from './mount-table.ts';
@@ -782,26 +782,16 @@ class Client implements CacheClient {
 /** The bytes of a worker's block file in `buffer`, or undefined when it is gone, short or damaged. */
 async function readLocalBlock(location: BlockLocationAnswer, buffer: Buffer): Promise<Buffer | undefined> {
   if (location.sizeBytes > buffer.length) return undefined;
-  let handle;
+  let data: Buffer;
   try {
-    handle = await open(location.filePath, 'r');
+    data = await readBlockData(location.filePath, location.sizeBytes, {
+      into: buffer,
+      memory: location.medium === 'MEM',
+    });
   } catch {
     return undefined;
   }
-  try {
-    const data = buffer.subarray(0, location.sizeBytes);
-    let filled = 0;
-    while (filled < data.length) {
-      const { bytesRead } = await handle.read(data, filled, data.length - filled, filled);
-      if (bytesRead === 0) return undefined;
-      filled += bytesRead;
-    }
-    return crc32(data) === location.crc32 ? data : undefined;
-  } catch {
-    return undefined;
-  } finally {
-    await handle.close();
-  }
+  return crc32(data) === location.crc32 ? data : undefined;
 }
 
 async function readBody(
