@@ -133,6 +133,34 @@ describe('embedded mode: changes to a running dataset', { timeout: 600_000 }, ()
     assert.equal((await status('dataset', 'live')).phase, 'Bound');
   });
 
+  it('a cron DataLoad brings a file changed at the origin to the mount; runAfter and TTL hold', async () => {
+    const mounted = join(mountRoot, 'default', 'live', 'beta', 'part-3.bin');
+    assert.equal(digest(mounted), digest(join(origin, 'beta', 'part-3.bin')));
+    await writeFile(join(origin, 'beta', 'part-3.bin'), Buffer.alloc(1_000_000, 'changed'));
+    await tide(
+      'apply',
+      '-f',
+      await manifest(
+        'cron.yaml',
+        `apiVersion: data.fluid.io/v1alpha1\nkind: DataLoad\nmetadata: {name: every-few-seconds}\nspec:\n  dataset: {name: live, namespace: default}\n  policy: Cron\n  schedule: "*/4 * * * * *"\n  loadMetadata: true\n  target: [{path: /beta}]\n---\napiVersion: data.fluid.io/v1alpha1\nkind: DataLoad\nmetadata: {name: after-cron}\nspec:\n  dataset: {name: live, namespace: default}\n  target: [{path: /beta/part-0.bin}]\n  runAfter: {kind: DataLoad, name: every-few-seconds}\n  ttlSecondsAfterFinished: 2\n`,
+      ),
+    );
+    await until('the changed bytes through the mount', () =>
+      Promise.resolve(digest(mounted) === digest(join(origin, 'beta', 'part-3.bin')) ? true : undefined),
+    );
+    const cron = (
+      JSON.parse(await tide('get', 'dataload', 'every-few-seconds', '-o', 'json')) as {
+        status?: Record<string, unknown>;
+      }
+    ).status;
+    assert.ok(typeof cron?.['lastSuccessfulTime'] === 'string', 'the cron load records its last success');
+    await until('after-cron ran after the cron load and was deleted after its TTL', async () => {
+      const list = await tide('get', 'dataload');
+      return list.includes('after-cron') ? undefined : true;
+    });
+    await tide('delete', 'dataload', 'every-few-seconds');
+  });
+
   it('fails a DataLoad whose targets do not fit the cache, saying so', async () => {
     await tide('apply', '-f', await manifest('small.yaml', runtimeYaml(1, '4Mi')));
     await until('the smaller quota applied', async () => {
