@@ -19,6 +19,7 @@ import { promisify } from 'node:util';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { KINDS } from '../../src/api/index.ts';
+import { microTime } from '../../src/operator/index.ts';
 import {
   builtin,
   KubeClient,
@@ -29,10 +30,31 @@ import {
 import { startNginx, type NginxServer } from '../helpers/nginx.ts';
 import { startS3Server, versitygwPath, type S3Server } from '../helpers/s3-server.ts';
 import { ensureK8sBinaries, k8sBinariesStatus, startCluster, waitFor, type TestCluster } from './cluster.ts';
+import { helmPath, helmSkipReason } from './helm.ts';
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..');
 const NS = 'default';
+/** The chart's release namespace: the operator runs there with the chart's RBAC. */
+const RELEASE_NS = 'tide-system';
+const RBAC_KINDS = new Map<string, ResourceType>([
+  ['ServiceAccount', builtin.serviceAccounts],
+  [
+    'ClusterRole',
+    resourceType('rbac.authorization.k8s.io/v1', 'ClusterRole', 'clusterroles', { namespaced: false }),
+  ],
+  [
+    'ClusterRoleBinding',
+    resourceType('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', 'clusterrolebindings', {
+      namespaced: false,
+    }),
+  ],
+  ['Role', resourceType('rbac.authorization.k8s.io/v1', 'Role', 'roles', { namespaced: true })],
+  [
+    'RoleBinding',
+    resourceType('rbac.authorization.k8s.io/v1', 'RoleBinding', 'rolebindings', { namespaced: true }),
+  ],
+]);
 const KUBECTL = '/usr/bin/kubectl';
 const binaries = k8sBinariesStatus();
 const skip =
@@ -60,6 +82,39 @@ type Obj = KubeObject & {
   status?: Record<string, unknown>;
 };
 
+/**
+ * Renews a `kube-node-lease` Lease per node every few seconds, as kubelet does: kwok here runs
+ * without node leases and heartbeats node status only every ten minutes, so after the
+ * node-monitor grace period kube-controller-manager would briefly see every node NotReady and mark
+ * every pod NotReady for good (kwok only readies Pending pods), which has nothing to do with Tide.
+ */
+function keepNodeLeases(client: KubeClient, signal: AbortSignal): Promise<void> {
+  const renew = async (): Promise<void> => {
+    const nodes = await client.list(builtin.nodes, { signal });
+    for (const node of nodes.items) {
+      const name = node.metadata?.name ?? '';
+      const spec = { holderIdentity: name, leaseDurationSeconds: 40, renewTime: microTime(new Date()) };
+      try {
+        const lease = await client.get(builtin.leases, name, { namespace: 'kube-node-lease', signal });
+        await client.update(builtin.leases, { ...lease, spec }, { namespace: 'kube-node-lease', signal });
+      } catch (error) {
+        if ((error as { code?: string }).code !== 'ERR_KUBE_NOT_FOUND') throw error;
+        await client.create(
+          builtin.leases,
+          { metadata: { name, namespace: 'kube-node-lease' }, spec },
+          { namespace: 'kube-node-lease', signal },
+        );
+      }
+    }
+  };
+  return (async () => {
+    while (!signal.aborted) {
+      await renew().catch(() => undefined);
+      await sleep(5000, undefined, { signal }).catch(() => undefined);
+    }
+  })();
+}
+
 interface Operator {
   identity: string;
   child: ChildProcess;
@@ -79,6 +134,11 @@ describe('the operator on a real control plane', { timeout: 600_000 }, () => {
   let nginx: NginxServer | undefined;
   let s3: S3Server | undefined;
   const operators: Operator[] = [];
+  /** The operator's kubeconfig: the chart's ServiceAccount when Helm is there, else the admin's. */
+  let operatorKubeconfig = '';
+  let leaseNamespace = NS;
+  const leases = new AbortController();
+  let leasesKept: Promise<void> = Promise.resolve();
 
   const startOperator = (identity: string, extra: string[] = []): Operator => {
     const logPath = join(dir, `operator-${identity}.log`);
@@ -88,11 +148,11 @@ describe('the operator on a real control plane', { timeout: 600_000 }, () => {
       [
         join(ROOT, 'src', 'operator', 'main.ts'),
         '--kubeconfig',
-        cluster?.kubeconfigPath ?? '',
+        operatorKubeconfig,
         '--identity',
         identity,
         '--leader-election-namespace',
-        NS,
+        leaseNamespace,
         // Short lease so that handovers fit in a test; the defaults are client-go's 15/10/2 s.
         '--lease-duration',
         '4',
@@ -168,7 +228,7 @@ describe('the operator on a real control plane', { timeout: 600_000 }, () => {
     );
 
   const leaseHolder = async (): Promise<string | undefined> => {
-    const lease = await getBuiltin(builtin.leases, 'tide-controller', NS);
+    const lease = await getBuiltin(builtin.leases, 'tide-controller', leaseNamespace);
     return (lease?.spec as { holderIdentity?: string } | undefined)?.holderIdentity;
   };
 
@@ -199,6 +259,67 @@ describe('the operator on a real control plane', { timeout: 600_000 }, () => {
     return new Map(nodes.items.map((node) => [node.metadata?.name ?? '', node.metadata?.labels ?? {}]));
   };
 
+  /**
+   * Creates the RBAC objects `helm template` renders (with `controller.installCrds=true`, as the
+   * suite installs the CRDs through the operator) and returns a kubeconfig with a token of the
+   * chart's ServiceAccount, so that every test also proves the chart grants what the operator uses.
+   */
+  const chartServiceAccount = async (target: TestCluster): Promise<string> => {
+    const { stdout } = await run(
+      helmPath(),
+      [
+        'template',
+        'tide',
+        join(ROOT, 'charts', 'tide'),
+        '--namespace',
+        RELEASE_NS,
+        '--set',
+        'controller.installCrds=true',
+      ],
+      { timeout: 60_000 },
+    );
+    await kube.create(builtin.namespaces, { metadata: { name: RELEASE_NS } });
+    let account = '';
+    for (const document of parseAllDocuments(stdout)) {
+      const object = document.toJSON() as Obj | null;
+      const type = RBAC_KINDS.get(object?.kind ?? '');
+      if (object === null || type === undefined) continue;
+      await kube.create(type, object, { namespace: RELEASE_NS });
+      if (object.kind === 'ServiceAccount') account = object.metadata.name;
+    }
+    const request = await kube.request<{ status: { token: string } }>({
+      method: 'POST',
+      path: `/api/v1/namespaces/${RELEASE_NS}/serviceaccounts/${account}/token`,
+      body: {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenRequest',
+        spec: { expirationSeconds: 3600 },
+      },
+    });
+    const path = join(dir, 'operator-kubeconfig');
+    await writeFile(
+      path,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [
+          {
+            name: 'test',
+            cluster: {
+              server: target.server,
+              'certificate-authority-data': Buffer.from(target.caPem).toString('base64'),
+            },
+          },
+        ],
+        users: [{ name: account, user: { token: request.status.token } }],
+        contexts: [{ name: 'test', context: { cluster: 'test', user: account, namespace: RELEASE_NS } }],
+        'current-context': 'test',
+      }),
+      { mode: 0o600 },
+    );
+    return path;
+  };
+
   before(
     async () => {
       const binDir = await ensureK8sBinaries();
@@ -206,6 +327,7 @@ describe('the operator on a real control plane', { timeout: 600_000 }, () => {
       cluster = await startCluster({ components: 'full', binDir });
       process.stderr.write(`operator test: cluster ready in ${cluster.startupMs} ms (${cluster.dir})\n`);
       kube = await KubeClient.fromKubeConfig(cluster.kubeconfigPath);
+      leasesKept = keepNodeLeases(kube, leases.signal);
       const origin = join(dir, 'origin');
       for (const [sub, files] of [
         ['data', 3],
@@ -215,6 +337,15 @@ describe('the operator on a real control plane', { timeout: 600_000 }, () => {
         await mkdir(join(origin, sub), { recursive: true });
         for (let index = 0; index < files; index += 1)
           await writeFile(join(origin, sub, `file-${index}.bin`), Buffer.alloc(1000 + index, index));
+      }
+      operatorKubeconfig = cluster.kubeconfigPath;
+      if (helmSkipReason() === false) {
+        operatorKubeconfig = await chartServiceAccount(cluster);
+        leaseNamespace = RELEASE_NS;
+      } else {
+        process.stderr.write(
+          `operator test: ${String(helmSkipReason())}; the operator runs as cluster admin\n`,
+        );
       }
       nginx = await startNginx({ root: origin });
       try {
@@ -231,8 +362,12 @@ describe('the operator on a real control plane', { timeout: 600_000 }, () => {
   afterEach(async (t) => {
     // `passed` is there at run time (Node 24) but not in @types/node's TestContext.
     if ((t as { passed?: boolean }).passed !== false) return;
-    // What the operators said, to see why (their logs go with the temporary directory).
+    // What the operators said, to see why; the whole logs are kept (the temporary directory goes).
+    const kept = join(tmpdir(), 'tide-operator-test-logs');
+    await mkdir(kept, { recursive: true });
+    process.stderr.write(`operator logs kept in ${kept}\n`);
     for (const operator of operators) {
+      await writeFile(join(kept, `${operator.identity}.log`), await operator.log().catch(() => ''));
       const lines = (await operator.log().catch(() => ''))
         .split('\n')
         .filter((line) => line !== '' && !line.includes('"level":20'))
@@ -245,6 +380,8 @@ describe('the operator on a real control plane', { timeout: 600_000 }, () => {
 
   after(async () => {
     for (const operator of operators) await stopOperator(operator, 'SIGKILL');
+    leases.abort();
+    await leasesKept;
     (kube as KubeClient | undefined)?.close();
     await cluster?.stop();
     await nginx?.stop();
@@ -427,8 +564,11 @@ describe('the operator on a real control plane', { timeout: 600_000 }, () => {
       reasons.join(','),
     );
     if (s3 !== undefined) {
+      // Every two minutes: Pending until then; a run that happened started on its schedule.
       const cron = await get('DataLoad', 'cron-dataload');
-      assert.equal(cron?.status?.['phase'], 'Pending');
+      const scheduled = cron?.status?.['lastScheduleTime'] as string | undefined;
+      if (scheduled === undefined) assert.equal(cron?.status?.['phase'], 'Pending');
+      else assert.equal(new Date(scheduled).getUTCMinutes() % 2, 0, scheduled);
     }
     // The dataset's operation lock is released.
     const dataset = await get('Dataset', 'quickstart');
@@ -672,7 +812,7 @@ describe('the operator on a real control plane', { timeout: 600_000 }, () => {
     assert.ok(handoverEvents.length > 0);
     assert.ok(handoverEvents.every((event) => event['reportingInstance'] === 'replica-c'));
     assert.equal(await leaseHolder(), 'replica-c');
-    const lease = await getBuiltin(builtin.leases, 'tide-controller', NS);
+    const lease = await getBuiltin(builtin.leases, 'tide-controller', leaseNamespace);
     assert.ok(((lease?.spec as { leaseTransitions?: number }).leaseTransitions ?? 0) >= 2);
   });
 
@@ -692,7 +832,11 @@ describe('the operator on a real control plane', { timeout: 600_000 }, () => {
     );
     // Released: no need to wait out the 4 s lease.
     assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
-    assert.match(await standby.log(), /reconcilers started/);
+    await waitFor(
+      'replica-d to start its reconcilers',
+      async () => ((await standby.log()).includes('reconcilers started') ? true : undefined),
+      { timeoutMs: 5000 },
+    );
     await stopOperator(standby);
   });
 });

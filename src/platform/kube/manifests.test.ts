@@ -80,7 +80,7 @@ test('the worker listens on all addresses with the token; FUSE mounts read-only 
   ]);
   const mount = JSON.parse(files['mount.json']) as { target: string; fuseArgs: string[] };
   assert.equal(mount.target, '/runtime-mnt/tide/default/demo/tide-fuse');
-  assert.deepEqual(mount.fuseArgs, ['-okernel_cache', '-oro', '-oallow_other']);
+  assert.deepEqual(mount.fuseArgs, ['-okernel_cache', '-oro', '-ono_xattr', '-oallow_other']);
   const client = JSON.parse(files['client.json']) as Record<string, unknown>;
   assert.equal(client['serviceName'], 'demo-worker');
 });

@@ -172,6 +172,8 @@ export function configFiles(
   };
   const fuseArgs = [...plan.fuseArgs];
   if (plan.readOnly && !fuseArgs.some((arg) => /(^|[-,=o])ro(,|$)/.test(arg))) fuseArgs.push('-oro');
+  // Datasets carry no extended attributes (as the local platform mounts them).
+  if (!fuseArgs.some((arg) => arg.includes('xattr'))) fuseArgs.push('-ono_xattr');
   // Applications run as other users than the FUSE pod's root.
   if (!fuseArgs.some((arg) => arg.includes('allow_other'))) fuseArgs.push('-oallow_other');
   const mount = {

@@ -1,0 +1,144 @@
+/**
+ * The Helm chart charts/tide: `helm lint --strict`, and `helm template` rendering what the operator
+ * needs (images, flags its parser accepts, RBAC without wildcards, CRDs). Whether that RBAC suffices
+ * is tested by test/k8s/operator.test.ts, which runs the operator with the chart's ServiceAccount.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, it } from 'node:test';
+import { parseAllDocuments } from 'yaml';
+import { parseOperatorArgs } from '../../src/operator/index.ts';
+import { helmPath, helmSkipReason } from './helm.ts';
+
+const run = promisify(execFile);
+const CHART = join(import.meta.dirname, '..', '..', 'charts', 'tide');
+const skip = helmSkipReason();
+
+interface Doc {
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  [field: string]: unknown;
+}
+
+interface Rule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+}
+
+async function render(...set: string[]): Promise<Doc[]> {
+  const { stdout } = await run(
+    helmPath(),
+    ['template', 'tide', CHART, '--namespace', 'tide-system', ...set.flatMap((value) => ['--set', value])],
+    { timeout: 60_000 },
+  );
+  return parseAllDocuments(stdout)
+    .map((document) => document.toJSON() as Doc | null)
+    .filter((document): document is Doc => document !== null);
+}
+
+function controllerOf(docs: Doc[]): { image: string; args: string[] } {
+  const deployment = docs.find((doc) => doc.kind === 'Deployment');
+  assert.ok(deployment !== undefined, 'a Deployment');
+  const spec = deployment['spec'] as {
+    template: { spec: { containers: { image: string; args: string[] }[] } };
+  };
+  const container = spec.template.spec.containers[0];
+  assert.ok(container !== undefined);
+  return container;
+}
+
+function rulesOf(docs: Doc[], kind: 'ClusterRole' | 'Role'): Rule[] {
+  return docs.filter((doc) => doc.kind === kind).flatMap((doc) => doc['rules'] as Rule[]);
+}
+
+describe('the Helm chart', () => {
+  if (skip !== false) {
+    it('lints and renders', { skip }, () => undefined);
+    return;
+  }
+
+  it('passes helm lint --strict', async () => {
+    const { stdout } = await run(helmPath(), ['lint', '--strict', CHART], { timeout: 60_000 });
+    assert.match(stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+  });
+
+  it('renders a controller Deployment whose flags the operator accepts, with the images of the values', async () => {
+    const docs = await render();
+    assert.deepEqual(docs.map((doc) => doc.kind).sort(), [
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'Deployment',
+      'Role',
+      'RoleBinding',
+      'ServiceAccount',
+    ]);
+    const controller = controllerOf(docs);
+    assert.equal(controller.image, 'ghcr.io/tide-dev/tide-controller:0.1.0');
+    const config = parseOperatorArgs(controller.args, {});
+    assert.deepEqual(config.platform.images, {
+      worker: 'ghcr.io/tide-dev/tide-worker:0.1.0',
+      fuse: 'ghcr.io/tide-dev/tide-worker:0.1.0',
+      loader: 'ghcr.io/tide-dev/tide-loader:0.1.0',
+    });
+    assert.equal(config.leaderElection.enabled, true);
+    assert.equal(config.leaderElection.namespace, 'tide-system');
+    assert.equal(config.leaderElection.leaseDurationMs, 15_000);
+    assert.equal(config.installCrds, false);
+    assert.equal(config.platform.csiDriver, 'fuse.csi.tide.io');
+
+    const custom = controllerOf(
+      await render(
+        'image.prefix=registry.example.com/ml',
+        'image.tag=v9',
+        'controller.leaderElection.enabled=false',
+        'controller.installCrds=true',
+        'runtime.mountRoot=/mnt/tide',
+      ),
+    );
+    assert.equal(custom.image, 'registry.example.com/ml/tide-controller:v9');
+    const customConfig = parseOperatorArgs(custom.args, {});
+    assert.equal(customConfig.platform.images.loader, 'registry.example.com/ml/tide-loader:v9');
+    assert.equal(customConfig.leaderElection.enabled, false);
+    assert.equal(customConfig.installCrds, true);
+    assert.equal(customConfig.platform.mountRoot, '/mnt/tide');
+  });
+
+  it('grants no wildcard, and CustomResourceDefinitions only when the operator installs them', async () => {
+    const docs = await render();
+    const rules = [...rulesOf(docs, 'ClusterRole'), ...rulesOf(docs, 'Role')];
+    for (const rule of rules) {
+      for (const value of [...rule.apiGroups, ...rule.resources, ...rule.verbs]) assert.notEqual(value, '*');
+    }
+    assert.ok(!rules.some((rule) => rule.resources.includes('customresourcedefinitions')));
+    assert.deepEqual(rulesOf(docs, 'Role'), [
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+    ]);
+    const installing = await render('controller.installCrds=true', 'controller.leaderElection.enabled=false');
+    assert.ok(
+      rulesOf(installing, 'ClusterRole').some((rule) => rule.resources.includes('customresourcedefinitions')),
+    );
+    assert.deepEqual(rulesOf(installing, 'Role'), []);
+  });
+
+  it('ships the generated CRDs', async () => {
+    const { stdout } = await run(helmPath(), ['template', 'tide', CHART, '--include-crds'], {
+      timeout: 60_000,
+    });
+    const crds = parseAllDocuments(stdout)
+      .map((document) => document.toJSON() as Doc | null)
+      .filter((doc): doc is Doc => doc?.kind === 'CustomResourceDefinition')
+      .map((doc) => doc.metadata.name)
+      .sort();
+    assert.deepEqual(crds, [
+      'alluxioruntimes.data.fluid.io',
+      'dataloads.data.fluid.io',
+      'datasets.data.fluid.io',
+      'goosefsruntimes.data.fluid.io',
+      'jindoruntimes.data.fluid.io',
+      'tideruntimes.data.fluid.io',
+    ]);
+  });
+});
