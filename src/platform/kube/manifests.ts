@@ -469,6 +469,8 @@ export function loadJob(
         spec: {
           restartPolicy: 'Never',
           serviceAccountName: names.client,
+          // The loader image runs as an unprivileged user; fsGroup lets it read the config Secret.
+          securityContext: { runAsNonRoot: true, runAsUser: 65_532, runAsGroup: 65_532, fsGroup: 65_532 },
           containers: [
             {
               name: 'loader',
@@ -495,7 +497,7 @@ export function loadJob(
               name: 'config',
               secret: {
                 secretName: names.config,
-                defaultMode: 0o400,
+                defaultMode: 0o440,
                 items: [{ key: 'client.json', path: 'client.json' }],
               },
             },
