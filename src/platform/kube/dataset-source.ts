@@ -4,6 +4,7 @@
  * The FUSE server process loads this module by path (mount config `source.module`).
  */
 import { hasCode } from '../../lib/index.ts';
+import { KubeClient } from '../../kube/index.ts';
 import type {
   DirectoryEntry,
   FileAttributes,
@@ -32,12 +33,22 @@ export async function createFileSource(
   const configPath = (config.options as { configPath?: unknown } | undefined)?.configPath;
   if (typeof configPath !== 'string')
     throw new TypeError('the tide-kube-dataset source needs options.configPath');
+  // Outside a pod (development, tests) `options.kubeconfig` names the cluster; in a pod the
+  // service account of the FUSE DaemonSet is used.
+  const kubeconfig = (config.options as { kubeconfig?: unknown }).kubeconfig;
+  const kube = typeof kubeconfig === 'string' ? await KubeClient.fromKubeConfig(kubeconfig) : undefined;
   const nodeName = process.env['NODE_NAME'];
-  const { client, close } = await openKubeDatasetClient({
+  const opened = await openKubeDatasetClient({
     configPath,
     logger: context.logger,
+    ...(kube === undefined ? {} : { kube }),
     ...(nodeName === undefined || nodeName === '' ? {} : { nodeName }),
   });
+  const client = opened.client;
+  const close = async (): Promise<void> => {
+    await opened.close();
+    kube?.close();
+  };
   const attributes = new Map<string, { value: FileAttributes | undefined; expiresMs: number }>();
   const remember = (path: string, value: FileAttributes | undefined): void => {
     if (attributes.size > 200_000) attributes.clear();
