@@ -153,11 +153,12 @@ describe('the operator on a real control plane', { timeout: 600_000 }, () => {
         identity,
         '--leader-election-namespace',
         leaseNamespace,
-        // Short lease so that handovers fit in a test; the defaults are client-go's 15/10/2 s.
+        // A short lease so that handovers fit in a test (client-go's defaults are 15/10/2 s), with
+        // room for a slow API server on a busy CI machine.
         '--lease-duration',
-        '4',
+        '8',
         '--renew-deadline',
-        '3',
+        '6',
         '--retry-period',
         '0.5',
         '--resync-seconds',
@@ -830,7 +831,7 @@ describe('the operator on a real control plane', { timeout: 600_000 }, () => {
         timeoutMs: 10_000,
       },
     );
-    // Released: no need to wait out the 4 s lease.
+    // Released: no need to wait out the 8 s lease.
     assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
     await waitFor(
       'replica-d to start its reconcilers',
