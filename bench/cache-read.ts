@@ -14,7 +14,8 @@
  *
  * Results go to standard output and to bench/out/cache-read.json.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -115,6 +116,18 @@ function client(mountPoint: string, workers: readonly WorkerEndpoint[], nodeName
   return created;
 }
 
+/** CPU seconds used so far by a process of ours (utime + stime from /proc, 100 ticks a second). */
+async function cpuSecondsOf(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return 0;
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+function ownCpuSeconds(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+}
+
 async function originBytes(nginx: NginxServer, name: string): Promise<number> {
   // nginx logs a request when it ends: give the last ones a moment.
   await new Promise((resolve) => setTimeout(resolve, 300));
@@ -155,7 +168,7 @@ async function main(): Promise<void> {
   const slowMount = `${nginx.slowUrl ?? ''}data/`;
   const fastMount = `${nginx.url}data/`;
   process.stdout.write(
-    `file ${sizeBytes / MiB} MiB, blocks ${BLOCK / MiB} MiB, origin limit_rate ${rateBytes / MiB} MiB/s × ${originConnections} connections\n\n`,
+    `file ${sizeBytes / MiB} MiB, blocks ${BLOCK / MiB} MiB, origin limit_rate ${rateBytes / MiB} MiB/s × ${originConnections} connections, load average ${loadavg()[0]?.toFixed(2) ?? '?'}\n\n`,
   );
 
   // 1. Cold read against the throttled origin.
@@ -184,58 +197,55 @@ async function main(): Promise<void> {
   const coldSeconds = (performance.now() - started) / 1000;
   if (sha256(coldData) !== sha256(content)) throw new Error('cold read returned wrong bytes');
   const coldRate = sizeBytes / coldSeconds;
-  record({
-    name: 'cold read through the cache (1 MiB reads)',
-    value: coldRate / MiB,
-    unit: 'MiB/s',
-    target: '≥ 0.9 × nominal',
-    ok: coldRate >= 0.9 * nominal,
-  });
+  const directRate = sizeBytes / directSeconds;
+  record({ name: 'cold read through the cache (1 MiB reads)', value: coldRate / MiB, unit: 'MiB/s' });
   record({ name: 'cold read ÷ nominal origin bandwidth', value: coldRate / nominal, unit: '' });
+  // nginx's limit_rate lets a 4 MiB range through faster than the rate (it delays after each send),
+  // so the bandwidth the origin really grants is what a direct reader measures.
   record({
     name: 'cold read ÷ direct parallel GET (M2)',
-    value: coldRate / (sizeBytes / directSeconds),
+    value: coldRate / directRate,
     unit: '',
+    target: '≥ 0.9',
+    ok: coldRate >= 0.9 * directRate,
   });
 
-  // 2. Warm reads: the blocks are in the worker's MEM tier now.
-  for (const [label, chunk] of [
-    ['1 MiB', MiB],
-    ['4 MiB', 4 * MiB],
+  // 2. Warm reads: the blocks are in the worker's MEM tier now. Besides the wall-clock rate, the
+  // bytes per CPU-second of client and worker together, which a busy machine distorts far less.
+  const workerPid = slowWorker.child.pid;
+  for (const [label, chunk, nodeName] of [
+    ['short-circuit, 1 MiB reads', MiB, 'bench-node'],
+    ['short-circuit, 4 MiB reads', 4 * MiB, 'bench-node'],
+    ['over HTTP, 4 MiB reads', 4 * MiB, 'another-node'],
   ] as const) {
     let best = 0;
-    for (let round = 0; round < 3; round += 1) {
-      const warm = client(slowMount, [slowWorker.endpoint], 'bench-node');
+    let bestPerCpu = 0;
+    for (let round = 0; round < 5; round += 1) {
+      const warm = client(slowMount, [slowWorker.endpoint], nodeName);
+      const cpuBefore = ownCpuSeconds() + (await cpuSecondsOf(workerPid));
       started = performance.now();
       const data = await readThrough(warm, '/cold.bin', { chunkBytes: chunk });
       const seconds = (performance.now() - started) / 1000;
-      if (data.length !== sizeBytes || warm.counters().shortCircuitBytes !== sizeBytes) {
-        throw new Error('warm read did not short-circuit every block');
+      const cpu = ownCpuSeconds() + (await cpuSecondsOf(workerPid)) - cpuBefore;
+      const expected = nodeName === 'bench-node' ? sizeBytes : 0;
+      if (data.length !== sizeBytes || warm.counters().shortCircuitBytes !== expected) {
+        throw new Error(`warm read (${label}) did not take the expected path`);
       }
       best = Math.max(best, sizeBytes / seconds);
+      bestPerCpu = Math.max(bestPerCpu, sizeBytes / cpu);
       await warm.close();
     }
+    const local = nodeName === 'bench-node';
     record({
-      name: `warm read, local worker, short-circuit (${label} reads, best of 3)`,
+      name: `warm read from a local worker, ${label} (best of 5)`,
       value: best / 1e9,
       unit: 'GB/s',
-      target: '≥ 1 GB/s',
-      ok: best >= 1e9,
+      ...(local ? { target: '≥ 1 GB/s', ok: best >= 1e9 } : {}),
     });
-  }
-  {
-    let best = 0;
-    for (let round = 0; round < 3; round += 1) {
-      const remote = client(slowMount, [slowWorker.endpoint], 'another-node');
-      started = performance.now();
-      await readThrough(remote, '/cold.bin', { chunkBytes: 4 * MiB });
-      best = Math.max(best, sizeBytes / ((performance.now() - started) / 1000));
-      await remote.close();
-    }
     record({
-      name: 'warm read over HTTP from the worker (4 MiB reads, best of 3)',
-      value: best / 1e9,
-      unit: 'GB/s',
+      name: `  same, bytes per CPU-second of client + worker`,
+      value: bestPerCpu / 1e9,
+      unit: 'GB/cpu-s',
     });
   }
   if ((await originBytes(nginx, 'cold.bin')) !== sizeBytes) throw new Error('warm reads went to the origin');
@@ -278,7 +288,7 @@ async function main(): Promise<void> {
   await mkdir(join(import.meta.dirname, 'out'), { recursive: true });
   await writeFile(
     join(import.meta.dirname, 'out', 'cache-read.json'),
-    `${JSON.stringify({ sizeBytes, blockBytes: BLOCK, rateBytes, originConnections, results }, null, 2)}\n`,
+    `${JSON.stringify({ sizeBytes, blockBytes: BLOCK, rateBytes, originConnections, loadAverage: loadavg(), results }, null, 2)}\n`,
   );
 }
 
