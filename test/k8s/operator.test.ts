@@ -823,7 +823,9 @@ describe('the operator on a real control plane', { timeout: 600_000 }, () => {
     const standby = startOperator('replica-d');
     await sleep(1000);
     assert.equal(await stopOperator(leader, 'SIGTERM'), 0);
-    const started = Date.now();
+    // Released on the way out: the stopped leader no longer holds the Lease, so the standby need
+    // not wait out its duration (checked on the object, not by timing, which a busy machine skews).
+    assert.notEqual(await leaseHolder(), 'replica-c');
     await waitFor(
       'replica-d to take the Lease',
       async () => ((await leaseHolder()) === 'replica-d' ? true : undefined),
@@ -831,8 +833,6 @@ describe('the operator on a real control plane', { timeout: 600_000 }, () => {
         timeoutMs: 10_000,
       },
     );
-    // Released: no need to wait out the 8 s lease.
-    assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
     await waitFor(
       'replica-d to start its reconcilers',
       async () => ((await standby.log()).includes('reconcilers started') ? true : undefined),
