@@ -694,8 +694,16 @@ export class FuseServer {
         cached === attributes.version || (cached === undefined && this.#options.keepCache === 'always');
       if (keep) openFlags |= OpenFlag.KEEP_CACHE;
       else if (cached !== undefined) {
-        // The size the kernel caches may be the old one until attr_timeout: drop the attributes now.
-        this.#notify(NotifyCode.INVAL_INODE, encodeNotifyInvalInode(inode.nodeid, -1n, 0n));
+        // The size the kernel caches may be the old one until attr_timeout: drop the attributes now,
+        // and before the OPEN reply, so that the caller's next fstat() cannot see the old size.
+        // Attributes only (offset -1): the kernel takes no page lock, so a synchronous write is safe.
+        const body = encodeNotifyInvalInode(inode.nodeid, -1n, 0n);
+        const length = OUT_HEADER_SIZE + body.length;
+        this.#write(
+          [encodeOutHeader({ length, error: NotifyCode.INVAL_INODE, unique: 0n }), body],
+          length,
+          'notification',
+        );
       }
       this.#table.setCachedVersion(inode, attributes.version);
     }
