@@ -17,7 +17,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import {
@@ -25,6 +25,7 @@ import {
   createCacheClient,
   mountIdOf,
   type CacheClient,
+  type CacheClientOptions,
   type WorkerEndpoint,
   type WorkerProcessConfig,
 } from '../src/cache/index.ts';
@@ -100,7 +101,12 @@ async function workerConfig(
   };
 }
 
-function client(mountPoint: string, workers: readonly WorkerEndpoint[], nodeName: string): CacheClient {
+function client(
+  mountPoint: string,
+  workers: readonly WorkerEndpoint[],
+  nodeName: string,
+  options: Partial<CacheClientOptions> = {},
+): CacheClient {
   const ufs = createUnderFileSystem({ mountPoint, options: {}, secrets: {} });
   const created = createCacheClient({
     datasetId: DATASET,
@@ -108,6 +114,7 @@ function client(mountPoint: string, workers: readonly WorkerEndpoint[], nodeName
     mounts: [{ id: mountIdOf(mountPoint), path: '/', ufs }],
     blockSizeBytes: BLOCK,
     nodeName,
+    ...options,
   });
   cleanup(async () => {
     await created.close();
@@ -126,6 +133,39 @@ async function cpuSecondsOf(pid: number | undefined): Promise<number> {
 function ownCpuSeconds(): number {
   const { user, system } = process.cpuUsage();
   return (user + system) / 1e6;
+}
+
+/** Reads a whole file into `whole` (no copy but the client's own), returning the bytes read. */
+async function readInto(
+  reader: CacheClient,
+  path: string,
+  whole: Buffer,
+  chunkBytes: number,
+): Promise<number> {
+  const { version } = await reader.stat(path);
+  let offset = 0;
+  for (;;) {
+    const part = await reader.read(path, {
+      offset,
+      length: chunkBytes,
+      version,
+      into: whole.subarray(offset, offset + chunkBytes),
+    });
+    offset += part.length;
+    if (part.length < chunkBytes) return offset;
+  }
+}
+
+/** SHA-256 of a whole file read in `chunkBytes` pieces into one reused buffer. */
+async function digestOf(reader: CacheClient, path: string, chunkBytes: number): Promise<string> {
+  const { version } = await reader.stat(path);
+  const hash = createHash('sha256');
+  const into = Buffer.allocUnsafe(chunkBytes);
+  for (let offset = 0; ; offset += chunkBytes) {
+    const part = await reader.read(path, { offset, length: chunkBytes, version, into });
+    hash.update(part);
+    if (part.length < chunkBytes) return hash.digest('hex');
+  }
 }
 
 async function originBytes(nginx: NginxServer, name: string): Promise<number> {
@@ -192,10 +232,13 @@ async function main(): Promise<void> {
     await workerConfig('slow-0', slowMount, { originConcurrency: originConnections }),
   );
   const cold = client(slowMount, [slowWorker.endpoint], 'bench-node');
+  const coldData = Buffer.allocUnsafe(sizeBytes + MiB);
   started = performance.now();
-  const coldData = await readThrough(cold, '/cold.bin', { chunkBytes: MiB });
+  const coldBytes = await readInto(cold, '/cold.bin', coldData, MiB);
   const coldSeconds = (performance.now() - started) / 1000;
-  if (sha256(coldData) !== sha256(content)) throw new Error('cold read returned wrong bytes');
+  if (coldBytes !== sizeBytes || sha256(coldData.subarray(0, coldBytes)) !== sha256(content)) {
+    throw new Error('cold read returned wrong bytes');
+  }
   const coldRate = sizeBytes / coldSeconds;
   const directRate = sizeBytes / directSeconds;
   record({ name: 'cold read through the cache (1 MiB reads)', value: coldRate / MiB, unit: 'MiB/s' });
@@ -210,32 +253,48 @@ async function main(): Promise<void> {
     ok: coldRate >= 0.9 * directRate,
   });
 
-  // 2. Warm reads: the blocks are in the worker's MEM tier now. Besides the wall-clock rate, the
-  // bytes per CPU-second of client and worker together, which a busy machine distorts far less.
+  // 2. Warm reads: the blocks are in the worker's MEM tier now. One long-lived client per path, as a
+  // FUSE server has, whose own buffer (64 MiB) is smaller than the file, so every round reads every
+  // block from the worker again; the bytes go into one reused buffer and are counted, not kept (the
+  // bytes themselves were checked above and are by the tests). Besides the wall-clock rate: bytes
+  // per CPU-second of client and worker together, which a busy machine distorts less.
   const workerPid = slowWorker.child.pid;
+  const expectedDigest = sha256(content);
   for (const [label, chunk, nodeName] of [
     ['short-circuit, 1 MiB reads', MiB, 'bench-node'],
     ['short-circuit, 4 MiB reads', 4 * MiB, 'bench-node'],
     ['over HTTP, 4 MiB reads', 4 * MiB, 'another-node'],
   ] as const) {
+    const warm = client(slowMount, [slowWorker.endpoint], nodeName, { maxBufferBytes: 64 * MiB });
+    const { version } = await warm.stat('/cold.bin');
+    if (sha256(await readThrough(warm, '/cold.bin', { chunkBytes: chunk, version })) !== expectedDigest) {
+      throw new Error(`warm read (${label}) returned wrong bytes`);
+    }
+    const into = Buffer.allocUnsafe(chunk);
     let best = 0;
     let bestPerCpu = 0;
     for (let round = 0; round < 5; round += 1) {
-      const warm = client(slowMount, [slowWorker.endpoint], nodeName);
+      const before = warm.counters();
       const cpuBefore = ownCpuSeconds() + (await cpuSecondsOf(workerPid));
       started = performance.now();
-      const data = await readThrough(warm, '/cold.bin', { chunkBytes: chunk });
+      let bytes = 0;
+      for (let offset = 0; offset < sizeBytes; offset += chunk) {
+        bytes += (await warm.read('/cold.bin', { offset, length: chunk, version, into })).length;
+      }
       const seconds = (performance.now() - started) / 1000;
       const cpu = ownCpuSeconds() + (await cpuSecondsOf(workerPid)) - cpuBefore;
-      const expected = nodeName === 'bench-node' ? sizeBytes : 0;
-      if (data.length !== sizeBytes || warm.counters().shortCircuitBytes !== expected) {
-        throw new Error(`warm read (${label}) did not take the expected path`);
+      const after = warm.counters();
+      const fetched =
+        after.shortCircuitBytes - before.shortCircuitBytes + (after.workerBytes - before.workerBytes);
+      if (bytes !== sizeBytes || fetched < sizeBytes * 0.99) {
+        throw new Error(`warm read (${label}) fetched ${fetched} bytes from the worker for ${bytes}`);
       }
       best = Math.max(best, sizeBytes / seconds);
       bestPerCpu = Math.max(bestPerCpu, sizeBytes / cpu);
-      await warm.close();
     }
     const local = nodeName === 'bench-node';
+    if (local !== warm.counters().shortCircuitBytes > 0)
+      throw new Error(`warm read (${label}) took the wrong path`);
     record({
       name: `warm read from a local worker, ${label} (best of 5)`,
       value: best / 1e9,
@@ -243,7 +302,7 @@ async function main(): Promise<void> {
       ...(local ? { target: '≥ 1 GB/s', ok: best >= 1e9 } : {}),
     });
     record({
-      name: `  same, bytes per CPU-second of client + worker`,
+      name: '  same, bytes per CPU-second of client + worker',
       value: bestPerCpu / 1e9,
       unit: 'GB/cpu-s',
     });
@@ -260,12 +319,8 @@ async function main(): Promise<void> {
   const endpoints = workers.map((worker) => worker.endpoint);
   started = performance.now();
   const digests = await Promise.all(
-    Array.from({ length: 8 }, async (_, i) =>
-      sha256(
-        await readThrough(client(fastMount, endpoints, `reader-node-${i}`), '/fanout.bin', {
-          chunkBytes: MiB,
-        }),
-      ),
+    Array.from({ length: 8 }, (_, i) =>
+      digestOf(client(fastMount, endpoints, `reader-node-${i}`), '/fanout.bin', MiB),
     ),
   );
   const fanoutSeconds = (performance.now() - started) / 1000;
