@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { readdirSync, statSync } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -116,24 +117,36 @@ export async function readThrough(
   return Buffer.concat(parts);
 }
 
-/** Bytes under `dir` counted as `du` does (4 KiB blocks), temporary files included. */
-export async function diskUsage(dir: string): Promise<number> {
-  let total = 0;
-  let entries;
-  try {
-    entries = await readdir(dir, { withFileTypes: true, recursive: true });
-  } catch {
-    return 0;
-  }
-  for (const entry of entries) {
-    if (!entry.isFile()) continue;
+/**
+ * Bytes under `dir` counted as `du` does (allocated blocks), temporary files included. Synchronous
+ * on purpose: a sampler running beside a busy data path must not queue behind it in the thread pool
+ * (a walk of a tier is about a hundred entries). Files and directories vanishing during the walk
+ * (eviction is running) only drop out of the count.
+ */
+export function diskUsage(dir: string): number {
+  // By inode: a block file renamed from tmp/ into its shard while the walk runs is one file.
+  const inodes = new Map<number, number>();
+  const pending = [dir];
+  for (let current = pending.pop(); current !== undefined; current = pending.pop()) {
+    let entries;
     try {
-      const { blocks } = await stat(join(entry.parentPath, entry.name));
-      total += blocks * 512;
+      entries = readdirSync(current, { withFileTypes: true });
     } catch {
-      // Evicted between readdir and stat.
+      continue;
+    }
+    for (const entry of entries) {
+      const path = join(current, entry.name);
+      if (entry.isDirectory()) {
+        pending.push(path);
+      } else if (entry.isFile()) {
+        const stats = statSync(path, { throwIfNoEntry: false });
+        if (stats !== undefined)
+          inodes.set(stats.ino, Math.max(inodes.get(stats.ino) ?? 0, stats.blocks * 512));
+      }
     }
   }
+  let total = 0;
+  for (const bytes of inodes.values()) total += bytes;
   return total;
 }
 
