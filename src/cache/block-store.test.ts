@@ -1,5 +1,6 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, statSync } from 'node:fs';
 import { mkdtemp, open, readdir, rm, stat, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,24 +20,33 @@ function key(index: number, path = 'data/file.bin'): BlockKey {
   return { mount: 'local:///origin', path, version: 'v1', index };
 }
 
-/** Bytes of every file under `dir`, rounded up to 4 KiB blocks, as `du` would count them. */
-async function diskUsage(dir: string): Promise<number> {
-  let total = 0;
-  let entries;
-  try {
-    entries = await readdir(dir, { withFileTypes: true, recursive: true });
-  } catch {
-    return 0;
-  }
-  for (const entry of entries) {
-    if (!entry.isFile()) continue;
+/**
+ * Bytes of every file under `dir`, rounded up to 4 KiB blocks, as `du` would count them: a
+ * synchronous walk (no queueing behind the store's own file operations), one count per inode (a
+ * file renamed from tmp/ into its shard during the walk is one file).
+ */
+function diskUsage(dir: string): number {
+  const inodes = new Map<number, number>();
+  const pending = [dir];
+  for (let current = pending.pop(); current !== undefined; current = pending.pop()) {
+    let entries;
     try {
-      const { size } = await stat(join(entry.parentPath, entry.name));
-      total += Math.ceil(size / 4096) * 4096;
+      entries = readdirSync(current, { withFileTypes: true });
     } catch {
-      // Removed between readdir and stat.
+      continue;
+    }
+    for (const entry of entries) {
+      const path = join(current, entry.name);
+      if (entry.isDirectory()) {
+        pending.push(path);
+      } else if (entry.isFile()) {
+        const stats = statSync(path, { throwIfNoEntry: false });
+        if (stats !== undefined) inodes.set(stats.ino, Math.ceil(stats.size / 4096) * 4096);
+      }
     }
   }
+  let total = 0;
+  for (const bytes of inodes.values()) total += bytes;
   return total;
 }
 
@@ -125,7 +135,7 @@ test('serves the bytes it stored and keeps SSD blocks, not MEM ones, across a re
   assert.deepEqual(await readdir(shm).then((names) => names.filter((name) => name === 'tide-cache')), [
     'tide-cache',
   ]);
-  assert.equal(await diskUsage(shm), 0, 'closing empties the MEM tier');
+  assert.equal(diskUsage(shm), 0, 'closing empties the MEM tier');
 
   const reopened = await BlockStore.open({ tiers, datasetId: 'default/demo', blockSizeBytes: 1 << 20 });
   t.after(() => reopened.close());
@@ -238,8 +248,9 @@ test('never holds more than its quota on disk under concurrent churn', async (t)
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
-      maxMem = Math.max(maxMem, await diskUsage(shm));
-      maxSsd = Math.max(maxSsd, await diskUsage(disk));
+      maxMem = Math.max(maxMem, diskUsage(shm));
+      maxSsd = Math.max(maxSsd, diskUsage(disk));
+      await new Promise((resolve) => setImmediate(resolve));
       for (const tier of store.stats().tiers)
         maxAccounted = Math.max(maxAccounted, tier.usedBytes / tier.capacityBytes);
     }
@@ -263,13 +274,17 @@ test('never holds more than its quota on disk under concurrent churn', async (t)
   await store.whenIdle();
   sampling = false;
   await sampler;
-  assert.ok(maxMem <= memQuota, `MEM held ${maxMem} bytes on disk, quota ${memQuota}`);
-  assert.ok(maxSsd <= ssdQuota, `SSD held ${maxSsd} bytes on disk, quota ${ssdQuota}`);
+  // A walk is not a snapshot (the store's file operations run on other threads meanwhile): a block
+  // evicted and another written into its room during one walk may both be seen. Hence one block of
+  // slack on disk; the accounting itself, checked below, never passes the quota.
+  assert.ok(maxMem <= memQuota + 16384, `MEM held ${maxMem} bytes on disk, quota ${memQuota}`);
+  assert.ok(maxSsd <= ssdQuota + 16384, `SSD held ${maxSsd} bytes on disk, quota ${ssdQuota}`);
+  assert.ok(maxMem > 0 && maxSsd > 0, 'the sampler saw both tiers in use');
   assert.ok(maxAccounted <= 1, `accounted usage reached ${maxAccounted} of a quota`);
   const { tiers: after, counters } = store.stats();
   assert.ok(counters.evictions > 300 && counters.demotions > 0, JSON.stringify(counters));
   assert.ok(after.every((tier) => tier.usedBytes <= tier.capacityBytes));
-  assert.equal(await diskUsage(disk), after[1]!.usedBytes, 'accounting matches the files on disk');
+  assert.equal(diskUsage(disk), after[1]!.usedBytes, 'accounting matches the files on disk');
 });
 
 test('waits on concurrent writes of one block instead of writing it twice', async (t) => {
@@ -299,7 +314,7 @@ test('a reopened store with a smaller quota evicts down to its low watermark', a
   const reopened = await BlockStore.open({ tiers: small, datasetId: 'd', blockSizeBytes: 1 << 20 });
   t.after(() => reopened.close());
   assert.equal(reopened.stats().tiers[0]?.blockCount, 5);
-  assert.equal(await diskUsage(disk), 5 * 16384);
+  assert.equal(diskUsage(disk), 5 * 16384);
 });
 
 test('a store reopened with another block size drops the blocks cut with the old one', async (t) => {
@@ -313,5 +328,5 @@ test('a store reopened with another block size drops the blocks cut with the old
   const reopened = await BlockStore.open({ tiers, datasetId: 'd', blockSizeBytes: 131072 });
   t.after(() => reopened.close());
   assert.equal(reopened.has(key(1)), false, 'block 1 of 64 KiB is not block 1 of 128 KiB');
-  assert.equal(await diskUsage(disk), 0);
+  assert.equal(diskUsage(disk), 0);
 });
