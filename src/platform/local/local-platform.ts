@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile, rename } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -5,6 +6,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Level } from '../../api/index.ts';
+import { fetchWorkerStats } from '../../cache/index.ts';
 import type { Logger } from '../../lib/index.ts';
 import type {
   CacheStatistics,
@@ -201,27 +203,19 @@ export class LocalPlatform implements Platform {
       bytesReadRemote: 0,
       bytesReadOrigin: 0,
     };
-    for (const worker of members.workers) {
-      try {
-        const response = await fetch(`${worker.url}/v1/stats`, {
-          signal: AbortSignal.any([signal, AbortSignal.timeout(2000)]),
-        });
-        if (!response.ok) continue;
-        const stats = (await response.json()) as {
-          capacityBytes: number;
-          usedBytes: number;
-          cachedBytes: number;
-          counters: { servedLocalBytes: number; servedRemoteBytes: number; servedOriginBytes: number };
-        };
-        totals.cachedBytes += stats.cachedBytes;
-        totals.capacityBytes += stats.capacityBytes;
-        totals.usedBytes += stats.usedBytes;
-        totals.bytesReadLocal += stats.counters.servedLocalBytes;
-        totals.bytesReadRemote += stats.counters.servedRemoteBytes;
-        totals.bytesReadOrigin += stats.counters.servedOriginBytes;
-      } catch {
-        // A worker that does not answer adds nothing; its readiness shows in the runtime status.
-      }
+    // A worker that does not answer adds nothing; its readiness shows in the runtime status.
+    const results = await Promise.allSettled(
+      members.workers.map((worker) => fetchWorkerStats(worker, { signal, timeoutMs: 2000 })),
+    );
+    for (const result of results) {
+      if (result.status !== 'fulfilled') continue;
+      const stats = result.value;
+      totals.cachedBytes += stats.cachedBytes;
+      totals.capacityBytes += stats.capacityBytes;
+      totals.usedBytes += stats.usedBytes;
+      totals.bytesReadLocal += stats.counters.servedLocalBytes;
+      totals.bytesReadRemote += stats.counters.servedRemoteBytes;
+      totals.bytesReadOrigin += stats.counters.servedOriginBytes;
     }
     return totals;
   }
@@ -391,10 +385,7 @@ async function writeAtomically(path: string, text: string): Promise<void> {
 }
 
 function digest(text: string): string {
-  let hash = 0;
-  for (let index = 0; index < text.length; index += 1)
-    hash = (Math.imul(hash, 31) + text.charCodeAt(index)) | 0;
-  return (hash >>> 0).toString(16);
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
 }
 
 function run(command: string, args: readonly string[]): Promise<void> {
