@@ -17,8 +17,6 @@ export interface ControllerManagerOptions {
   events?: EventRecorder;
   resyncMs?: number;
   originCheckTimeoutMs?: number;
-  /** Extra reconcilers (DataLoad …) that share the manager's store watches. */
-  extraKinds?: readonly { kind: string; onChange: (object: StoredObject, type: WatchEventType) => void }[];
 }
 
 /**
@@ -76,10 +74,6 @@ export class ControllerManager {
     this.#queue = new WorkQueue({ reconcile: (key, signal) => reconciler.reconcile(key, signal), logger });
   }
 
-  get metadata(): MetadataSync {
-    return this.#metadata;
-  }
-
   /** Requeues a dataset (for example after its DataLoad changed the cache). */
   enqueue(namespace: string, name: string): void {
     this.#queue.add(`${namespace}/${name}`);
@@ -115,7 +109,6 @@ export class ControllerManager {
       if (type !== 'DELETED' || (load.metadata.finalizers ?? []).length > 0)
         this.#loadQueue.add(`${load.metadata.namespace}/${load.metadata.name}`);
     });
-    for (const extra of this.#options.extraKinds ?? []) this.#watch(extra.kind, extra.onChange);
   }
 
   /** Resolves when no reconcile is queued or running. */
