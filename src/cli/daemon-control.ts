@@ -47,7 +47,12 @@ export async function startDaemonProcess(config: EmbeddedConfig, out: (line: str
     const child = spawn(process.execPath, [DAEMON_MAIN], {
       detached: true,
       stdio: ['ignore', log.fd, log.fd],
-      env: { ...process.env, TIDE_HOME: config.home, TIDE_MOUNT_ROOT: config.mountRoot },
+      env: {
+        ...process.env,
+        TIDE_HOME: config.home,
+        TIDE_MOUNT_ROOT: config.mountRoot,
+        NODE_COMPILE_CACHE: config.compileCacheDir,
+      },
     });
     child.unref();
     const state = { exited: false };

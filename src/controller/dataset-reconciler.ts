@@ -21,6 +21,10 @@ import type { ReconcileResult } from './work-queue.ts';
 export const DATASET_FINALIZER = 'data.fluid.io/tide-dataset-controller';
 export const RUNTIME_FINALIZER = 'data.fluid.io/tide-runtime-controller';
 const CALCULATING = '[Calculating]';
+/** Requeue delay while workers start or the mount comes up: each step is seen within this time. */
+const SETTLING_REQUEUE_MS = 200;
+/** Origins that answered are not asked again within this time (a settling dataset requeues often). */
+const ORIGIN_RECHECK_MS = 5000;
 
 export interface DatasetReconcilerOptions {
   store: ResourceStore;
@@ -48,6 +52,8 @@ type RuntimeObject = AnyRuntime & StoredObject;
 export class DatasetReconciler {
   readonly #options: DatasetReconcilerOptions;
   readonly #setupStartedMs = new Map<string, number>();
+  /** When each dataset's origins last answered, for which mounts: re-checked at most every few seconds. */
+  readonly #originsCheckedMs = new Map<string, { signature: string; atMs: number }>();
 
   constructor(options: DatasetReconcilerOptions) {
     this.#options = options;
@@ -100,7 +106,7 @@ export class DatasetReconciler {
       const mounts = await resolveMounts(dataset, (secretName) =>
         store.get({ kind: 'Secret', namespace: dataset.metadata.namespace, name: secretName }),
       );
-      await this.#checkOrigins(mounts, signal);
+      await this.#checkOriginsOf(key, mounts, signal);
       const plan = planFor(dataset, runtime, mounts);
       observation = await platform.apply(plan, signal);
       const policy = runtime.spec.management?.metadataSyncPolicy;
@@ -121,7 +127,21 @@ export class DatasetReconciler {
       observation.workers.ready >= observation.workers.desired &&
       observation.fuse.ready >= observation.fuse.desired;
     // While workers start or the mount comes up, look again soon; once settled, at the resync pace.
-    return { requeueAfterMs: settled ? (this.#options.resyncMs ?? 10_000) : 1000 };
+    return { requeueAfterMs: settled ? (this.#options.resyncMs ?? 10_000) : SETTLING_REQUEUE_MS };
+  }
+
+  /** Checks the origins unless they answered for the same mounts moments ago (a start-up requeues fast). */
+  async #checkOriginsOf(
+    key: string,
+    mounts: Awaited<ReturnType<typeof resolveMounts>>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const signature = JSON.stringify(mounts.map((mount) => [mount.mountPoint, mount.path, mount.options]));
+    const last = this.#originsCheckedMs.get(key);
+    if (last?.signature === signature && Date.now() - last.atMs < ORIGIN_RECHECK_MS) return;
+    this.#originsCheckedMs.delete(key);
+    await this.#checkOrigins(mounts, signal);
+    this.#originsCheckedMs.set(key, { signature, atMs: Date.now() });
   }
 
   async #checkOrigins(mounts: Awaited<ReturnType<typeof resolveMounts>>, signal: AbortSignal): Promise<void> {
@@ -437,6 +457,7 @@ export class DatasetReconciler {
     await this.#options.platform.remove(ref, { cleanCache: true, signal });
     this.#options.metadata.forget(key);
     this.#setupStartedMs.delete(key);
+    this.#originsCheckedMs.delete(key);
     await this.#removeFinalizer(runtime, RUNTIME_FINALIZER);
   }
 

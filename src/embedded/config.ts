@@ -1,3 +1,4 @@
+import { createConnection } from 'node:net';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -19,6 +20,11 @@ export interface EmbeddedConfig {
   mountRoot: string;
   /** Directory behind `pvc://name/sub` mount points. */
   pvcRoot: string;
+  /**
+   * Node's compile cache for the daemon and the processes it starts (`NODE_COMPILE_CACHE`): each
+   * worker and mount process would otherwise strip types and compile every module again.
+   */
+  compileCacheDir: string;
 }
 
 /** Reads the environment once, at start, into a frozen configuration. */
@@ -34,5 +40,26 @@ export function embeddedConfigFrom(env: NodeJS.ProcessEnv): EmbeddedConfig {
     cacheDir: join(home, 'cache'),
     mountRoot: resolve(env['TIDE_MOUNT_ROOT'] ?? join(home, 'mnt')),
     pvcRoot: resolve(env['TIDE_PVC_ROOT'] ?? join(home, 'pvc')),
+    compileCacheDir: resolve(env['NODE_COMPILE_CACHE'] ?? join(home, 'cache', 'node')),
+  });
+}
+
+/** Whether something accepts connections on the Unix socket. */
+export function socketAnswers(socketPath: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection(socketPath);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(false);
+    }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.end();
+      resolve(true);
+    });
+    socket.once('error', () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
   });
 }

@@ -7,6 +7,8 @@ import { startDaemon } from './daemon.ts';
 import { readFileSync } from 'node:fs';
 
 const config = embeddedConfigFrom(process.env);
+// Inherited by the workers and mounts this daemon starts, however the daemon itself was started.
+process.env['NODE_COMPILE_CACHE'] ??= config.compileCacheDir;
 const logger = createLogger({ level: process.env['TIDE_LOG_LEVEL'] === 'debug' ? 'debug' : 'info' });
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;

@@ -1,5 +1,4 @@
 import { mkdir, rm, writeFile, chmod } from 'node:fs/promises';
-import { createConnection } from 'node:net';
 import { dirname } from 'node:path';
 import { ControllerManager } from '../controller/index.ts';
 import type { Logger } from '../lib/index.ts';
@@ -7,7 +6,7 @@ import type { Platform } from '../platform/index.ts';
 import { SqliteStore } from '../store/index.ts';
 import { createUnderFileSystem } from '../ufs/index.ts';
 import { createApiServer } from './api-server.ts';
-import type { EmbeddedConfig } from './config.ts';
+import { socketAnswers, type EmbeddedConfig } from './config.ts';
 
 export interface DaemonOptions {
   config: EmbeddedConfig;
@@ -86,24 +85,4 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     'Tide control plane started',
   );
   return { shutdown, closed };
-}
-
-/** Whether something accepts connections on the Unix socket. */
-export function socketAnswers(socketPath: string, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection(socketPath);
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve(false);
-    }, timeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.end();
-      resolve(true);
-    });
-    socket.once('error', () => {
-      clearTimeout(timer);
-      resolve(false);
-    });
-  });
 }

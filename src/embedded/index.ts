@@ -1,3 +1,3 @@
-export { embeddedConfigFrom, type EmbeddedConfig } from './config.ts';
-export { startDaemon, socketAnswers, type DaemonOptions, type RunningDaemon } from './daemon.ts';
-export { createApiServer, type ApiServerOptions, type ApplyAction } from './api-server.ts';
+// The CLI imports this entry on every command, so it stays light: the daemon itself (and with it
+// every component) is loaded only by its own process, src/embedded/daemon-main.ts.
+export { embeddedConfigFrom, socketAnswers, type EmbeddedConfig } from './config.ts';
