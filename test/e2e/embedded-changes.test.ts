@@ -37,6 +37,7 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 
 interface Status {
   phase?: string;
+  progress?: { filesDone?: number; filesTotal?: number; bytesDone?: number };
   workerNumberReady?: number;
   conditions?: { type: string; message: string }[];
 }
@@ -154,11 +155,56 @@ describe('embedded mode: changes to a running dataset', { timeout: 600_000 }, ()
       }
     ).status;
     assert.ok(typeof cron?.['lastSuccessfulTime'] === 'string', 'the cron load records its last success');
-    await until('after-cron ran after the cron load and was deleted after its TTL', async () => {
+    // after-cron must really run (after the cron load) before its TTL deletes it.
+    const finished = await until('after-cron Complete', async () => {
+      const after = await status('dataload', 'after-cron');
+      return after.phase === 'Complete' ? Date.now() : undefined;
+    });
+    await until('after-cron deleted after its TTL', async () => {
       const list = await tide('get', 'dataload');
       return list.includes('after-cron') ? undefined : true;
     });
+    assert.ok(Date.now() - finished >= 1000, 'deleted no sooner than its TTL of 2 s allows');
     await tide('delete', 'dataload', 'every-few-seconds');
+  });
+
+  it('a DataLoad interrupted by kill -9 of the daemon runs again after tide start, counting each file once', async () => {
+    await tide(
+      'apply',
+      '-f',
+      await manifest(
+        'slow-load.yaml',
+        `apiVersion: data.fluid.io/v1alpha1\nkind: DataLoad\nmetadata: {name: slow}\nspec:\n  dataset: {name: live, namespace: default}\n  target: [{path: /alpha}]\n  options: {bandwidth: 2Mi}\n`,
+      ),
+    );
+    await until('slow Executing with a file done', async () => {
+      const current = await status('dataload', 'slow');
+      return current.phase === 'Executing' && (current.progress?.filesDone ?? 0) >= 1 ? true : undefined;
+    });
+    const pid = Number((await readFile(join(home, 'tide.pid'), 'utf8')).trim());
+    process.kill(pid, 'SIGKILL');
+    await until('the daemon gone', () => {
+      try {
+        process.kill(pid, 0);
+        return Promise.resolve(undefined);
+      } catch {
+        return Promise.resolve(true);
+      }
+    });
+    await tide('start');
+    const done = await until('slow Complete after the restart', async () => {
+      const current = await status('dataload', 'slow');
+      return current.phase === 'Complete' ? current : undefined;
+    });
+    const alphaBytes = [0, 1, 2, 3].reduce((sum, index) => sum + 3_000_000 + index, 0);
+    const progress = done.progress ?? {};
+    assert.equal(progress.filesDone, 4);
+    assert.equal(progress.filesTotal, 4);
+    assert.equal(progress.bytesDone, alphaBytes);
+    assert.equal(
+      digest(join(mountRoot, 'default', 'live', 'alpha', 'part-2.bin')),
+      digest(join(origin, 'alpha', 'part-2.bin')),
+    );
   });
 
   it('fails a DataLoad whose targets do not fit the cache, saying so', async () => {
