@@ -40,6 +40,20 @@ const NETWORK_CODES: Readonly<Record<string, { code: UfsErrorCode; retryable: bo
   UND_ERR_HEADERS_TIMEOUT: { code: 'ERR_UFS_TIMEOUT', retryable: true, text: 'no response headers in time' },
   UND_ERR_BODY_TIMEOUT: { code: 'ERR_UFS_TIMEOUT', retryable: true, text: 'the response body stalled' },
   TimeoutError: { code: 'ERR_UFS_TIMEOUT', retryable: true, text: 'the request timed out' },
+  // Http1Client (http1-client.ts).
+  ERR_HTTP1_CONNECT_TIMEOUT: { code: 'ERR_UFS_TIMEOUT', retryable: true, text: 'connecting timed out' },
+  ERR_HTTP1_HEADERS_TIMEOUT: {
+    code: 'ERR_UFS_TIMEOUT',
+    retryable: true,
+    text: 'no response headers in time',
+  },
+  ERR_HTTP1_BODY_TIMEOUT: { code: 'ERR_UFS_TIMEOUT', retryable: true, text: 'the response body stalled' },
+  ERR_HTTP1_EARLY_END: { code: 'ERR_UFS_UNREACHABLE', retryable: true, text: 'the response ended early' },
+  ERR_HTTP1_BAD_RESPONSE: {
+    code: 'ERR_UFS_REMOTE',
+    retryable: false,
+    text: 'the answer is not valid HTTP/1.1',
+  },
 };
 
 /** The first Node/undici error code on `error` or its causes (AggregateErrors of happy-eyeballs too). */

@@ -1,12 +1,9 @@
 import { Agent } from 'undici';
-import type { Readable } from 'node:stream';
 import {
-  GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   S3Client,
   S3ServiceException,
-  type GetObjectCommandOutput,
   type ListObjectsV2CommandOutput,
 } from '@aws-sdk/client-s3';
 import { scrubSecrets, type Logger } from '../lib/index.ts';
@@ -17,6 +14,7 @@ import type { HttpTimeouts } from './http-ufs.ts';
 import { checkRange, normaliseUfsPath } from './paths.ts';
 import { backoff, withRetry, type ClassifiedFailure, type RetryPolicy } from './retry.ts';
 import type { S3Location } from './s3-config.ts';
+import { S3Getter, type S3GetResponse } from './s3-get.ts';
 import { UndiciRequestHandler } from './undici-request-handler.ts';
 import type { ByteRange, ListOptions, ReadOptions, UfsEntry, UnderFileSystem } from './types.ts';
 
@@ -27,6 +25,8 @@ export interface S3UfsOptions {
   timeouts: HttpTimeouts;
   /** Keep-alive connections to the endpoint. Default 64. */
   maxSockets?: number;
+  /** How GetObject travels; see S3Getter. Default: Http1Client on `http:` endpoints, else undici. */
+  readTransport?: 'http1' | 'undici';
 }
 
 /** S3 error codes (the `Code` of an error response, the SDK's error `name`) by meaning. */
@@ -79,6 +79,7 @@ export class S3Ufs implements UnderFileSystem {
   readonly #logger: Logger;
   readonly #retry: RetryPolicy;
   readonly #dispatcher: Agent;
+  readonly #getter: S3Getter;
 
   constructor(options: S3UfsOptions) {
     const { location } = options;
@@ -91,6 +92,12 @@ export class S3Ufs implements UnderFileSystem {
       connections: options.maxSockets ?? 64,
       keepAliveTimeout: 30_000,
       connect: { timeout: options.timeouts.connectTimeoutMs },
+    });
+    this.#getter = new S3Getter({
+      location,
+      timeouts: options.timeouts,
+      connections: options.maxSockets ?? 64,
+      ...(options.readTransport === undefined ? {} : { transport: options.readTransport }),
     });
     const credentials = location.credentials;
     this.#client = new S3Client({
@@ -258,7 +265,7 @@ export class S3Ufs implements UnderFileSystem {
 
   async close(): Promise<void> {
     this.#client.destroy();
-    await this.#dispatcher.destroy();
+    await Promise.all([this.#dispatcher.destroy(), this.#getter.close()]);
   }
 
   // ---- internals -----------------------------------------------------------------------------
@@ -310,40 +317,43 @@ export class S3Ufs implements UnderFileSystem {
         const unhook = (): void => {
           request.signal?.removeEventListener('abort', onCaller);
         };
-        let output: GetObjectCommandOutput;
+        let response: S3GetResponse;
         try {
-          output = await this.#client.send(
-            new GetObjectCommand({
-              Bucket: this.#location.bucket,
-              Key: this.#key(request.relative),
-              Range: `bytes=${from}-${last}`,
-              ...(request.version === undefined || request.version === ''
-                ? {}
-                : { IfMatch: request.version }),
-            }),
-            { abortSignal: controller.signal },
-          );
+          response = await this.#getter.get({
+            key: this.#key(request.relative),
+            first: from,
+            last,
+            ifMatch: request.version === undefined || request.version === '' ? undefined : request.version,
+            signal: controller.signal,
+          });
         } catch (error) {
           unhook();
-          if (s3CodeOf(error) === 'InvalidRange') return undefined;
           throw error;
         } finally {
           phase.removeEventListener('abort', onPhase);
         }
-        const body = output.Body as Readable | undefined;
-        if (body === undefined) {
+        const fail = (error: unknown): never => {
           unhook();
-          return undefined;
+          response.destroy();
+          throw error;
+        };
+        const { statusCode, headers } = response;
+        if (statusCode !== 200 && statusCode !== 206) {
+          // The error document names the S3 code (RFC: the S3 API's "Error responses").
+          const text = await response.text(64 * 1024).catch(() => '');
+          const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1];
+          if (statusCode === 416 || code === 'InvalidRange') {
+            unhook();
+            return undefined;
+          }
+          return fail(new S3AnswerError(code, statusCode));
         }
-        body.once('close', unhook);
-        const version = output.ETag ?? '';
-        if (request.version !== undefined && version !== request.version) {
-          destroyQuietly(body);
-          throw changed(what);
-        }
+        const version = headers.etag ?? '';
+        if (request.version !== undefined && version !== request.version) return fail(changed(what));
         // A store that ignores Range answers 200 with the whole object: skip to `from` ourselves.
-        const start = /^bytes (\d+)-/.exec(output.ContentRange ?? '')?.[1];
-        return { body, version, skipBytes: start === undefined ? from : Number(start) === from ? 0 : NaN };
+        const start = /^bytes (\d+)-/.exec(headers['content-range'] ?? '')?.[1];
+        const skipBytes = start === undefined ? from : Number(start) === from ? 0 : NaN;
+        return { response, version, skipBytes, unhook };
       },
     });
   }
@@ -355,14 +365,15 @@ export class S3Ufs implements UnderFileSystem {
     let position = request.range.offset;
     let current: Opened | undefined = first;
     for (let resumes = 0; current !== undefined && position < end; resumes++) {
-      const { body } = current;
-      let skip = current.skipBytes;
+      const opened: Opened = current;
+      let skip = opened.skipBytes;
       if (Number.isNaN(skip)) {
-        destroyQuietly(body);
+        opened.response.destroy();
+        opened.unhook();
         throw new UfsError('ERR_UFS_REMOTE', `Cannot ${what}: the store answered another range`);
       }
       try {
-        for await (const raw of body as AsyncIterable<Uint8Array>) {
+        for await (const raw of opened.response.body) {
           let chunk: Uint8Array = raw;
           if (skip > 0) {
             const dropped = Math.min(skip, chunk.length);
@@ -378,8 +389,11 @@ export class S3Ufs implements UnderFileSystem {
           yield chunk;
           if (position >= end) break;
         }
+        // The transports themselves fail a body shorter than its Content-Length.
         return;
       } catch (error) {
+        opened.response.destroy();
+        opened.unhook();
         if (request.signal?.aborted === true) throw abortedError(request.signal, what);
         const failure = this.#classify(error, what);
         if (!failure.retryable || resumes + 1 >= this.#retry.maxAttempts) throw failure.error;
@@ -390,7 +404,8 @@ export class S3Ufs implements UnderFileSystem {
         await backoff(this.#retry, resumes + 1, request.signal, what);
         current = await this.#open(pinned, position);
       } finally {
-        destroyQuietly(body);
+        opened.response.destroy();
+        opened.unhook();
       }
     }
   }
@@ -413,8 +428,13 @@ export class S3Ufs implements UnderFileSystem {
 
   #classify(error: unknown, what: string): ClassifiedFailure {
     if (error instanceof UfsError) return classifyNetworkError(error, what, (text) => this.#scrub(text));
-    const code = s3CodeOf(error);
-    const status = error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
+    const code = error instanceof S3AnswerError ? error.s3Code : s3CodeOf(error);
+    const status =
+      error instanceof S3AnswerError
+        ? error.statusCode
+        : error instanceof S3ServiceException
+          ? error.$metadata.httpStatusCode
+          : undefined;
     if (code === undefined && status === undefined) {
       return classifyNetworkError(error, what, (text) => this.#scrub(text));
     }
@@ -504,7 +524,9 @@ interface ReadRequest {
 }
 
 interface Opened {
-  body: Readable;
+  response: S3GetResponse;
+  /** Detaches the caller's signal from the request. */
+  unhook: () => void;
   version: string;
   /** Bytes to drop from the body's start: non-zero when the store ignored the range; NaN when it answered another one. */
   skipBytes: number;
@@ -528,9 +550,16 @@ function changed(what: string): UfsError {
   return new UfsError('ERR_UFS_VERSION_CHANGED', `Cannot ${what} as the object changed since it was listed`);
 }
 
-function destroyQuietly(body: Readable): void {
-  body.on('error', () => undefined);
-  body.destroy();
+/** A GetObject answered with an error status (the SDK's S3ServiceException, for the direct path). */
+class S3AnswerError extends Error {
+  readonly s3Code: string | undefined;
+  readonly statusCode: number;
+  constructor(s3Code: string | undefined, statusCode: number) {
+    super(`the store answered ${s3Code ?? 'HTTP'} ${statusCode}`);
+    this.name = 'S3AnswerError';
+    this.s3Code = s3Code;
+    this.statusCode = statusCode;
+  }
 }
 
 async function* emptyStream(): AsyncIterable<Uint8Array> {
