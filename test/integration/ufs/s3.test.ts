@@ -6,6 +6,10 @@ import { Writable } from 'node:stream';
 import { createLogger, SecretValue } from '../../../src/lib/index.ts';
 import {
   createUnderFileSystem,
+  DEFAULT_HTTP_TIMEOUTS,
+  DEFAULT_RETRY_POLICY,
+  parseS3Location,
+  S3Ufs,
   type UfsDependencies,
   type UfsEntry,
   type UfsMountConfig,
@@ -249,6 +253,31 @@ describe('S3 UFS against a real S3-compatible server', () => {
       [0, 1, 2, 3].map((index) => readRange(ufs, 'big.bin', index * 2 * MiB, 2 * MiB, version)),
     );
     assert.ok(Buffer.concat(parts).equals(big));
+  });
+
+  test('reads the same bytes and checks versions through undici, the transport of https endpoints', async (t) => {
+    const config = s3.mountConfig(`s3://${BUCKET}/ds`);
+    const ufs = new S3Ufs({
+      location: parseS3Location(config),
+      logger: createLogger({ level: 'silent' }),
+      retry: { ...DEFAULT_RETRY_POLICY, baseDelayMs: 10, maxDelayMs: 50 },
+      timeouts: DEFAULT_HTTP_TIMEOUTS,
+      readTransport: 'undici',
+    });
+    t.after(() => ufs.close());
+    assert.equal((await readRange(ufs, 'hello.txt', 6, 50)).toString(), 'world');
+    assert.equal((await readRange(ufs, 'hello.txt', 11, 5)).length, 0);
+    const { version } = await ufs.stat('big.bin');
+    const parts = await Promise.all(
+      [0, 1].map((index) => readRange(ufs, 'big.bin', index * 4 * MiB, 4 * MiB, version)),
+    );
+    assert.ok(Buffer.concat(parts).equals(big));
+    const key = SPECIAL_KEYS[1] ?? '';
+    assert.equal((await readRange(ufs, `special/${key}`, 0, 100)).toString(), `content of ${key}`);
+    await assert.rejects(readRange(ufs, 'hello.txt', 0, 5, '"0123456789abcdef0123456789abcdef"'), {
+      code: 'ERR_UFS_VERSION_CHANGED',
+    });
+    await assert.rejects(readRange(ufs, 'missing.txt', 0, 5), { code: 'ERR_UFS_NOT_FOUND' });
   });
 
   test('an object replaced between two block reads fails the second with ERR_UFS_VERSION_CHANGED', async (t) => {
