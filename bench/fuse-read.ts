@@ -2,7 +2,12 @@
  * FUSE read benchmark (not a test): a 1 GiB file and a tree of many entries in a local directory,
  * served through a supervised mount (src/fuse/mount-main.ts).
  *
- *   node bench/fuse-read.ts [--size-mib 1024] [--entries 20000] [--json out.json]
+ *   node bench/fuse-read.ts [--size-mib 1024] [--entries 20000] [--source local|http] [--json out.json]
+ *
+ * `--source http` serves the same files through nginx and the local platform's dataset source
+ * (metadata from the HTTP connector, bytes through the cache client with no workers, so from the
+ * origin), with the fuse args of seed 004; it measures the metadata path and the server's peak RSS
+ * while reading the big file, and skips the page-cache comparisons of the local source.
  *
  * Measures: the first read through the mount with every page cache dropped (disk → daemon →
  * kernel), the first read with only the mount's cache cold (source in memory: the daemon's own
@@ -14,12 +19,16 @@ import { createCipheriv, createHash } from 'node:crypto';
 import { mkdir, open, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { startHttpDatasetMount } from '../test/integration/fuse/dataset-harness.ts';
 import { makeTempDir, run, sh, startMount } from '../test/integration/fuse/harness.ts';
+import { peakRssBytesOf } from './procstat.ts';
 
 const { values } = parseArgs({
   options: {
     'size-mib': { type: 'string', default: '1024' },
     entries: { type: 'string', default: '20000' },
+    source: { type: 'string', default: 'local' },
+    workers: { type: 'string', default: '1' },
     json: { type: 'string' },
   },
 });
@@ -73,6 +82,31 @@ print(rates[0], rates[1])
   return [cold ?? 0, warm ?? 0];
 }
 
+/**
+ * The full benchmark's "stat of every tree entry, warm": readdir + lstat of every entry, eight
+ * directories at a time (one Python process per directory batch would cost more than the work).
+ */
+async function readdirStatRate(root: string): Promise<number> {
+  const script = `
+import os, sys, time
+from concurrent.futures import ThreadPoolExecutor
+root = sys.argv[1]
+dirs = [d for d, _, _ in os.walk(root)]
+def visit(d):
+    n = 0
+    for e in os.scandir(d):
+        os.lstat(e.path)
+        n += 1
+    return n
+started = time.perf_counter()
+with ThreadPoolExecutor(8) as pool:
+    total = sum(pool.map(visit, dirs))
+print(total / (time.perf_counter() - started))
+`;
+  const result = await run('python3', ['-c', script, root], { timeoutMs: 600_000 });
+  return Number(result.stdout.trim());
+}
+
 async function lsRate(root: string): Promise<number> {
   const started = process.hrtime.bigint();
   const result = await sh(`ls -lR ${JSON.stringify(root)} | wc -l`, { timeoutMs: 600_000 });
@@ -93,6 +127,38 @@ try {
       ),
     );
   }
+  if (values.source === 'http') await benchHttp(origin);
+  else await benchLocal(origin);
+} finally {
+  await rm(origin, { recursive: true, force: true });
+}
+
+async function benchHttp(origin: string): Promise<void> {
+  const dataset = await startHttpDatasetMount({
+    root: origin,
+    fuseArgs: ['-okernel_cache', '-oattr_timeout=60', '-oentry_timeout=60', '-onegative_timeout=60', '-oro'],
+    workers: Number(values.workers),
+  });
+  try {
+    const tree = join(dataset.mount.target, 'tree');
+    results.lsLRColdLinesPerSecond = await lsRate(tree);
+    results.readdirStatWarmPerSecond = await readdirStatRate(tree);
+    results.lsLRWarmLinesPerSecond = await lsRate(tree);
+    const requestsBefore = (await dataset.nginx.accessLog()).length;
+    results.lsLRWarm2LinesPerSecond = await lsRate(tree);
+    results.warmLsOriginRequests = (await dataset.nginx.accessLog()).length - requestsBefore;
+    const rssBefore = (await peakRssBytesOf(dataset.mount.serverPid())) ?? 0;
+    results.serverPeakRssBeforeReadMB = rssBefore / 1e6;
+    results.coldOriginReadMBps = (await readThrough(join(dataset.mount.target, 'big.bin'))) / 1e6;
+    await dropCaches();
+    results.warmCacheReadMBps = (await readThrough(join(dataset.mount.target, 'big.bin'))) / 1e6;
+    results.serverPeakRssMB = ((await peakRssBytesOf(dataset.mount.serverPid())) ?? 0) / 1e6;
+  } finally {
+    await dataset.stop();
+  }
+}
+
+async function benchLocal(origin: string): Promise<void> {
   const mount = await startMount({
     sourceDir: origin,
     fuseArgs: ['-oattr_timeout=60,entry_timeout=60,negative_timeout=60'],
@@ -129,12 +195,10 @@ try {
   } finally {
     await noXattr.stop();
   }
-} finally {
-  await rm(origin, { recursive: true, force: true });
 }
 
 const fmt = (value: number | undefined): string => (value ?? Number.NaN).toFixed(0);
-const rows = [
+const localRows = [
   ['first read, every cache dropped (disk → daemon)', `${fmt(results.coldAllCachesMBps)} MB/s`],
   ['the source file itself from disk, cache dropped', `${fmt(results.sourceDiskMBps)} MB/s`],
   ['first read through the daemon, source in memory', `${fmt(results.coldMountSourceInMemoryMBps)} MB/s`],
@@ -152,6 +216,27 @@ const rows = [
   ['ls -lR, warm, -ono_xattr', `${fmt(results.lsLRNoXattrWarmLinesPerSecond)} lines/s`],
   ['(reference) ls -lR of the origin directory', `${fmt(results.lsLROriginLinesPerSecond)} lines/s`],
 ];
-process.stdout.write(`| FUSE read (${values['size-mib']} MiB file) | result |\n| --- | --- |\n`);
+const httpRows = [
+  [`ls -lR of ${entryCount} entries, cold (nginx origin)`, `${fmt(results.lsLRColdLinesPerSecond)} lines/s`],
+  ['readdir + lstat of every entry, 8 dirs at a time, warm', `${fmt(results.readdirStatWarmPerSecond)} /s`],
+  [
+    'ls -lR, warm (twice)',
+    `${fmt(results.lsLRWarmLinesPerSecond)} then ${fmt(results.lsLRWarm2LinesPerSecond)} lines/s`,
+  ],
+  ['origin requests during the second warm ls -lR', fmt(results.warmLsOriginRequests)],
+  [
+    `first read of the big file (origin, ${values.workers} workers)`,
+    `${fmt(results.coldOriginReadMBps)} MB/s`,
+  ],
+  ['read again, page cache dropped (from the cache)', `${fmt(results.warmCacheReadMBps)} MB/s`],
+  [
+    'FUSE server peak RSS, before / after reading the big file twice',
+    `${fmt(results.serverPeakRssBeforeReadMB)} / ${fmt(results.serverPeakRssMB)} MB`,
+  ],
+];
+const rows = values.source === 'http' ? httpRows : localRows;
+process.stdout.write(
+  `| FUSE read (${values['size-mib']} MiB file, ${values.source} source) | result |\n| --- | --- |\n`,
+);
 for (const [name, value] of rows) process.stdout.write(`| ${name} | ${value} |\n`);
 if (values.json !== undefined) await writeFile(values.json, JSON.stringify(results, null, 2));

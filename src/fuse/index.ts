@@ -16,6 +16,7 @@ export { createLocalDirectorySource, type LocalDirectorySourceOptions } from './
 export { FuseError, type FuseErrorCode } from './errors.ts';
 export {
   parseFuseArgs,
+  metadataTtlSecondsOf,
   DEFAULT_FUSE_OPTIONS,
   type FuseMountOptions,
   type ParsedFuseArgs,

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { hasCode } from '../lib/index.ts';
-import { DEFAULT_FUSE_OPTIONS, parseFuseArgs } from './options.ts';
+import { DEFAULT_FUSE_OPTIONS, metadataTtlSecondsOf, parseFuseArgs } from './options.ts';
 
 test('parses the libfuse -o flags the seed manifests use', () => {
   const parsed = parseFuseArgs([
@@ -17,6 +17,18 @@ test('parses the libfuse -o flags the seed manifests use', () => {
   assert.equal(parsed.options.entryTimeoutSeconds, 60);
   assert.equal(parsed.options.negativeTimeoutSeconds, 60);
   assert.deepEqual(parsed.unknown, []);
+});
+
+test('the metadata TTL follows the kernel timeouts unless metadata_ttl is given', () => {
+  assert.equal(metadataTtlSecondsOf(parseFuseArgs([]).options), 5);
+  assert.equal(metadataTtlSecondsOf(parseFuseArgs(['-oattr_timeout=60,entry_timeout=30']).options), 60);
+  assert.equal(metadataTtlSecondsOf(parseFuseArgs(['-oattr_timeout=60', '-ometadata_ttl=1']).options), 1);
+});
+
+test('answers xattr calls ENOSYS by default, each call only with -oxattr', () => {
+  assert.equal(parseFuseArgs([]).options.noXattr, true);
+  assert.equal(parseFuseArgs(['-ono_xattr']).options.noXattr, true);
+  assert.equal(parseFuseArgs(['-oxattr']).options.noXattr, false);
 });
 
 test('parses Alluxio-style --fuse-opts with max_read', () => {

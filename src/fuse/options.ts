@@ -14,9 +14,12 @@ export interface FuseMountOptions {
    */
   readOnlyMount: boolean;
   /**
-   * no_xattr: answer GETXATTR and LISTXATTR with ENOSYS once, after which the kernel stops asking
-   * and returns EOPNOTSUPP itself. The default answers every call (ENODATA, empty list), which costs
-   * a round trip per call — `ls -l` makes two per entry.
+   * no_xattr (the default): answer GETXATTR and LISTXATTR with ENOSYS once, after which the kernel
+   * stops asking and returns EOPNOTSUPP itself (fs/fuse/xattr.c sets fc->no_getxattr and
+   * fc->no_listxattr), as any filesystem without extended attributes does; `ls -l`, `cp -a` and
+   * `tar` treat that as "no xattrs". `xattr` answers every call instead (ENODATA, an empty list),
+   * which costs a round trip per call — `ls -l` makes two per entry — and gains nothing while no
+   * source has extended attributes.
    */
   noXattr: boolean;
   /** direct_io: bypass the kernel page cache altogether. */
@@ -24,6 +27,12 @@ export interface FuseMountOptions {
   attrTimeoutSeconds: number;
   entryTimeoutSeconds: number;
   negativeTimeoutSeconds: number;
+  /**
+   * metadata_ttl (Tide's own, like rclone's --dir-cache-time): how long the source may answer
+   * listings and attributes from memory before asking the origin again. Undefined = the larger of
+   * attr_timeout and entry_timeout, at least 5 s (see `metadataTtlSecondsOf`).
+   */
+  metadataTtlSeconds: number | undefined;
   allowOther: boolean;
   defaultPermissions: boolean;
   /** max_read: the largest READ the kernel sends (a mount option); undefined = 1 MiB (max_pages). */
@@ -54,11 +63,12 @@ export interface ParsedFuseArgs {
 export const DEFAULT_FUSE_OPTIONS: Readonly<FuseMountOptions> = Object.freeze({
   keepCache: 'auto',
   readOnlyMount: true,
-  noXattr: false,
+  noXattr: true,
   directIo: false,
   attrTimeoutSeconds: 1,
   entryTimeoutSeconds: 1,
   negativeTimeoutSeconds: 0,
+  metadataTtlSeconds: undefined,
   allowOther: false,
   defaultPermissions: false,
   maxReadBytes: undefined,
@@ -202,6 +212,9 @@ export function parseFuseArgs(args: readonly string[]): ParsedFuseArgs {
       case 'no_xattr':
         options.noXattr = true;
         break;
+      case 'xattr':
+        options.noXattr = false;
+        break;
       case 'direct_io':
         options.directIo = true;
         break;
@@ -214,6 +227,9 @@ export function parseFuseArgs(args: readonly string[]): ParsedFuseArgs {
         break;
       case 'negative_timeout':
         options.negativeTimeoutSeconds = seconds(name, value);
+        break;
+      case 'metadata_ttl':
+        options.metadataTtlSeconds = seconds(name, value);
         break;
       case 'allow_other':
         options.allowOther = true;
@@ -269,4 +285,20 @@ export function parseFuseArgs(args: readonly string[]): ParsedFuseArgs {
   }
   options.congestionThreshold = Math.min(options.congestionThreshold, options.maxBackground);
   return { options, unknown, ignored };
+}
+
+/** The least time the source keeps metadata in memory when no metadata_ttl is given. */
+const MIN_DEFAULT_METADATA_TTL_SECONDS = 5;
+
+/**
+ * How long a mount's source may serve listings and attributes from memory: metadata_ttl, else the
+ * longer of the kernel's attribute and entry timeouts (a user who lets the kernel cache an entry
+ * for 60 s accepts that staleness), and never under 5 s, so that `ls -lR` does not list the origin
+ * twice. A change the platform learns of (a DataLoad's versions, new mounts) is dropped at once.
+ */
+export function metadataTtlSecondsOf(options: FuseMountOptions): number {
+  return (
+    options.metadataTtlSeconds ??
+    Math.max(MIN_DEFAULT_METADATA_TTL_SECONDS, options.attrTimeoutSeconds, options.entryTimeoutSeconds)
+  );
 }

@@ -5,7 +5,7 @@
  * supervisor does.
  */
 import { createLogger, toError } from '../lib/index.ts';
-import { parseFuseArgs } from './options.ts';
+import { metadataTtlSecondsOf, parseFuseArgs } from './options.ts';
 import { FuseServer } from './server.ts';
 import { createFileSource } from './source-registry.ts';
 import type { ServerProcessConfig } from './supervisor.ts';
@@ -20,7 +20,11 @@ async function main(): Promise<void> {
   });
   const { options } = parseFuseArgs(config.fuseArgs);
   const controller = new AbortController();
-  const source = await createFileSource(config.source, { logger, signal: controller.signal });
+  const source = await createFileSource(config.source, {
+    logger,
+    signal: controller.signal,
+    metadataTtlMs: metadataTtlSecondsOf(options) * 1000,
+  });
   const server = new FuseServer({
     fd: DEVICE_FD,
     source,

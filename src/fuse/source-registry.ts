@@ -8,6 +8,11 @@ import type { FileSource } from './source.ts';
 export interface SourceFactoryContext {
   logger: Logger;
   signal: AbortSignal;
+  /**
+   * How long the source may answer listings and attributes from memory before asking its origin
+   * again (the mount's metadata_ttl, see `metadataTtlSecondsOf`); a source may ignore it.
+   */
+  metadataTtlMs?: number;
 }
 
 /** Builds a FileSource from the `source` object of a mount configuration. */

@@ -18,17 +18,23 @@ export async function createFileSource(
   if (typeof configPath !== 'string') throw new TypeError('the tide-dataset source needs options.configPath');
   let opened = await openDatasetClient(configPath, context.logger);
   const stop = new AbortController();
-  const source = new DatasetFileSource(opened.client, async () => {
-    stop.abort();
-    await opened.close();
-  });
+  const source = new DatasetFileSource(
+    opened.client,
+    async () => {
+      stop.abort();
+      await opened.close();
+    },
+    context.metadataTtlMs === undefined ? {} : { metadataTtlMs: context.metadataTtlMs },
+  );
   const versionsPath = join(opened.runDir, 'versions.json');
   let lastVersions = '';
   void followFile(versionsPath, stop.signal, async () => {
     const text = await readFile(versionsPath, 'utf8').catch(() => '');
     if (text === '' || text === lastVersions) return;
     lastVersions = text;
-    source.invalidate(changedPaths(JSON.parse(text) as VersionsFile, source.known));
+    source.invalidate(
+      changedPaths(JSON.parse(text) as VersionsFile, source.known, (dir) => source.isListed(dir)),
+    );
   });
   // Mounts added to or removed from the Dataset reach the running mount: the daemon rewrites the
   // dataset file, the source swaps its client, and the kernel forgets what it knew of the tree.
@@ -46,8 +52,16 @@ export async function createFileSource(
   return source;
 }
 
-/** Known paths whose version differs from a load's listing, or that the listing of their target lacks. */
-export function changedPaths(file: VersionsFile, known: ReadonlyMap<string, string>): string[] {
+/**
+ * Known paths whose version differs from a load's listing, or that the listing of their target
+ * lacks; and paths the load listed that are new in a directory the mount holds a listing of (so
+ * that the listing, and the kernel's negative entry, are dropped).
+ */
+export function changedPaths(
+  file: VersionsFile,
+  known: ReadonlyMap<string, string>,
+  isListed: (dir: string) => boolean = () => false,
+): string[] {
   const listed = new Map(file.entries.map(([path, version]) => [`/${path}`, version]));
   const targets = file.targets.map((target) => (target === '/' ? '/' : `${target.replace(/\/+$/, '')}/`));
   const changed: string[] = [];
@@ -60,6 +74,9 @@ export function changedPaths(file: VersionsFile, known: ReadonlyMap<string, stri
     ) {
       changed.push(path);
     }
+  }
+  for (const path of listed.keys()) {
+    if (!known.has(path) && isListed(path.slice(0, Math.max(1, path.lastIndexOf('/'))))) changed.push(path);
   }
   return changed;
 }

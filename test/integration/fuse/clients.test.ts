@@ -224,11 +224,15 @@ print(files, sizes, digest, tail)
 });
 
 describe('a FUSE mount without the read-only mount flag, reading the device in the threadpool', () => {
-  test('the server itself answers every write-type request with EROFS', async (t) => {
+  test('the server itself answers every write-type request with EROFS (and xattr calls, with -oxattr)', async (t) => {
     const origin = await makeTempDir('tide-fuse-rw-');
     t.after(() => rm(origin, { recursive: true, force: true }));
     await writeFile(join(origin, 'file.txt'), 'content\n');
-    const mount = await startMount({ sourceDir: origin, fuseArgs: ['-orw'], deviceIo: 'threadpool' });
+    const mount = await startMount({
+      sourceDir: origin,
+      fuseArgs: ['-orw', '-oxattr'],
+      deviceIo: 'threadpool',
+    });
     t.after(() => mount.stop());
     const attempts = [
       `touch ${JSON.stringify(join(mount.target, 'new.txt'))}`,
@@ -261,12 +265,12 @@ print(os.listxattr(${JSON.stringify(join(mount.target, 'file.txt'))}))`,
   });
 });
 
-describe('a FUSE mount with no_xattr', () => {
+describe('a FUSE mount by default (no_xattr)', () => {
   test('answers xattr calls ENOSYS once, so the kernel itself reports EOPNOTSUPP (ENOTSUP)', async (t) => {
     const origin = await makeTempDir('tide-fuse-xattr-');
     t.after(() => rm(origin, { recursive: true, force: true }));
     await writeFile(join(origin, 'file.txt'), 'content\n');
-    const mount = await startMount({ sourceDir: origin, fuseArgs: ['-ono_xattr'] });
+    const mount = await startMount({ sourceDir: origin });
     t.after(() => mount.stop());
     const file = JSON.stringify(join(mount.target, 'file.txt'));
     const python = await run('python3', [
@@ -281,6 +285,16 @@ for call in (lambda: os.getxattr(${file}, 'user.x'), lambda: os.listxattr(${file
     assert.equal(python.stdout, 'ENOTSUP\nENOTSUP\nENOTSUP\n', python.stderr);
     const listed = await run('ls', ['-l', mount.target]);
     assert.equal(listed.code, 0, listed.stderr);
+    // Tools that copy extended attributes treat EOPNOTSUPP as "none", as on any filesystem without them.
+    const copy = await makeTempDir('tide-fuse-xattr-copy-');
+    t.after(() => rm(copy, { recursive: true, force: true }));
+    const copied = await run('cp', ['-a', join(mount.target, 'file.txt'), join(copy, 'file.txt')]);
+    assert.equal(copied.code, 0, copied.stderr);
+    assert.equal(copied.stderr, '');
+    assert.equal(await readFile(join(copy, 'file.txt'), 'utf8'), 'content\n');
+    const tar = await sh(`tar --xattrs -cf - -C ${JSON.stringify(mount.target)} file.txt | tar -tf -`);
+    assert.equal(tar.code, 0, tar.stderr);
+    assert.equal(tar.stdout, 'file.txt\n');
   });
 });
 

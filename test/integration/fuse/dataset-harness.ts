@@ -1,0 +1,102 @@
+import { rename, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { startNginx } from '../../helpers/nginx.ts';
+import { spawnWorker, tempDir } from '../cache/helpers.ts';
+import type { WorkerEndpoint } from '../../../src/cache/index.ts';
+import type { NginxServer } from '../../helpers/nginx.ts';
+import { makeTempDir, startMount } from './harness.ts';
+import type { MountedDataset } from './harness.ts';
+
+const DATASET_SOURCE = join(
+  import.meta.dirname,
+  '..',
+  '..',
+  '..',
+  'src',
+  'platform',
+  'local',
+  'dataset-source.ts',
+);
+
+/** A mount of the local platform's dataset source over nginx serving `root`, without workers. */
+export interface MountedHttpDataset {
+  mount: MountedDataset;
+  nginx: NginxServer;
+  /** The dataset's run directory: `versions.json` written here reaches the mount. */
+  runDir: string;
+  /** Replaces `versions.json` atomically, as a DataLoad does. */
+  writeVersions(file: { targets: string[]; entries: [string, string][] }): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts nginx on `root` and mounts it through `src/platform/local/dataset-source.ts` (the cache
+ * client with no workers reads from the origin), as the local platform does.
+ */
+export async function startHttpDatasetMount(options: {
+  root: string;
+  fuseArgs?: string[];
+  /** Cache workers (one SSD tier each, in a temporary directory) the mount reads through. */
+  workers?: number;
+}): Promise<MountedHttpDataset> {
+  const nginx = await startNginx({ root: options.root });
+  const runDir = await makeTempDir('tide-fuse-dataset-');
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const cleanup = async (): Promise<void> => {
+    for (const step of cleanups.reverse()) await step();
+    await nginx.stop();
+    await rm(runDir, { recursive: true, force: true });
+  };
+  try {
+    const workers: WorkerEndpoint[] = [];
+    for (let index = 0; index < (options.workers ?? 0); index += 1) {
+      const ssd = await tempDir((step) => cleanups.push(step));
+      const worker = await spawnWorker((step) => cleanups.push(step), {
+        datasetId: 'default/bench',
+        workerId: `bench-worker-${index}`,
+        nodeName: hostname(),
+        blockSize: '4Mi',
+        tieredstore: { levels: [{ mediumtype: 'SSD', path: ssd, quota: '4Gi' }] },
+        mounts: [{ mountPoint: nginx.url }],
+        logLevel: 'warn',
+      });
+      workers.push(worker.endpoint);
+    }
+    const membershipPath = join(runDir, 'members.json');
+    await writeFile(membershipPath, JSON.stringify({ workers }));
+    const configPath = join(runDir, 'dataset.json');
+    await writeFile(
+      configPath,
+      JSON.stringify({
+        datasetId: 'default/bench',
+        blockSizeBytes: 4 * 1024 * 1024,
+        membershipPath,
+        pvcRoot: runDir,
+        mounts: [{ path: '/', mountPoint: nginx.url, options: {}, secrets: {} }],
+      }),
+    );
+    const mount = await startMount({
+      sourceDir: options.root,
+      fuseArgs: options.fuseArgs ?? [],
+      source: { kind: 'tide-dataset', module: DATASET_SOURCE, options: { configPath } },
+    });
+    return {
+      mount,
+      nginx,
+      runDir,
+      writeVersions: async (file) => {
+        const path = join(runDir, 'versions.json');
+        await writeFile(`${path}.tmp`, JSON.stringify(file));
+        await rename(`${path}.tmp`, path);
+      },
+      stop: async () => {
+        await mount.stop();
+        await cleanup();
+      },
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}
