@@ -1,9 +1,10 @@
 /**
  * S3 connector read benchmark (not a test): one object read whole in parallel ranged GETs through
  * the S3 UFS connector, against the same ranges fetched by `curl` (SigV4, `--parallel`) from the
- * same server, and by the bare AWS SDK client (`GetObject`, no retry, resume or version logic) on
- * the same undici transport. connector ÷ curl is the cost of the whole Node path; connector ÷ SDK
- * is the cost of the connector's own logic.
+ * same server, and by the bare AWS SDK client (`GetObject` on an undici transport, no retry, resume
+ * or version logic). connector ÷ curl is the cost of the whole Node path. The connector signs
+ * GetObject itself and reads it through Http1Client (src/ufs/s3-get.ts), so connector ÷ SDK is what
+ * leaving the SDK and undici's per-read buffers off the hot path gains.
  *
  *   node bench/ufs-read.ts [--size-mib 1024] [--block-mib 8] [--concurrency 16] [--rounds 3] [--json out.json]
  *
