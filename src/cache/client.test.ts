@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { LocalUfs } from '../ufs/index.ts';
+import { LocalUfs, UfsError, type ByteRange, type ReadOptions } from '../ufs/index.ts';
 import { startWorker, type CacheWorker } from './worker.ts';
 import { createCacheClient, type CacheClient, type CacheClientOptions } from './client.ts';
 import { StaticMembership, type WorkerEndpoint } from './membership.ts';
@@ -289,4 +289,76 @@ test('reports a file changed at the origin instead of mixing versions', async (t
     client.read('f', { version, offset: 0, length: BLOCK }),
     (error: unknown) => error instanceof CacheError && error.code === 'ERR_CACHE_VERSION_CHANGED',
   );
+});
+
+/** A local origin whose next read sends `afterBytes`, waits for `gate`, then fails. */
+class CutOnceUfs extends LocalUfs {
+  cut: { afterBytes: number; gate: Promise<void> } | undefined;
+
+  override async read(
+    path: string,
+    range: ByteRange,
+    options?: ReadOptions,
+  ): Promise<AsyncIterable<Uint8Array>> {
+    const stream = await super.read(path, range, options);
+    const cut = this.cut;
+    this.cut = undefined;
+    if (cut === undefined) return stream;
+    return (async function* () {
+      let sent = 0;
+      for await (const chunk of stream) {
+        const part = chunk.subarray(0, Math.max(0, cut.afterBytes - sent));
+        if (part.length > 0) yield part;
+        sent += part.length;
+        if (sent >= cut.afterBytes) break;
+      }
+      await cut.gate;
+      throw new UfsError('ERR_UFS_UNREACHABLE', 'The origin went away half-way through the block');
+    })();
+  }
+}
+
+test('returns the first bytes of a cold block before the rest, and whole bytes from a retry when the stream breaks', async (t) => {
+  const origin = await tempDir(t);
+  const content = randomBytes(2 * BLOCK);
+  await writeFile(join(origin, 'f'), content);
+  const flaky = new CutOnceUfs({ root: origin, description: MOUNT });
+  const worker = await startWorker({
+    datasetId: 'default/demo',
+    mounts: [{ id: MOUNT, ufs: flaky }],
+    tiers: [
+      {
+        medium: 'SSD',
+        dirs: [{ path: await tempDir(t), capacityBytes: 16 * BLOCK }],
+        highRatio: 0.95,
+        lowRatio: 0.7,
+      },
+    ],
+    blockSizeBytes: BLOCK,
+    workerId: 'w0',
+    nodeName: 'node-a',
+  });
+  t.after(() => worker.close());
+  const client = createCacheClient({
+    datasetId: 'default/demo',
+    membership: new StaticMembership([{ id: worker.workerId, url: worker.url, nodeName: 'node-a' }]),
+    mounts: [{ id: MOUNT, path: '/', ufs: new LocalUfs({ root: origin, description: MOUNT }) }],
+    blockSizeBytes: BLOCK,
+    nodeName: 'node-b',
+    readAheadBlocks: 0,
+  });
+  t.after(() => client.close());
+  const { version } = await client.stat('f');
+  let open = (): void => undefined;
+  flaky.cut = { afterBytes: BLOCK / 2, gate: new Promise((resolve) => (open = resolve)) };
+
+  // The origin holds back the second half until the first half has reached the reader.
+  const head = await client.read('f', { offset: 0, length: 4096, version });
+  assert.ok(head.equals(content.subarray(0, 4096)), 'the first bytes arrive while the block is incomplete');
+  open();
+  const rest = await client.read('f', { offset: 4096, length: BLOCK - 4096, version });
+  assert.ok(rest.equals(content.subarray(4096, BLOCK)), 'the rest comes whole from a retry, not mixed');
+  assert.equal(client.counters().workerFailures, 1, 'the broken stream counts as a failed worker');
+  assert.equal(client.counters().originBytes, BLOCK, 'the retry went to the origin (no other owner)');
+  assert.equal(worker.stats().tiers[0]?.blockCount, 0, 'the worker cached nothing of the broken fetch');
 });

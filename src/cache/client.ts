@@ -127,18 +127,69 @@ interface BlockRef {
   mount: ClientMount;
 }
 
-interface Slot {
-  promise: Promise<Buffer>;
-  /** The block's bytes once arrived: a view of a pooled buffer. */
+/**
+ * A block buffered or on its way, in a pooled buffer. Its bytes become readable as they arrive
+ * (`arrived`, from the start of the block), so a read of the first kilobytes of a cold block does not
+ * wait for the rest; bytes that need a whole-block check (a short-circuited block file) arrive all at
+ * once, after the check.
+ */
+class Slot {
+  readonly buffer: Buffer;
+  promise: Promise<Buffer> = Promise.resolve(Buffer.alloc(0));
+  /** The whole block once fetched: a view of `buffer`. */
   data: Buffer | undefined;
+  /** Bytes `[0, arrived)` of `buffer` are the block's. */
+  arrived = 0;
+  failure: Error | undefined;
   /** Bytes counted against the buffer budget: the block size until the block arrives. */
   chargedBytes: number;
-  settled: boolean;
+  settled = false;
   /** A reader asked for it (a block read ahead is unused until then). */
-  used: boolean;
+  used = false;
   /** Reads copying out of it right now. */
-  pins: number;
+  pins = 0;
+  #waiters: { need: number; resolve: () => void; reject: (error: Error) => void }[] = [];
+
+  constructor(buffer: Buffer, chargedBytes: number) {
+    this.buffer = buffer;
+    this.chargedBytes = chargedBytes;
+  }
+
+  /** Resolves once `[0, need)` has arrived or the block is whole (it may be shorter: end of file). */
+  until(need: number): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.settled || this.arrived >= need) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#waiters.push({ need, resolve, reject }));
+  }
+
+  progress(arrived: number): void {
+    if (arrived <= this.arrived) return;
+    this.arrived = arrived;
+    if (this.#waiters.length === 0) return;
+    this.#waiters = this.#waiters.filter((waiter) => {
+      if (waiter.need > arrived) return true;
+      waiter.resolve();
+      return false;
+    });
+  }
+
+  settle(data: Buffer): void {
+    this.settled = true;
+    this.data = data;
+    this.arrived = data.length;
+    for (const waiter of this.#waiters) waiter.resolve();
+    this.#waiters = [];
+  }
+
+  fail(error: Error): void {
+    this.failure = error;
+    for (const waiter of this.#waiters) waiter.reject(error);
+    this.#waiters = [];
+  }
 }
+
+/** Called with the bytes of a block received so far, from its start. */
+type Progress = (arrived: number) => void;
 
 interface Stream {
   /** Where the next sequential read would start. */
@@ -273,21 +324,24 @@ class Client implements CacheClient {
     try {
       this.#readAhead(file, { offset, end, last, refOf, reading });
       const what = `the read of ${path}`;
-      const buffers = await Promise.all(slots.map((slot) => raceAbort(slot.promise, signal, what)));
+      const needOf = (i: number): number => Math.min(end - (first + i) * blockSize, blockSize);
+      await Promise.all(slots.map((slot, i) => raceAbort(slot.until(needOf(i)), signal, what)));
       const pieces: { buffer: Buffer; from: number; to: number }[] = [];
       let total = 0;
-      for (let i = 0; i < buffers.length; i += 1) {
-        const buffer = buffers[i] as Buffer;
+      for (let i = 0; i < slots.length; i += 1) {
+        const slot = slots[i] as Slot;
+        // Not whole yet: at least the bytes wanted have arrived, so the file goes on past them.
+        const available = slot.data?.length ?? slot.arrived;
         const blockStart = (first + i) * blockSize;
         const from = Math.max(offset, blockStart) - blockStart;
-        const to = Math.min(end - blockStart, buffer.length);
+        const to = Math.min(end - blockStart, available);
         if (to > from) {
-          pieces.push({ buffer, from, to });
+          pieces.push({ buffer: slot.buffer, from, to });
           total += to - from;
         }
         // A short block is the end of the file.
-        if (buffer.length < blockSize) {
-          file.sizeBytes ??= blockStart + buffer.length;
+        if (slot.data !== undefined && slot.data.length < blockSize) {
+          file.sizeBytes ??= blockStart + slot.data.length;
           break;
         }
       }
@@ -458,31 +512,28 @@ class Client implements CacheClient {
   }
 
   #startFetch(ref: BlockRef, readAhead = false): Slot {
-    const slot: Slot = {
-      promise: this.#fetchBlock(ref),
-      data: undefined,
-      chargedBytes: this.#blockSizeBytes,
-      settled: false,
-      used: false,
-      pins: 0,
-    };
+    const slot = new Slot(this.#buffers.acquire(), this.#blockSizeBytes);
+    slot.promise = this.#fetchBlock(ref, slot);
     this.#slots.set(ref.id, slot);
     this.#bufferedBytes += slot.chargedBytes;
     slot.promise.then(
       (buffer) => {
-        slot.settled = true;
-        slot.data = buffer;
+        slot.settle(buffer);
         if (this.#slots.get(ref.id) === slot) {
           this.#bufferedBytes += buffer.length - slot.chargedBytes;
           slot.chargedBytes = buffer.length;
           this.#trim(this.#maxBufferBytes, true);
         }
       },
-      () => {
+      (error: unknown) => {
+        slot.fail(toError(error));
         if (this.#slots.get(ref.id) === slot) {
           this.#slots.delete(ref.id);
           this.#bufferedBytes -= slot.chargedBytes;
         }
+        // A reader may still be copying bytes that arrived before the failure: then the collector
+        // takes the buffer, not the pool.
+        if (slot.pins === 0) this.#buffers.release(slot.buffer);
       },
     );
     this.#trim(this.#maxBufferBytes, readAhead);
@@ -500,7 +551,7 @@ class Client implements CacheClient {
         if (!slot.settled || slot.pins > 0 || (usedOnly && !slot.used) || keep?.has(id) === true) continue;
         this.#slots.delete(id);
         this.#bufferedBytes -= slot.chargedBytes;
-        if (slot.data !== undefined) this.#buffers.release(slot.data);
+        this.#buffers.release(slot.buffer);
       }
     }
   }
@@ -544,23 +595,48 @@ class Client implements CacheClient {
     }
   }
 
-  /** From the block's owners in rank order, then from the origin, into a pooled buffer. */
-  async #fetchBlock(ref: BlockRef): Promise<Buffer> {
-    const buffer = this.#buffers.acquire();
-    try {
-      for (const owner of this.#liveOwners(ref.id).slice(0, OWNER_ATTEMPTS)) {
-        try {
-          return await this.#fetchFromWorker(owner, ref, buffer);
-        } catch (error) {
-          if (error instanceof NotServed) break;
-          if (!(error instanceof WorkerFailure)) throw error;
-          this.#markDown(owner, error);
-        }
+  /** From the block's owners in rank order, then from the origin, into the slot's buffer. */
+  async #fetchBlock(ref: BlockRef, slot: Slot): Promise<Buffer> {
+    for (const owner of this.#liveOwners(ref.id).slice(0, OWNER_ATTEMPTS)) {
+      try {
+        return await this.#attempt(slot, (buffer, progress) =>
+          this.#fetchFromWorker(owner, ref, buffer, progress),
+        );
+      } catch (error) {
+        if (error instanceof NotServed) break;
+        if (!(error instanceof WorkerFailure)) throw error;
+        this.#markDown(owner, error);
       }
-      return await this.#fetchFromOrigin(ref, buffer);
-    } catch (error) {
-      this.#buffers.release(buffer);
-      throw error;
+    }
+    return await this.#attempt(slot, (buffer, progress) => this.#fetchFromOrigin(ref, buffer, progress));
+  }
+
+  /**
+   * One attempt at a block. The first writes straight into the slot's buffer. A retry after bytes
+   * were already handed to readers writes into a scratch buffer instead and only appends to the
+   * slot what lies past them: bytes readers may be copying are never overwritten, not even by a
+   * block file that then fails its check.
+   */
+  async #attempt(
+    slot: Slot,
+    fetch: (buffer: Buffer, progress: Progress) => Promise<Buffer>,
+  ): Promise<Buffer> {
+    if (slot.arrived === 0)
+      return fetch(slot.buffer, (arrived) => {
+        slot.progress(arrived);
+      });
+    const scratch = this.#buffers.acquire();
+    const append = (arrived: number): void => {
+      if (arrived <= slot.arrived) return;
+      scratch.copy(slot.buffer, slot.arrived, slot.arrived, arrived);
+      slot.progress(arrived);
+    };
+    try {
+      const data = await fetch(scratch, append);
+      append(data.length);
+      return slot.buffer.subarray(0, data.length);
+    } finally {
+      this.#buffers.release(scratch);
     }
   }
 
@@ -580,10 +656,15 @@ class Client implements CacheClient {
     );
   }
 
-  async #fetchFromWorker(worker: WorkerEndpoint, ref: BlockRef, buffer: Buffer): Promise<Buffer> {
+  async #fetchFromWorker(
+    worker: WorkerEndpoint,
+    ref: BlockRef,
+    buffer: Buffer,
+    progress: Progress,
+  ): Promise<Buffer> {
     const local = this.#shortCircuit && worker.nodeName === this.#nodeName;
     if (local) {
-      const answer = await this.#request(worker, ref, { locate: '1' }, buffer);
+      const answer = await this.#request(worker, ref, { locate: '1' }, buffer, progress);
       if (!('filePath' in answer)) return answer.data;
       const data = await readLocalBlock(answer, buffer);
       if (data !== undefined) {
@@ -593,7 +674,7 @@ class Client implements CacheClient {
       // Evicted or damaged since the worker answered: the worker checks its copy and refetches.
       this.#counters.shortCircuitFallbacks += 1;
     }
-    const answer = await this.#request(worker, ref, {}, buffer);
+    const answer = await this.#request(worker, ref, {}, buffer, progress);
     if ('filePath' in answer) throw new WorkerFailure('The worker sent a location for a data request');
     return answer.data;
   }
@@ -603,6 +684,7 @@ class Client implements CacheClient {
     ref: BlockRef,
     extra: Record<string, string>,
     buffer: Buffer,
+    progress: Progress,
   ): Promise<{ data: Buffer } | BlockLocationAnswer> {
     const query = blockQueryOf(
       { datasetId: this.#datasetId, blockSizeBytes: this.#blockSizeBytes, ...ref.key },
@@ -625,8 +707,16 @@ class Client implements CacheClient {
       if (statusCode === 200) {
         if (headers['content-type'] === BLOCK_LOCATION_TYPE)
           return (await body.json()) as BlockLocationAnswer;
-        const data = await readBody(body, Number(headers['content-length']), buffer);
-        this.#counters.workerBytes += data.length;
+        const announced = headers['content-length'];
+        // Without a length the worker streams a block as the origin sends it (chunked).
+        const length = announced === undefined ? undefined : Number(announced);
+        let counted = 0;
+        // Counted as they arrive: a reader may have its bytes (and return) before the body ends.
+        const data = await readBody(body, length, buffer, (arrived) => {
+          this.#counters.workerBytes += arrived - counted;
+          counted = arrived;
+          progress(arrived);
+        });
         return { data };
       }
       const problem = await body.text().catch(() => '');
@@ -649,7 +739,7 @@ class Client implements CacheClient {
     }
   }
 
-  async #fetchFromOrigin(ref: BlockRef, buffer: Buffer): Promise<Buffer> {
+  async #fetchFromOrigin(ref: BlockRef, buffer: Buffer, progress: Progress): Promise<Buffer> {
     const release = await this.#originLimit.acquire();
     try {
       let length = 0;
@@ -664,8 +754,9 @@ class Client implements CacheClient {
         }
         buffer.set(chunk, length);
         length += chunk.byteLength;
+        this.#counters.originBytes += chunk.byteLength;
+        progress(length);
       }
-      this.#counters.originBytes += length;
       return buffer.subarray(0, length);
     } catch (error) {
       throw mapUfsError(error);
@@ -794,25 +885,31 @@ async function readLocalBlock(location: BlockLocationAnswer, buffer: Buffer): Pr
   return crc32(data) === location.crc32 ? data : undefined;
 }
 
+/**
+ * A block body into `buffer`, reporting progress chunk by chunk. A body without `contentLength`
+ * (chunked) is whole only if it ends with its last chunk: a worker whose origin fetch failed cuts
+ * the connection, which undici reports as an error here.
+ */
 async function readBody(
   body: AsyncIterable<Uint8Array>,
-  contentLength: number,
+  contentLength: number | undefined,
   buffer: Buffer,
+  progress: Progress,
 ): Promise<Buffer> {
-  if (!Number.isSafeInteger(contentLength) || contentLength < 0 || contentLength > buffer.length) {
-    throw new WorkerFailure(`The worker sent a block of ${contentLength} bytes`);
+  const limit = contentLength ?? buffer.length;
+  if (!Number.isSafeInteger(limit) || limit < 0 || limit > buffer.length) {
+    throw new WorkerFailure(`The worker sent a block of ${limit} bytes`);
   }
-  const data = buffer.subarray(0, contentLength);
   let filled = 0;
   for await (const chunk of body) {
-    if (filled + chunk.byteLength > contentLength)
-      throw new WorkerFailure('The worker sent more than it announced');
-    data.set(chunk, filled);
+    if (filled + chunk.byteLength > limit) throw new WorkerFailure('The worker sent more than a block');
+    buffer.set(chunk, filled);
     filled += chunk.byteLength;
+    progress(filled);
   }
-  if (filled !== contentLength)
+  if (contentLength !== undefined && filled !== contentLength)
     throw new WorkerFailure(`The worker sent ${filled} of ${contentLength} bytes`);
-  return data;
+  return buffer.subarray(0, filled);
 }
 
 function problemDetail(text: string): string {

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { SecretValue } from '../lib/index.ts';
 import {
   LocalUfs,
+  UfsError,
   type ByteRange,
   type ReadOptions,
   type UfsEntry,
@@ -25,6 +26,8 @@ class CountingUfs implements UnderFileSystem {
   readonly #inner: UnderFileSystem;
   reads = 0;
   bytes = 0;
+  /** The next read sends this many bytes, waits for `cut.gate`, then fails. */
+  cut: { afterBytes: number; gate: Promise<void> } | undefined;
 
   constructor(inner: UnderFileSystem) {
     this.#inner = inner;
@@ -42,7 +45,9 @@ class CountingUfs implements UnderFileSystem {
   async read(path: string, range: ByteRange, options?: ReadOptions): Promise<AsyncIterable<Uint8Array>> {
     this.reads += 1;
     const stream = await this.#inner.read(path, range, options);
-    return this.#counted(stream);
+    const cut = this.cut;
+    this.cut = undefined;
+    return this.#counted(cut === undefined ? stream : cutShort(stream, cut));
   }
 
   async *#counted(stream: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
@@ -59,6 +64,22 @@ class CountingUfs implements UnderFileSystem {
   close(): Promise<void> {
     return this.#inner.close();
   }
+}
+
+/** `stream` up to `afterBytes`, then an origin failure once `gate` opens. */
+async function* cutShort(
+  stream: AsyncIterable<Uint8Array>,
+  cut: { afterBytes: number; gate: Promise<void> },
+): AsyncIterable<Uint8Array> {
+  let sent = 0;
+  for await (const chunk of stream) {
+    const part = chunk.subarray(0, Math.max(0, cut.afterBytes - sent));
+    if (part.length > 0) yield part;
+    sent += part.length;
+    if (sent >= cut.afterBytes) break;
+  }
+  await cut.gate;
+  throw new UfsError('ERR_UFS_UNREACHABLE', 'The origin went away half-way through the block');
 }
 
 async function tempDir(t: TestContext, base = tmpdir()): Promise<string> {
@@ -152,6 +173,61 @@ test('fetches a block from the origin once for 16 concurrent requests and serves
   assert.equal(again.headers.get('x-tide-source'), 'mem');
   assert.equal((await again.arrayBuffer()).byteLength, 1000);
   assert.equal(ufs.reads, 4);
+});
+
+test('streams a block as the origin sends it, and cuts the answer without caching when the origin fails half-way', async (t) => {
+  const { worker, ufs, origin } = await fixture(t);
+  const content = randomBytes(2 * BLOCK);
+  await writeFile(join(origin, 'f'), content);
+  const { version } = await ufs.stat('f');
+  let open = (): void => undefined;
+  ufs.cut = { afterBytes: BLOCK / 2, gate: new Promise((resolve) => (open = resolve)) };
+
+  const response = await fetch(blockUrl(worker, 'f', version, 0));
+  assert.equal(response.status, 200, 'the answer starts before the block is whole');
+  assert.equal(response.headers.get('content-length'), null, 'a block on its way is sent chunked');
+  const chunks = (response.body as unknown as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  let received = 0;
+  while (received < BLOCK / 2) {
+    const next = await chunks.next();
+    assert.equal(next.done, false, 'the first half arrives while the origin is still sending');
+    received += next.value.byteLength;
+  }
+  open();
+  await assert.rejects(async () => {
+    while ((await chunks.next()).done !== true);
+  }, 'the client sees a broken body, never a short block');
+  await worker.close();
+  assert.equal(
+    worker.stats().tiers.reduce((sum, tier) => sum + tier.blockCount, 0),
+    0,
+    'nothing cached',
+  );
+  assert.equal(worker.stats().counters.originReads, 0, 'no origin read completed');
+});
+
+test('serves a block again after a failed fetch of it, from a new origin read', async (t) => {
+  const { worker, ufs, origin } = await fixture(t);
+  const content = randomBytes(2 * BLOCK);
+  await writeFile(join(origin, 'f'), content);
+  const { version } = await ufs.stat('f');
+  ufs.cut = { afterBytes: BLOCK / 4, gate: Promise.resolve() };
+  // An error answer if the failure came before the first bytes went out, else a broken body.
+  const failed = await (async () => {
+    try {
+      const response = await fetch(blockUrl(worker, 'f', version, 1));
+      if (response.status !== 200) return 'error';
+      await response.arrayBuffer();
+      return 'whole';
+    } catch {
+      return 'broken';
+    }
+  })();
+  assert.notEqual(failed, 'whole');
+  const again = await fetch(blockUrl(worker, 'f', version, 1));
+  assert.ok(Buffer.from(await again.arrayBuffer()).equals(content.subarray(BLOCK)));
+  await blocksCached(worker, 1);
+  assert.equal(ufs.reads, 2);
 });
 
 test('tells a client where a cached block file is, and those bytes are the block', async (t) => {

@@ -81,22 +81,57 @@ export interface CacheWorker {
 }
 
 /**
- * A block fetched from the origin, in a pooled buffer shared by every request that waited for it.
- * Each user holds it while it needs the bytes; the last release returns the buffer to the pool.
+ * A block being fetched from the origin into a pooled buffer, shared by every request that asked for
+ * it (single-flight). Its bytes are readable as they arrive, so a request streams them on without
+ * waiting for the whole block; only a complete block gets a checksum and is cached. Each user holds
+ * it while it needs the bytes; the last release returns the buffer to the pool.
  */
-class Filled {
-  readonly data: Buffer;
-  readonly crc32: number;
+class Filling {
+  readonly buffer: Buffer;
+  /** Bytes arrived so far, from the start of the block. */
+  length = 0;
+  /** Set once every byte has arrived. */
+  crc32: number | undefined;
+  failure: Error | undefined;
   /** Settles once the block is written to a tier (with where), or could not be (undefined). */
   stored: Promise<BlockLocation | undefined> = Promise.resolve(undefined);
   readonly #pool: BufferPool;
   #holds = 1;
   #reusable = true;
+  #wakers: (() => void)[] = [];
 
-  constructor(options: { data: Buffer; crc32: number; pool: BufferPool }) {
-    this.data = options.data;
-    this.crc32 = options.crc32;
-    this.#pool = options.pool;
+  constructor(buffer: Buffer, pool: BufferPool) {
+    this.buffer = buffer;
+    this.#pool = pool;
+  }
+
+  get complete(): boolean {
+    return this.crc32 !== undefined;
+  }
+
+  get data(): Buffer {
+    return this.buffer.subarray(0, this.length);
+  }
+
+  /** Resolves when more than `length` bytes have arrived, or the fetch ended either way. */
+  changed(length: number): Promise<void> {
+    if (this.length > length || this.complete || this.failure !== undefined) return Promise.resolve();
+    return new Promise((resolve) => this.#wakers.push(resolve));
+  }
+
+  advance(length: number): void {
+    this.length = length;
+    this.#wake();
+  }
+
+  finish(checksum: number): void {
+    this.crc32 = checksum;
+    this.#wake();
+  }
+
+  fail(error: Error): void {
+    this.failure = error;
+    this.#wake();
   }
 
   hold(): void {
@@ -107,13 +142,19 @@ class Filled {
   release(reusable = true): void {
     this.#reusable &&= reusable;
     this.#holds -= 1;
-    if (this.#holds === 0 && this.#reusable) this.#pool.release(this.data);
+    if (this.#holds === 0 && this.#reusable) this.#pool.release(this.buffer);
+  }
+
+  #wake(): void {
+    const wakers = this.#wakers;
+    this.#wakers = [];
+    for (const wake of wakers) wake();
   }
 }
 
 /** A fetch from the origin shared by every request for the same block (single-flight). */
 interface Flight {
-  readonly promise: Promise<Filled>;
+  readonly filling: Filling;
   readonly controller: AbortController;
   waiters: number;
 }
@@ -401,22 +442,24 @@ class Worker implements CacheWorker {
       this.#buffers.release(buffer);
     }
 
-    const signal = abortOnClose(res);
-    const { filled, joined } = await this.#fetchOnce(block.key, block.ufs, signal);
+    const { filling, joined, leave } = this.#join(block.key, block.ufs, abortOnClose(res));
+    res.once('close', () => {
+      leave();
+      filling.release(res.writableFinished);
+    });
+    // The answer starts with the first bytes from the origin, not after the whole block: a small
+    // first read does not wait for 4 MiB. A fetch that fails before any byte answers an error.
+    await filling.changed(0);
+    if (filling.failure !== undefined) throw filling.failure;
+    const sent = await streamBlock(res, filling, joined ? 'flight' : 'origin');
+    if (!sent) return;
     if (joined) {
       this.#counters.hits += 1;
-      countServed(filled.data.length);
+      countServed(filling.length);
     } else {
       this.#counters.misses += 1;
-      this.#counters.servedOriginBytes += filled.data.length;
+      this.#counters.servedOriginBytes += filling.length;
     }
-    const source = joined ? 'flight' : 'origin';
-    // The bytes go out at once, also to a client that asked where the file is: waiting for the
-    // tier write would add its latency to every cold read.
-    res.once('close', () => {
-      filled.release(res.writableFinished);
-    });
-    sendBlock(res, filled.data, filled.crc32, source);
   }
 
   async #loadBlock(_req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
@@ -426,10 +469,17 @@ class Worker implements CacheWorker {
       send(res, 200, 'application/json', JSON.stringify({ cached: true, source: 'cache' }));
       return;
     }
-    const { filled, joined } = await this.#fetchOnce(block.key, block.ufs, abortOnClose(res));
-    filled.release();
-    const location = await filled.stored;
-    if (!joined) this.#counters.loadedBytes += filled.data.length;
+    const { filling, joined, leave } = this.#join(block.key, block.ufs, abortOnClose(res));
+    let location: BlockLocation | undefined;
+    try {
+      while (!filling.complete && filling.failure === undefined) await filling.changed(filling.length);
+      if (filling.failure !== undefined) throw filling.failure;
+      location = await filling.stored;
+    } finally {
+      leave();
+      filling.release();
+    }
+    if (!joined) this.#counters.loadedBytes += filling.length;
     send(
       res,
       200,
@@ -437,66 +487,67 @@ class Worker implements CacheWorker {
       JSON.stringify({
         cached: location !== undefined,
         source: joined ? 'flight' : 'origin',
-        sizeBytes: filled.data.length,
+        sizeBytes: filling.length,
       }),
     );
   }
 
   /**
-   * Fetches a block from the origin unless a fetch of it is under way, which it joins. The fetch is
-   * aborted only when every request waiting for it has gone.
+   * Joins the origin fetch of a block under way, or starts one. The caller holds the returned
+   * filling (release it when done with the bytes) and calls `leave` when it no longer waits; the
+   * fetch is aborted when every request waiting for an incomplete block has gone.
    */
-  async #fetchOnce(
+  #join(
     key: BlockKey,
     ufs: UnderFileSystem,
     signal: AbortSignal,
-  ): Promise<{ filled: Filled; joined: boolean }> {
+  ): { filling: Filling; joined: boolean; leave: () => void } {
     const id = blockIdOf(key);
     let flight = this.#flights.get(id);
     const joined = flight !== undefined;
     if (flight === undefined) {
-      const controller = new AbortController();
-      const promise = this.#fill(key, ufs, controller.signal);
-      const forget = (): void => {
-        if (this.#flights.get(id)?.promise === promise) this.#flights.delete(id);
+      flight = {
+        filling: new Filling(this.#buffers.acquire(), this.#buffers),
+        controller: new AbortController(),
+        waiters: 0,
       };
-      // The flight stays until the block is in a tier, so that requests meanwhile join it instead of
-      // missing the store. Its own hold ends after every waiter has resumed and taken its hold: they
-      // resume in microtasks queued when the fetch settles, all before the next event-loop turn.
-      promise.then(
-        (filled) => {
-          void filled.stored.finally(forget);
-          setImmediate(() => {
-            filled.release();
-          });
-        },
-        // Waiters may all leave before it settles; the rejection must not go unhandled.
-        forget,
-      );
-      flight = { promise, controller, waiters: 0 };
       this.#flights.set(id, flight);
+      void this.#fill(id, key, ufs, flight.filling, flight.controller.signal);
     }
     const current = flight;
     current.waiters += 1;
-    const onAbort = (): void => {
+    current.filling.hold();
+    let left = false;
+    const leave = (): void => {
+      if (left) return;
+      left = true;
+      signal.removeEventListener('abort', leave);
       current.waiters -= 1;
-      if (current.waiters === 0) current.controller.abort(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      const filled = await current.promise;
-      filled.hold();
-      return { filled, joined };
-    } finally {
-      if (!signal.aborted) {
-        signal.removeEventListener('abort', onAbort);
-        current.waiters -= 1;
+      const { filling } = current;
+      if (current.waiters === 0 && !filling.complete && filling.failure === undefined) {
+        current.controller.abort(signal.reason);
       }
-    }
+    };
+    signal.addEventListener('abort', leave, { once: true });
+    return { filling: current.filling, joined, leave };
   }
 
-  async #fill(key: BlockKey, ufs: UnderFileSystem, signal: AbortSignal): Promise<Filled> {
-    const buffer = this.#buffers.acquire();
+  /**
+   * Reads a block from the origin into `filling`, then caches it. The flight stays joinable until
+   * the block is in a tier (requests meanwhile join it instead of missing the store); it is
+   * forgotten in the same turn as its own hold ends, so no request joins a released buffer.
+   */
+  async #fill(
+    id: string,
+    key: BlockKey,
+    ufs: UnderFileSystem,
+    filling: Filling,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const forget = (): void => {
+      if (this.#flights.get(id)?.filling === filling) this.#flights.delete(id);
+    };
+    const buffer = filling.buffer;
     let length = 0;
     try {
       const release = await this.#originLimit.acquire(signal);
@@ -512,6 +563,7 @@ class Worker implements CacheWorker {
           }
           buffer.set(chunk, length);
           length += chunk.byteLength;
+          filling.advance(length);
         }
         this.#counters.originReads += 1;
       } finally {
@@ -524,24 +576,25 @@ class Worker implements CacheWorker {
           `Block ${key.index} of "${key.path}" is past the end of the file`,
         );
       }
-      const data = buffer.subarray(0, length);
-      const checksum = crc32(data);
-      const filled = new Filled({ data, crc32: checksum, pool: this.#buffers });
-      filled.hold();
-      filled.stored = this.#store
-        .put(key, data, checksum)
-        .catch((error: unknown) => {
-          this.#logger.warn({ err: toError(error) }, 'cannot cache a block');
-          return undefined;
-        })
-        .finally(() => {
-          filled.release();
-        });
-      return filled;
     } catch (error) {
-      this.#buffers.release(buffer);
-      throw error;
+      forget();
+      filling.fail(toError(error));
+      filling.release();
+      return;
     }
+    const data = filling.data;
+    const checksum = crc32(data);
+    filling.stored = this.#store
+      .put(key, data, checksum)
+      .catch((error: unknown) => {
+        this.#logger.warn({ err: toError(error) }, 'cannot cache a block');
+        return undefined;
+      })
+      .finally(() => {
+        forget();
+        filling.release();
+      });
+    filling.finish(checksum);
   }
 
   #answerError(res: ServerResponse, error: unknown): void {
@@ -609,6 +662,48 @@ function sendBlock(res: ServerResponse, data: Buffer, checksum: number, source: 
     [SOURCE_HEADER]: source,
   });
   res.end(data);
+}
+
+/**
+ * Sends a block as its bytes arrive: with its length and CRC-32 when it is already complete, else
+ * chunked. A fetch that fails half-way cuts the connection, so the client sees a broken body and
+ * retries elsewhere, never a short block. Resolves false when the response did not complete.
+ */
+async function streamBlock(res: ServerResponse, filling: Filling, source: string): Promise<boolean> {
+  if (filling.crc32 !== undefined) {
+    sendBlock(res, filling.data, filling.crc32, source);
+    return true;
+  }
+  res.writeHead(200, { 'content-type': 'application/octet-stream', [SOURCE_HEADER]: source });
+  let sent = 0;
+  for (;;) {
+    if (res.destroyed) return false;
+    if (filling.length > sent) {
+      const more = filling.buffer.subarray(sent, filling.length);
+      sent = filling.length;
+      if (!res.write(more)) await drained(res);
+    } else if (filling.failure !== undefined) {
+      res.destroy();
+      return false;
+    } else if (filling.complete) {
+      res.end();
+      return true;
+    } else {
+      await filling.changed(sent);
+    }
+  }
+}
+
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 function sendLocation(res: ServerResponse, location: BlockLocation, source: string): void {
