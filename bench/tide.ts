@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,6 +15,9 @@ const FUSE_ARGS = ['-okernel_cache', '-oattr_timeout=60', '-oentry_timeout=60', 
 /** A Tide instance started through its real interfaces: `tide start`, `tide apply -f`, `tide stop`. */
 export interface TideInstance extends Instance {
   home: string;
+  /** The `tide` command and the environment that points it at this instance. */
+  tideCommand: string;
+  env: NodeJS.ProcessEnv;
   /** `tide` with this instance's TIDE_HOME and TIDE_MOUNT_ROOT. */
   cli(
     args: readonly string[],
@@ -209,10 +214,16 @@ async function startTide(options: TideSystemOptions & { tide: string; home: stri
     if (apply.code !== 0)
       throw new TideUnavailableError(`tide apply failed: ${(apply.stderr || apply.stdout).trim()}`);
     const deadline = Date.now() + options.readyTimeoutMs;
-    let last: StatusView = { phase: '', conditions: '' };
+    // One watching CLI process, not a CLI started per poll: each start costs CPU the system measured
+    // here would otherwise get.
+    let last = await watchStatus(
+      tide,
+      env,
+      ['dataset', DATASET],
+      options.readyTimeoutMs,
+      (view) => view.phase === 'Bound',
+    );
     for (;;) {
-      const get = await cli(['get', 'dataset', DATASET, '-o', 'json']);
-      last = get.code === 0 ? statusOf(get.stdout) : { phase: '', conditions: get.stderr.trim() };
       if (last.phase === 'Bound' && (await isMounted(root))) break;
       if (Date.now() > deadline) {
         const why = `dataset not Bound and mounted at ${root} within ${options.readyTimeoutMs / 1000} s (phase "${last.phase}"${last.conditions === '' ? '' : `; ${last.conditions}`})`;
@@ -221,7 +232,16 @@ async function startTide(options: TideSystemOptions & { tide: string; home: stri
           `${why}${log === '' ? '' : `; daemon log: ${log.replace(/\s+/g, ' ').slice(0, 600)}`}`,
         );
       }
-      await sleep(200);
+      if (last.phase !== 'Bound') {
+        last = await watchStatus(
+          tide,
+          env,
+          ['dataset', DATASET],
+          deadline - Date.now(),
+          (view) => view.phase === 'Bound',
+        );
+      }
+      await sleep(20);
     }
   } catch (error) {
     await stop();
@@ -234,6 +254,8 @@ async function startTide(options: TideSystemOptions & { tide: string; home: stri
     pids: () => tidePids(home),
     stop,
     cli: async (args, timeoutMs) => cli(args, timeoutMs),
+    tideCommand: tide,
+    env,
   };
 }
 
@@ -266,24 +288,54 @@ spec:
   const apply = await instance.cli(['apply', '-f', path]);
   if (apply.code !== 0)
     throw new TideUnavailableError(`DataLoad apply failed: ${(apply.stderr || apply.stdout).trim()}`);
-  const deadline = Date.now() + options.timeoutMs;
-  for (;;) {
-    const get = await instance.cli(['get', 'dataload', options.name, '-o', 'json']);
-    const view = get.code === 0 ? statusOf(get.stdout) : { phase: '', conditions: get.stderr.trim() };
-    if (view.phase === 'Complete' || view.phase === 'Failed') {
-      return {
-        seconds: Number(process.hrtime.bigint() - started) / 1e9,
-        phase: view.phase,
-        detail: view.conditions,
-      };
+  const view = await watchStatus(
+    instance.tideCommand,
+    instance.env,
+    ['dataload', options.name],
+    options.timeoutMs,
+    (status) => status.phase === 'Complete' || status.phase === 'Failed',
+  );
+  if (view.phase === 'Complete' || view.phase === 'Failed') {
+    return {
+      seconds: Number(process.hrtime.bigint() - started) / 1e9,
+      phase: view.phase,
+      detail: view.conditions,
+    };
+  }
+  return { seconds: Number.NaN, phase: view.phase === '' ? 'timeout' : view.phase, detail: view.conditions };
+}
+
+/**
+ * Follows `tide get KIND NAME -o json --watch` until an event's status satisfies `done`, or the
+ * time is up; gives the last status seen either way.
+ */
+async function watchStatus(
+  tide: string,
+  env: NodeJS.ProcessEnv,
+  what: readonly [string, string],
+  timeoutMs: number,
+  done: (view: StatusView) => boolean,
+): Promise<StatusView> {
+  const child = spawn(tide, ['get', ...what, '-o', 'json', '--watch'], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let last: StatusView = { phase: '', conditions: '' };
+  const timer = setTimeout(() => child.kill('SIGKILL'), Math.max(0, timeoutMs));
+  try {
+    const lines = createInterface({ input: child.stdout });
+    for await (const line of lines) {
+      if (line.trim() === '') continue;
+      const event = JSON.parse(line) as { object: unknown };
+      last = statusOf(JSON.stringify(event.object));
+      if (done(last)) break;
     }
-    if (Date.now() > deadline) {
-      return {
-        seconds: Number.NaN,
-        phase: view.phase === '' ? 'timeout' : view.phase,
-        detail: view.conditions,
-      };
+    if (!done(last) && child.exitCode !== null && child.exitCode !== 0) {
+      last = { phase: last.phase, conditions: `tide get --watch exited ${String(child.exitCode)}` };
     }
-    await sleep(100);
+    return last;
+  } finally {
+    clearTimeout(timer);
+    child.kill('SIGKILL');
   }
 }

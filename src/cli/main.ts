@@ -13,7 +13,7 @@ import { DaemonClient } from './daemon-client.ts';
 import { startDaemonProcess, stopDaemonProcess } from './daemon-control.ts';
 import { CliError, usageError } from './errors.ts';
 import { ExitCode } from './exit-codes.ts';
-import { renderDescription, renderObjects, renderTable } from './output.ts';
+import { renderDescription, renderObjects, renderTable, renderWatchEvent } from './output.ts';
 import { readManifestInput } from './read-input.ts';
 import { tideVersion } from './version.ts';
 
@@ -101,7 +101,10 @@ export function buildProgram(context: CliContext): Command {
             name === undefined
               ? (await client.call<{ items: Row[] }>('GET', path)).items
               : [await client.call<Row>('GET', path)];
-          if (options.output === 'json' || options.output === 'yaml') {
+          if (options.watch === true && (options.output === 'json' || options.output === 'yaml')) {
+            for (const object of objects)
+              out(renderWatchEvent(info.kind, { type: 'ADDED', object }, options.output));
+          } else if (options.output === 'json' || options.output === 'yaml') {
             out(renderObjects(objects, options.output, name !== undefined));
           } else if (objects.length === 0) {
             out(`No ${info.plural} found in namespace ${options.namespace}.`);
@@ -116,8 +119,7 @@ export function buildProgram(context: CliContext): Command {
           const watchPath = `/v1/watch/${info.plural}/${options.namespace}${name === undefined ? '' : `/${name}`}`;
           try {
             for await (const event of client.stream<{ type: string; object: Row }>(watchPath, stop.signal)) {
-              const table = renderTable(info.kind, [event.object], options.output === 'wide').split('\n');
-              out(event.type === 'DELETED' ? `${table[1] ?? ''}   (deleted)` : (table[1] ?? ''));
+              out(renderWatchEvent(info.kind, event, options.output));
             }
           } catch (error) {
             if (!stop.signal.aborted) throw error;

@@ -141,6 +141,21 @@ export function renderObjects(objects: readonly Row[], format: 'json' | 'yaml', 
   return format === 'json' ? JSON.stringify(value, null, 2) : stringify(value).trimEnd();
 }
 
+/**
+ * One change seen by `tide get --watch`: a table row (marked when deleted), or the whole object as
+ * one line of JSON (JSON Lines, for scripts) or one YAML document, with the event type beside it.
+ */
+export function renderWatchEvent(
+  kind: string,
+  event: { type: string; object: Row },
+  format: 'table' | 'wide' | 'json' | 'yaml',
+): string {
+  if (format === 'json') return JSON.stringify({ type: event.type, object: event.object });
+  if (format === 'yaml') return `---\n${stringify({ type: event.type, object: event.object }).trimEnd()}`;
+  const row = renderTable(kind, [event.object], format === 'wide').split('\n')[1] ?? '';
+  return event.type === 'DELETED' ? `${row}   (deleted)` : row;
+}
+
 /** `tide describe`: the object as YAML, then its conditions and events as tables. */
 export function renderDescription(object: Row, events: readonly Row[]): string {
   const conditions = (at(object, 'status.conditions') ?? []) as Row[];
