@@ -12,6 +12,7 @@ export type {
   RawRequestOptions,
 } from './client.ts';
 export { loadKubeConfig, parseKubeConfig } from './kubeconfig.ts';
+export { inClusterConnection, SERVICE_ACCOUNT_DIR } from './in-cluster.ts';
 export type { KubeConnection, LoadKubeConfigOptions, ParseKubeConfigOptions } from './kubeconfig.ts';
 export {
   KubeError,

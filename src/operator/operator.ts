@@ -1,7 +1,7 @@
 import { ControllerManager, type EventRecorder } from '../controller/index.ts';
 import { toError, type Logger } from '../lib/index.ts';
-import { KubeClient, loadKubeConfig, type KubeConnection } from '../kube/index.ts';
-import { inClusterConnection, KubePlatform } from '../platform/index.ts';
+import { inClusterConnection, KubeClient, loadKubeConfig, type KubeConnection } from '../kube/index.ts';
+import { KubePlatform } from '../platform/index.ts';
 import { KubeStore } from '../store/index.ts';
 import { createUnderFileSystem } from '../ufs/index.ts';
 import type { OperatorConfig } from './config.ts';

@@ -28,6 +28,5 @@ export {
   type KubeDatasetClientConfig,
 } from './kube/manifests.ts';
 export { namesOf, fuseNodeLabel, workerNodeLabels, fluidPath, type RuntimeNames } from './kube/names.ts';
-export { inClusterConnection, SERVICE_ACCOUNT_DIR } from './kube/in-cluster.ts';
 export { runLoader, type RunLoaderOptions } from './kube/loader.ts';
 export { EndpointSliceMembership, workersFromSlices } from './kube/endpoint-membership.ts';

@@ -20,13 +20,8 @@ import {
   type CacheWorker,
 } from '../../src/cache/index.ts';
 import { SecretValue, silentLogger } from '../../src/lib/index.ts';
-import { builtin, KubeClient } from '../../src/kube/index.ts';
-import {
-  EndpointSliceMembership,
-  inClusterConnection,
-  runLoader,
-  type RuntimePlan,
-} from '../../src/platform/index.ts';
+import { builtin, inClusterConnection, KubeClient } from '../../src/kube/index.ts';
+import { EndpointSliceMembership, runLoader, type RuntimePlan } from '../../src/platform/index.ts';
 import { clientAccess, configFiles, DEFAULT_SETTINGS } from '../../src/platform/kube/manifests.ts';
 import { extraTypes, namesOf } from '../../src/platform/kube/names.ts';
 import { startNginx, type NginxServer } from '../helpers/nginx.ts';

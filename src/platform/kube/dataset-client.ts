@@ -2,10 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { createCacheClient, mountIdOf, type CacheClient } from '../../cache/index.ts';
 import { SecretValue, type Logger } from '../../lib/index.ts';
-import { KubeClient } from '../../kube/index.ts';
+import { inClusterConnection, KubeClient } from '../../kube/index.ts';
 import { createUnderFileSystem } from '../../ufs/index.ts';
 import { EndpointSliceMembership } from './endpoint-membership.ts';
-import { inClusterConnection } from './in-cluster.ts';
 import type { KubeDatasetClientConfig } from './manifests.ts';
 
 export interface KubeDatasetClient {

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { KubeConfigError, type KubeConnection } from '../../kube/index.ts';
+import { KubeConfigError } from './errors.ts';
+import type { KubeConnection } from './kubeconfig.ts';
 
 /** Where kubelet projects a pod's service account token, CA bundle and namespace. */
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
