@@ -348,7 +348,7 @@ export class FuseServer {
     } as unknown as SocketConstructorOpts);
     this.#activeReaders += 1;
     socket.on('data', (chunk: Buffer) => {
-      if (chunk.length >= IN_HEADER_SIZE) this.#dispatch(chunk, chunk.length);
+      if (chunk.length >= IN_HEADER_SIZE) this.#dispatch(chunk, chunk.length, true);
     });
     socket.on('error', (error: NodeJS.ErrnoException) => {
       if (error.code !== 'ENODEV') this.#logger.error({ err: error }, 'reading /dev/fuse failed');
@@ -389,10 +389,12 @@ export class FuseServer {
     if (this.#activeReaders === 0) this.stop();
   }
 
-  #dispatch(buffer: Buffer, length: number): void {
+  /** `owned`: the buffer is this request's alone (epoll chunks); else it is reused for the next read. */
+  #dispatch(buffer: Buffer, length: number, owned = false): void {
     const header = decodeInHeader(buffer);
-    // The body is copied so that the read buffer can take the next request at once.
-    const body = Buffer.from(buffer.subarray(IN_HEADER_SIZE, Math.min(length, header.len)));
+    const view = buffer.subarray(IN_HEADER_SIZE, Math.min(length, header.len));
+    // A reused read buffer takes the next request at once: the body is copied out of it.
+    const body = owned ? view : Buffer.from(view);
     if (header.opcode === Opcode.FORGET) {
       this.#table.forget(header.nodeid, Number(body.readBigUInt64LE(0)));
       return;
