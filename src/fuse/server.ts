@@ -583,6 +583,10 @@ export class FuseServer {
       this.#inode(request.header.nodeid);
       this.#reply(request.header.unique);
     });
+    // No source has extended attributes, so by default (no_xattr) the first GETXATTR/LISTXATTR is
+    // answered ENOSYS: fs/fuse/xattr.c then sets fc->no_getxattr / no_listxattr and answers every
+    // later call EOPNOTSUPP itself, which ls, cp -a and tar take as "no xattrs" (as on vfat or tmpfs
+    // without user xattrs). ENODATA would be asked again per file: two round trips per `ls -l` entry.
     on(Opcode.GETXATTR, () => {
       throw new Errnum(this.#options.noXattr ? Errno.ENOSYS : Errno.ENODATA);
     });
