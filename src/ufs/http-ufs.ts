@@ -4,6 +4,7 @@ import { SecretValue, scrubSecrets, type Logger } from '../lib/index.ts';
 import { abortedError, throwIfAborted } from './abort.ts';
 import { UfsError } from './errors.ts';
 import { classifyNetworkError, transientError } from './failures.ts';
+import { parseAutoindexJson, parseAutoindexXml } from './autoindex-data.ts';
 import { parseIndexLinks } from './html-index.ts';
 import { checkRange, joinUfsPath, normaliseUfsPath } from './paths.ts';
 import { backoff, withRetry, type ClassifiedFailure, type RetryPolicy } from './retry.ts';
@@ -15,6 +16,9 @@ const MAX_REDIRECTS = 5;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 /** An index page larger than this is refused rather than held in memory. */
 const MAX_INDEX_PAGE_BYTES = 64 * 1024 * 1024;
+const MINUTE_MS = 60_000;
+const QUARTER_HOUR_MS = 15 * MINUTE_MS;
+const TIME_VERSION_PREFIX = 'lm-min:';
 
 export interface HttpTimeouts {
   /** TCP (and TLS) connect. Default 10 s. */
@@ -61,18 +65,37 @@ type Opened =
 /**
  * A web server as an under file system (`http://`, `https://`), read-only.
  *
- * - list: parses the HTML index page of a directory (nginx autoindex, Apache mod_autoindex, any
- *   list of links; see parseIndexLinks) and HEADs each file, a few at a time, for its size and
- *   version; sizes in index pages are rounded (Apache's "1.2K") and carry no validator.
+ * - list: one GET of each directory's index page: HTML (nginx autoindex, Apache mod_autoindex, any
+ *   list of links; see parseIndexLinks) or nginx's `autoindex_format json` / `xml`. A file whose row
+ *   gives an exact size and a time is listed from the page alone; one without (Apache rounds sizes
+ *   to "1.2K", a plain list of links has neither) is HEADed, a few at a time.
  * - stat: HEAD, or `GET` with `Range: bytes=0-0` where HEAD is refused (405/501); a path that
  *   redirects to itself with a trailing slash, or only exists with one, is a directory.
- * - read: `GET` with `Range` (RFC 9110 §14) and `If-Match` (strong ETag) or `If-Unmodified-Since`
- *   (Last-Modified) with the version asked for, so that a file replaced between two block reads
- *   answers 412 → ERR_UFS_VERSION_CHANGED; every response's own validator is compared as well, for
- *   servers that ignore conditions. A server without ranges (200 to a ranged GET) is read front to
- *   back through a SequentialReaderCache, so that consecutive or parallel block reads share one
- *   download. A body cut mid-way is resumed from the byte where it stopped, pinned to the version.
- * - version: the strong ETag, else `lm:<Last-Modified ms>:<size>`, else `size:<size>`.
+ * - read: `GET` with `Range` (RFC 9110 §14) and a precondition on the version asked for, so that a
+ *   file replaced between two block reads answers 412 → ERR_UFS_VERSION_CHANGED; every response's
+ *   own validators are compared as well, for servers that ignore conditions. A server without ranges
+ *   (200 to a ranged GET) is read front to back through a SequentialReaderCache, so that consecutive
+ *   or parallel block reads share one download. A body cut mid-way is resumed from the byte where it
+ *   stopped, pinned to the version.
+ *
+ * Versions. The cache keys blocks by version and the mount keeps a file's pages while its version
+ * holds, so a file must get the same version from a listing, a stat and the headers of a GET, and a
+ * listing must never give a version that a later HEAD would replace. An index page shows a size and
+ * a modification time to the minute (nginx: exact bytes, GMT); HEAD and GET show Last-Modified to
+ * the second and an ETag, which the page cannot give (nginx's is `"<mtime hex>-<size hex>"`, seconds).
+ * So the version is `lm-min:<Last-Modified truncated to the minute, ms>:<size>` wherever the origin
+ * sends Last-Modified, and every mtimeMs is truncated to the minute the same way; only an origin
+ * without Last-Modified is versioned by its strong ETag (If-Match), else by size alone. Reads send
+ * `If-Unmodified-Since: <the version's minute>:59`, so any change in a later minute answers 412, and
+ * compare size and minute of every response. The price, accepted: a file rewritten with the same
+ * size within the same minute as the version seen keeps its version (blocks cached before and after
+ * may then mix the two contents); the gain is that listing 100,000 files costs one GET per directory
+ * instead of 100,000 HEADs. A page's times are read as UTC; Apache (always) and nginx with
+ * `autoindex_localtime on` print local time, so the first listed file of each origin is HEADed and
+ * the page's times are trusted for that origin only if it agrees (an offset of whole quarter hours,
+ * or no Last-Modified, means HEAD every file of that origin; a file changed meanwhile means ask again
+ * on the next page). A server in a zone whose offset is zero part of the year (Europe/London) would
+ * pass that check and give other-season files versions that their first read finds changed.
  */
 export class HttpUfs implements UnderFileSystem {
   readonly description: string;
@@ -90,6 +113,8 @@ export class HttpUfs implements UnderFileSystem {
   readonly #rangeless = new Set<string>();
   /** GETs of range-less files in flight, by URL, so that concurrent reads wait for their reader. */
   readonly #opening = new Map<string, Promise<unknown>>();
+  /** By origin: whether its index pages' sizes and times give the versions a HEAD gives. */
+  readonly #indexTimes = new Map<string, boolean>();
 
   constructor(options: HttpUfsOptions) {
     let base: URL;
@@ -145,19 +170,28 @@ export class HttpUfs implements UnderFileSystem {
     const start = normaliseUfsPath(path);
     const pending = [start];
     for (let dir = pending.pop(); dir !== undefined; dir = pending.pop()) {
-      const links = await this.#indexOf(dir, dir === start, options.signal);
-      if (links === undefined) continue;
-      const files: string[] = [];
-      for (const link of links) {
+      const page = await this.#indexOf(dir, dir === start, options.signal);
+      if (page === undefined) continue;
+      const listed: UfsEntry[] = [];
+      const unsized: string[] = [];
+      for (const link of page.links) {
         const child = joinUfsPath(dir, link.name);
-        if (!link.directory) {
-          files.push(child);
-          continue;
+        if (link.directory) {
+          yield directoryEntry(child);
+          if (options.recursive === true) pending.push(child);
+        } else if (link.sizeBytes !== undefined && link.mtimeMs !== undefined) {
+          listed.push(timedFileEntry(child, link.sizeBytes, link.mtimeMs));
+        } else {
+          unsized.push(child);
         }
-        yield directoryEntry(child);
-        if (options.recursive === true) pending.push(child);
       }
-      for await (const entry of this.#statEach(files, options.signal)) {
+      if (await this.#trustsIndexTimes(page.url, listed, options.signal)) {
+        yield* listed;
+      } else {
+        for (const entry of listed) unsized.push(entry.path);
+      }
+      listed.length = 0;
+      for await (const entry of this.#statEach(unsized, options.signal)) {
         yield entry;
         // A link without a trailing slash that redirects to a directory.
         if (entry.type === 'directory' && options.recursive === true) pending.push(entry.path);
@@ -240,12 +274,19 @@ export class HttpUfs implements UnderFileSystem {
           await discard(response);
           throw this.#statusError(response, what);
         }
-        const type = response.headers['content-type'] ?? '';
-        if (!type.includes('html')) {
+        const type = indexTypeOf(response.headers['content-type']);
+        if (type === undefined) {
           await discard(response);
           return undefined;
         }
-        return { html: await readLimited(response.body, MAX_INDEX_PAGE_BYTES, what), url: response.url };
+        const text = await readLimited(response.body, MAX_INDEX_PAGE_BYTES, what);
+        const links =
+          type === 'html'
+            ? parseIndexLinks(text, response.url)
+            : type === 'json'
+              ? parseAutoindexJson(text)
+              : parseAutoindexXml(text);
+        return links === undefined ? undefined : { links, url: response.url };
       },
       classify: (error) => this.#classify(error, what),
     });
@@ -259,7 +300,45 @@ export class HttpUfs implements UnderFileSystem {
           : `Cannot list "${dir}" at ${this.description} as the server gives no index page for it`,
       );
     }
-    return parseIndexLinks(page.html, page.url);
+    return page;
+  }
+
+  /**
+   * Whether the times `origin`'s index pages print are UTC, so that versions made from them are the
+   * ones a HEAD gives (see the class comment). Decided once per origin by a HEAD of one listed file.
+   */
+  async #trustsIndexTimes(
+    pageUrl: URL,
+    listed: UfsEntry[],
+    signal: AbortSignal | undefined,
+  ): Promise<boolean> {
+    const origin = pageUrl.origin;
+    const known = this.#indexTimes.get(origin);
+    if (known !== undefined) return known;
+    const sample = listed[0];
+    if (sample === undefined) return false;
+    let actual: UfsEntry;
+    try {
+      actual = await this.stat(sample.path, signal === undefined ? {} : { signal });
+    } catch (error) {
+      if (error instanceof UfsError && error.code === 'ERR_UFS_NOT_FOUND') return false;
+      throw error;
+    }
+    if (actual.version === sample.version) {
+      this.#indexTimes.set(origin, true);
+      return true;
+    }
+    const offsetMs = actual.mtimeMs - sample.mtimeMs;
+    const localTime =
+      actual.sizeBytes === sample.sizeBytes && offsetMs !== 0 && offsetMs % QUARTER_HOUR_MS === 0;
+    if (localTime || !actual.version.startsWith(TIME_VERSION_PREFIX)) {
+      this.#indexTimes.set(origin, false);
+      this.#logger.info(
+        { origin, listed: sample.version, head: actual.version },
+        'index pages disagree with HEAD; stating every listed file',
+      );
+    }
+    return false;
   }
 
   /** Stats `paths` a few at a time, yielding in completion order; files gone meanwhile drop out. */
@@ -620,9 +699,36 @@ function fileEntry(path: string, headers: IncomingHttpHeaders, sizeBytes: number
     path,
     type: 'file',
     sizeBytes,
-    mtimeMs: Number.isNaN(mtimeMs) ? 0 : mtimeMs,
+    mtimeMs: Number.isNaN(mtimeMs) ? 0 : toMinute(mtimeMs),
     version: versionOf(headers, sizeBytes),
   };
+}
+
+/** A file as an index page shows it: the entry a HEAD would give for that size and time. */
+function timedFileEntry(path: string, sizeBytes: number, mtimeMs: number): UfsEntry {
+  return {
+    path,
+    type: 'file',
+    sizeBytes,
+    mtimeMs: toMinute(mtimeMs),
+    version: timeVersion(sizeBytes, mtimeMs),
+  };
+}
+
+function toMinute(ms: number): number {
+  return Math.floor(ms / MINUTE_MS) * MINUTE_MS;
+}
+
+function timeVersion(sizeBytes: number, mtimeMs: number): string {
+  return `${TIME_VERSION_PREFIX}${toMinute(mtimeMs)}:${sizeBytes}`;
+}
+
+function indexTypeOf(contentType: string | undefined): 'html' | 'json' | 'xml' | undefined {
+  const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  if (type.includes('html')) return 'html';
+  if (type === 'application/json') return 'json';
+  if (type === 'text/xml' || type === 'application/xml') return 'xml';
+  return undefined;
 }
 
 /** Size of the file a response is about: the total of Content-Range, else Content-Length. */
@@ -645,23 +751,28 @@ function parseContentRange(
 }
 
 /**
- * The version of a file from response headers. Only a strong ETag can go into If-Match (weak ones
- * never match, RFC 9110 §13.1.1), so a weak one falls back to Last-Modified and size.
+ * The version of a file from response headers (see the class comment): size and Last-Modified to
+ * the minute, so that index pages give the same; else the strong ETag (weak ones never match
+ * If-Match, RFC 9110 §13.1.1); else the size.
  */
 export function versionOf(headers: IncomingHttpHeaders, sizeBytes: number): string {
+  const lastModified = Date.parse(headers['last-modified'] ?? '');
+  if (!Number.isNaN(lastModified)) return timeVersion(sizeBytes, lastModified);
   const etag = headers.etag;
   if (typeof etag === 'string' && etag.startsWith('"')) return etag;
-  const lastModified = Date.parse(headers['last-modified'] ?? '');
-  if (!Number.isNaN(lastModified)) return `lm:${lastModified}:${sizeBytes}`;
   return `size:${sizeBytes}`;
 }
 
+/**
+ * If-Match for an ETag version; for a time version If-Unmodified-Since the last second of its
+ * minute (RFC 9110 §13.1.4: 412 when Last-Modified is later), so a change in any later minute fails.
+ */
 function conditionalHeaders(version: string | undefined): Record<string, string> {
   if (version === undefined) return {};
   if (version.startsWith('"')) return { 'if-match': version };
-  const lastModified = /^lm:(\d+):/.exec(version)?.[1];
-  if (lastModified !== undefined)
-    return { 'if-unmodified-since': new Date(Number(lastModified)).toUTCString() };
+  const minute = new RegExp(`^${TIME_VERSION_PREFIX}(\\d+):`).exec(version)?.[1];
+  if (minute !== undefined)
+    return { 'if-unmodified-since': new Date(Number(minute) + MINUTE_MS - 1000).toUTCString() };
   return {};
 }
 

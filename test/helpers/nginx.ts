@@ -14,6 +14,10 @@ export interface NginxOptions {
   noRange?: boolean;
   /** `autoindex` on every block (default true). */
   autoindex?: boolean;
+  /** `autoindex_format` (default html). */
+  autoindexFormat?: 'html' | 'json' | 'xml';
+  /** `autoindex_localtime on`: index pages print local time instead of GMT. */
+  autoindexLocaltime?: boolean;
   /** nginx binary; default `nginx` from PATH (Debian's /usr/sbin/nginx). */
   binary?: string;
   /** How long to wait for the ports to open. Default 10 s. */
@@ -60,12 +64,16 @@ export async function startNginx(options: NginxOptions): Promise<NginxServer> {
     rangeless: options.noRange === true ? await freePort() : undefined,
   };
   const autoindex = options.autoindex === false ? 'off' : 'on';
+  const autoindexFormat = options.autoindexFormat ?? 'html';
+  const autoindexLocaltime = options.autoindexLocaltime === true ? 'on' : 'off';
   const block = (name: string, port: number, extra: string): string => `
     server {
       listen 127.0.0.1:${port};
       server_name ${name};
       root ${JSON.stringify(options.root)};
       autoindex ${autoindex};
+      autoindex_format ${autoindexFormat};
+      autoindex_localtime ${autoindexLocaltime};
       access_log ${join(prefix, 'access.log')} tide;
       ${extra}
     }`;

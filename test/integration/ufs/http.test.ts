@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -62,10 +62,20 @@ async function scriptedServer(
   };
 }
 
+const EPOCH_VALIDATORS: Readonly<Record<string, string>> = {
+  etag: '"v1"',
+  'last-modified': new Date(0).toUTCString(),
+};
+
 /** Serves `data` with Range support, like a static server, for scripted tests. */
-function serveBytes(req: IncomingMessage, res: ServerResponse, data: Buffer, etag = '"v1"'): void {
+function serveBytes(
+  req: IncomingMessage,
+  res: ServerResponse,
+  data: Buffer,
+  validators: Readonly<Record<string, string>> = EPOCH_VALIDATORS,
+): void {
   const match = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
-  const headers = { etag, 'last-modified': new Date(0).toUTCString(), 'accept-ranges': 'bytes' };
+  const headers = { ...validators, 'accept-ranges': 'bytes' };
   if (match === null) {
     res.writeHead(200, { ...headers, 'content-length': data.length });
     res.end(req.method === 'HEAD' ? undefined : data);
@@ -141,7 +151,7 @@ describe('web UFS against nginx', () => {
     assert.equal(byPath.get('empty')?.sizeBytes, 0);
     const stat = await ufs.stat('ü unicode.txt');
     assert.deepEqual(byPath.get('ü unicode.txt'), stat);
-    assert.match(stat.version, /^"[0-9a-f]+-[0-9a-f]+"$/);
+    assert.match(stat.version, /^lm-min:\d+:7$/);
     assert.ok(stat.mtimeMs > 0);
   });
 
@@ -345,7 +355,7 @@ describe('web UFS robustness against scripted servers', () => {
     t.after(() => ufs.close());
     const entry = await ufs.stat('file.bin');
     assert.equal(entry.sizeBytes, 10);
-    assert.equal(entry.version, '"v1"');
+    assert.equal(entry.version, 'lm-min:0:10');
   });
 
   test('follows a bounded number of redirects', async (t) => {
@@ -365,7 +375,7 @@ describe('web UFS robustness against scripted servers', () => {
     await assert.rejects(ufs.stat('loop'), (error: Error) => /redirects/.test(error.message));
   });
 
-  test('resumes a body cut mid-way from where it stopped, for the same version', async (t) => {
+  test('resumes a body cut mid-way from where it stopped, for the same ETag version', async (t) => {
     const data = randomBytes(3 * MiB);
     let cut = false;
     const ranges: string[] = [];
@@ -381,8 +391,9 @@ describe('web UFS robustness against scripted servers', () => {
         res.write(data.subarray(0, MiB), () => res.destroy());
         return;
       }
+      // No Last-Modified: the version is the strong ETag, sent as If-Match.
       assert.equal(req.headers['if-match'], '"v1"');
-      serveBytes(req, res, data);
+      serveBytes(req, res, data, { etag: '"v1"' });
     });
     t.after(() => server.stop());
     const ufs = web(server.url);
@@ -412,7 +423,7 @@ describe('web UFS robustness against scripted servers', () => {
       if (!stalled && req.method === 'GET') {
         stalled = true;
         res.writeHead(206, {
-          etag: '"v1"',
+          ...EPOCH_VALIDATORS,
           'content-length': data.length,
           'content-range': `bytes 0-${data.length - 1}/${data.length}`,
         });
@@ -460,5 +471,203 @@ describe('web UFS robustness against scripted servers', () => {
     assert.ok(error instanceof Error);
     assert.ok(!JSON.stringify({ message: error.message, stack: error.stack }).includes('s3cr3t'));
     assert.equal(seen[0], `Basic ${Buffer.from('reader:s3cr3t-pass').toString('base64')}`);
+  });
+});
+
+describe('web UFS listing from index pages', () => {
+  let root = '';
+  let nginx: NginxServer;
+  const at = (iso: string): Date => new Date(iso);
+
+  /** Requests nginx logged under `prefix` (still percent-encoded), by method. */
+  async function requestsUnder(prefix: string): Promise<{ gets: number; heads: number }> {
+    const records = (await nginx.accessLog()).filter((record) => record.target.startsWith(prefix));
+    return {
+      gets: records.filter((record) => record.method === 'GET').length,
+      heads: records.filter((record) => record.method === 'HEAD').length,
+    };
+  }
+
+  /** Lists, then waits until nginx has logged `expected` requests under `prefix` (it logs at the end). */
+  async function settled(prefix: string, expected: number): Promise<{ gets: number; heads: number }> {
+    await eventually(async () => {
+      const { gets, heads } = await requestsUnder(prefix);
+      return gets + heads >= expected;
+    }, `${expected} requests under ${prefix} in the access log`);
+    return requestsUnder(prefix);
+  }
+
+  /** An Apache 2.4 fancy <pre> index of `rows` ([name, printed time, printed size]). */
+  function apachePage(rows: [string, string, string][]): string {
+    const lines = rows.map(
+      ([name, time, size]) =>
+        `<img src="/icons/unknown.gif" alt="[   ]"> <a href="${encodeURIComponent(name)}">${name}</a>   ${time}  ${size}  `,
+    );
+    return [
+      '<html><head><title>Index of /x</title></head><body><h1>Index of /x</h1>',
+      '<pre><img src="/icons/blank.gif" alt="Icon "> <a href="?C=N;O=D">Name</a> <a href="?C=M;O=A">Last modified</a> <a href="?C=S;O=A">Size</a><hr><img src="/icons/back.gif" alt="[PARENTDIR]"> <a href="/">Parent Directory</a>   -',
+      ...lines,
+      '<hr></pre></body></html>',
+    ].join('\n');
+  }
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'tide-ufs-index-'));
+    await mkdir(join(root, 'many', 'sub'), { recursive: true });
+    for (let index = 0; index < 40; index++) {
+      await writeFile(join(root, 'many', `f${index}.bin`), Buffer.alloc(index * 100, index));
+    }
+    await writeFile(join(root, 'many', 'sub', 'deep.bin'), 'deep');
+    // Apache pages served as index.html, over files with known sizes and times.
+    for (const [dir, hours] of [
+      ['apache-utc', 21],
+      ['apache-local', 23],
+    ] as const) {
+      const path = join(root, dir);
+      await mkdir(path);
+      await writeFile(join(path, 'small.txt'), Buffer.alloc(833, 1));
+      await writeFile(join(path, 'README.txt'), Buffer.alloc(1234, 2));
+      await writeFile(join(path, 'big.bin'), Buffer.alloc(150_000, 3));
+      for (const name of ['small.txt', 'README.txt', 'big.bin']) {
+        await utimes(join(path, name), at('2024-03-14T21:40:17Z'), at('2024-03-14T21:40:17Z'));
+      }
+      // apache-local prints local time two hours ahead of UTC, as a server in UTC+2 does.
+      await writeFile(
+        join(path, 'index.html'),
+        apachePage([
+          ['small.txt', `2024-03-14 ${hours}:40`, '833'],
+          ['README.txt', `2024-03-14 ${hours}:40`, '1.2K'],
+          ['big.bin', `2024-03-14 ${hours}:40`, '146K'],
+        ]),
+      );
+    }
+    nginx = await startNginx({ root, noRange: true });
+  });
+
+  after(async () => {
+    await nginx.stop();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  test('listing a directory sends one GET for its index page and no HEAD per file', async (t) => {
+    const ufs = web(`${nginx.url}many/`);
+    t.after(() => ufs.close());
+    const entries = await collect(ufs.list(''));
+    assert.equal(entries.length, 41);
+    assert.equal(entries.find((entry) => entry.path === 'f7.bin')?.sizeBytes, 700);
+    // One HEAD per origin checks that the page's times are UTC.
+    const first = await settled('/many/', 2);
+    assert.deepEqual(first, { gets: 1, heads: 1 });
+    // The recursive walk: one more GET per directory, no HEAD.
+    const walked = await collect(ufs.list('', { recursive: true }));
+    assert.equal(walked.length, 42);
+    assert.deepEqual(await settled('/many/', 4), { gets: 3, heads: 1 });
+  });
+
+  test('a file gets the same version from a listing, a stat and the headers of ranged and whole GETs', async (t) => {
+    const ufs = web(`${nginx.url}many/`);
+    t.after(() => ufs.close());
+    assert.ok(nginx.rangeLessUrl !== undefined);
+    const rangeless = web(`${nginx.rangeLessUrl}many/`);
+    t.after(() => rangeless.close());
+    const listed = (await collect(ufs.list(''))).find((entry) => entry.path === 'f39.bin');
+    assert.ok(listed !== undefined);
+    assert.deepEqual(await ufs.stat('f39.bin'), listed);
+    assert.deepEqual(await rangeless.stat('f39.bin'), listed);
+    assert.equal(listed.mtimeMs % 60_000, 0, 'mtimes are to the minute everywhere');
+    // A read pinned to the listed version checks it against each response's own validators.
+    const expected = Buffer.alloc(3900, 39);
+    assert.ok((await readRange(ufs, 'f39.bin', 0, 3900, listed.version)).equals(expected));
+    assert.ok((await readRange(ufs, 'f39.bin', 1000, 100, listed.version)).equals(expected.subarray(0, 100)));
+    assert.ok(
+      (await readRange(rangeless, 'f39.bin', 1000, 100, listed.version)).equals(expected.subarray(0, 100)),
+    );
+  });
+
+  test('a file changed in size, or in mtime to another minute, shows a new version everywhere', async (t) => {
+    const ufs = web(`${nginx.url}many/`);
+    t.after(() => ufs.close());
+    const path = join(root, 'many', 'changing.bin');
+    t.after(() => rm(path, { force: true }));
+    const versionListed = async (): Promise<string> => {
+      const entry = (await collect(ufs.list(''))).find((candidate) => candidate.path === 'changing.bin');
+      assert.ok(entry !== undefined);
+      assert.equal((await ufs.stat('changing.bin')).version, entry.version);
+      return entry.version;
+    };
+    await writeFile(path, Buffer.alloc(1000, 1));
+    await utimes(path, at('2024-01-01T00:00:30Z'), at('2024-01-01T00:00:30Z'));
+    const first = await versionListed();
+
+    await writeFile(path, Buffer.alloc(1001, 2));
+    await utimes(path, at('2024-01-01T00:00:30Z'), at('2024-01-01T00:00:30Z'));
+    const resized = await versionListed();
+    assert.notEqual(resized, first);
+    await assert.rejects(readRange(ufs, 'changing.bin', 0, 10, first), { code: 'ERR_UFS_VERSION_CHANGED' });
+
+    // Same size, a later minute: If-Unmodified-Since fails (412) and so does the validator check.
+    await writeFile(path, Buffer.alloc(1001, 3));
+    await utimes(path, at('2024-01-01T00:01:05Z'), at('2024-01-01T00:01:05Z'));
+    const touched = await versionListed();
+    assert.notEqual(touched, resized);
+    await assert.rejects(readRange(ufs, 'changing.bin', 0, 10, resized), { code: 'ERR_UFS_VERSION_CHANGED' });
+    assert.ok((await readRange(ufs, 'changing.bin', 0, 10, touched)).every((byte) => byte === 3));
+  });
+
+  test('an Apache page with rounded sizes gets exact sizes by HEAD for those files only', async (t) => {
+    const ufs = web(`${nginx.url}apache-utc/`);
+    t.after(() => ufs.close());
+    const entries = await collect(ufs.list(''));
+    assert.deepEqual(entries.map((entry) => `${entry.path}:${entry.sizeBytes}`).sort(), [
+      'README.txt:1234',
+      'big.bin:150000',
+      'small.txt:833',
+    ]);
+    for (const entry of entries) assert.deepEqual(await ufs.stat(entry.path), entry);
+    // The index page, the HEAD that checks its times (small.txt), the two rounded sizes, 3 stats.
+    assert.deepEqual(await settled('/apache-utc/', 7), { gets: 1, heads: 6 });
+  });
+
+  test('a page printing local time is not trusted: every file is HEADed and versions still agree', async (t) => {
+    const ufs = web(`${nginx.url}apache-local/`);
+    t.after(() => ufs.close());
+    const entries = await collect(ufs.list(''));
+    assert.deepEqual(entries.map((entry) => `${entry.path}:${entry.sizeBytes}`).sort(), [
+      'README.txt:1234',
+      'big.bin:150000',
+      'small.txt:833',
+    ]);
+    for (const entry of entries) {
+      assert.deepEqual(await ufs.stat(entry.path), entry);
+      assert.equal(entry.mtimeMs, Date.parse('2024-03-14T21:40:00Z'));
+    }
+    // The page, the HEAD that finds the two-hour offset, then a HEAD per file (and 3 stats).
+    assert.deepEqual(await settled('/apache-local/', 8), { gets: 1, heads: 7 });
+  });
+
+  test('nginx json and xml autoindex formats list with the versions stat gives, without HEADs', async (t) => {
+    for (const format of ['json', 'xml'] as const) {
+      const server = await startNginx({ root, autoindexFormat: format });
+      t.after(() => server.stop());
+      const ufs = web(`${server.url}many/`);
+      t.after(() => ufs.close());
+      const entries = await collect(ufs.list('', { recursive: true }));
+      assert.equal(entries.length, 42, format);
+      assert.deepEqual(
+        entries.find((entry) => entry.path === 'sub'),
+        {
+          path: 'sub',
+          type: 'directory',
+          sizeBytes: 0,
+          mtimeMs: 0,
+          version: '',
+        },
+      );
+      const deep = entries.find((entry) => entry.path === 'sub/deep.bin');
+      assert.deepEqual(await ufs.stat('sub/deep.bin'), deep, format);
+      const heads = (await server.accessLog()).filter((record) => record.method === 'HEAD').length;
+      // The origin check and the stat above.
+      assert.ok(heads <= 2, `${format}: ${heads} HEADs`);
+    }
   });
 });
