@@ -142,6 +142,7 @@ function errnoOf(error: unknown): number {
     switch (code) {
       case 'ENOENT':
       case 'ERR_UFS_NOT_FOUND':
+      case 'ERR_CACHE_NOT_FOUND':
         return Errno.ENOENT;
       case 'ENOTDIR':
       case 'ERR_UFS_NOT_A_DIRECTORY':
@@ -154,8 +155,10 @@ function errnoOf(error: unknown): number {
       case 'ETIMEDOUT':
         return Errno.ETIMEDOUT;
       case 'ERR_UFS_VERSION_CHANGED':
+      case 'ERR_CACHE_VERSION_CHANGED':
         return Errno.ESTALE;
       case 'ERR_UFS_ABORTED':
+      case 'ERR_CACHE_ABORTED':
         return Errno.EINTR;
       default:
         return Errno.EIO;
