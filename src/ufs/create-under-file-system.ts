@@ -47,6 +47,7 @@ export function createUnderFileSystem(config: UfsMountConfig, deps: UfsDependenc
         logger: loggerOf(deps),
         retry: retryPolicyFrom(config.options, { ...DEFAULT_RETRY_POLICY, ...deps.retry }),
         timeouts: httpTimeoutsFrom(config.options, { ...DEFAULT_HTTP_TIMEOUTS, ...deps.httpTimeouts }),
+        transport: httpTransportFrom(config.options),
       });
     case 's3':
     case 'oss':
@@ -97,6 +98,16 @@ function createPvc(mountPoint: string, pvcRoot: string | undefined): UnderFileSy
 
 function loggerOf(deps: UfsDependencies): Logger {
   return (deps.logger ?? silentLogger()).child({ component: 'ufs' });
+}
+
+/** `tide.ufs.httpTransport`: `http1` (default) or `undici`, for `http:` web origins (see HttpUfs). */
+function httpTransportFrom(options: Readonly<Record<string, string>>): 'http1' | 'undici' {
+  const value = options['tide.ufs.httpTransport'] ?? 'http1';
+  if (value === 'http1' || value === 'undici') return value;
+  throw new UfsError(
+    'ERR_UFS_BAD_CONFIG',
+    `Cannot use tide.ufs.httpTransport "${value}": write http1 or undici`,
+  );
 }
 
 function httpTimeoutsFrom(options: Readonly<Record<string, string>>, base: HttpTimeouts): HttpTimeouts {

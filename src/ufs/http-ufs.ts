@@ -1,11 +1,11 @@
 import { Agent, type Dispatcher } from 'undici';
-import type { IncomingHttpHeaders } from 'node:http';
 import { SecretValue, scrubSecrets, type Logger } from '../lib/index.ts';
 import { abortedError, throwIfAborted } from './abort.ts';
 import { UfsError } from './errors.ts';
 import { classifyNetworkError, transientError } from './failures.ts';
 import { parseAutoindexJson, parseAutoindexXml } from './autoindex-data.ts';
 import { parseIndexLinks } from './html-index.ts';
+import { Http1Client } from './http1-client.ts';
 import { checkRange, joinUfsPath, normaliseUfsPath } from './paths.ts';
 import { backoff, withRetry, type ClassifiedFailure, type RetryPolicy } from './retry.ts';
 import { SequentialReaderCache, type SequentialReader, type SequentialSource } from './sequential-readers.ts';
@@ -47,12 +47,28 @@ export interface HttpUfsOptions {
   connectionsPerOrigin?: number;
   /** Shared dispatcher; when given the connector does not close it. */
   dispatcher?: Dispatcher;
+  /**
+   * How requests to the mount's own origin travel when it is `http:`: `http1` (Http1Client, which
+   * reads bodies into caller-owned buffers) or `undici`. Default `http1`. `https:` origins and
+   * redirect targets on other origins always go through undici.
+   */
+  transport?: 'http1' | 'undici';
+}
+
+type Headers = Readonly<Record<string, string | undefined>>;
+
+/** A response body of either transport: iterate it once, or dump or destroy it. */
+interface ResponseBody extends AsyncIterable<Uint8Array> {
+  /** Reads the rest and throws it away (the connection stays for the next request). */
+  dump(): Promise<void>;
+  /** Drops the rest and the connection; quiet, safe to call twice. */
+  destroy(): void;
 }
 
 interface Response {
   statusCode: number;
-  headers: IncomingHttpHeaders;
-  body: Dispatcher.ResponseData['body'];
+  headers: Headers;
+  body: ResponseBody;
   url: URL;
 }
 
@@ -108,6 +124,8 @@ export class HttpUfs implements UnderFileSystem {
   readonly #listConcurrency: number;
   readonly #dispatcher: Dispatcher;
   readonly #ownsDispatcher: boolean;
+  /** For the mount's own origin when it is `http:` (see HttpUfsOptions.transport). */
+  readonly #http1: Http1Client | undefined;
   readonly #sequential: SequentialReaderCache;
   /** Origins seen answering a ranged GET with the whole file. */
   readonly #rangeless = new Set<string>();
@@ -164,6 +182,14 @@ export class HttpUfs implements UnderFileSystem {
         bodyTimeout: options.timeouts.bodyIdleTimeoutMs,
       });
     this.#sequential = new SequentialReaderCache();
+    this.#http1 =
+      base.protocol === 'http:' && (options.transport ?? 'http1') === 'http1'
+        ? new Http1Client({
+            origin: new URL(base.origin),
+            connections: options.connectionsPerOrigin ?? 16,
+            timeouts: options.timeouts,
+          })
+        : undefined;
   }
 
   async *list(path: string, options: ListOptions = {}): AsyncIterable<UfsEntry> {
@@ -247,6 +273,7 @@ export class HttpUfs implements UnderFileSystem {
 
   async close(): Promise<void> {
     this.#sequential.closeAll();
+    this.#http1?.close();
     if (this.#ownsDispatcher) await this.#dispatcher.destroy();
   }
 
@@ -395,7 +422,7 @@ export class HttpUfs implements UnderFileSystem {
     if (head.statusCode !== 405 && head.statusCode !== 501) return head;
     const get = await this.#request({ method: 'GET', url, signal, headers: { range: 'bytes=0-0' } });
     // Reading on would download a range-less file whole; the headers say all that is needed.
-    destroyQuietly(get.body);
+    get.body.destroy();
     return get;
   }
 
@@ -431,9 +458,9 @@ export class HttpUfs implements UnderFileSystem {
     const done = (): void => {
       request.signal?.removeEventListener('abort', onCaller);
     };
-    let response: Response;
+    let opened: Response;
     try {
-      response = await this.#request({
+      opened = await this.#request({
         method: 'GET',
         url: request.url,
         signal: controller.signal,
@@ -445,7 +472,7 @@ export class HttpUfs implements UnderFileSystem {
     } finally {
       phase.removeEventListener('abort', onPhase);
     }
-    response.body.once('close', done);
+    const response = { ...opened, body: onSettled(opened.body, done) };
     const fail = async (error: UfsError): Promise<never> => {
       await discard(response);
       throw error;
@@ -471,7 +498,7 @@ export class HttpUfs implements UnderFileSystem {
             version,
             body: response.body,
             destroy: () => {
-              destroyQuietly(response.body);
+              response.body.destroy();
             },
           },
         };
@@ -505,7 +532,7 @@ export class HttpUfs implements UnderFileSystem {
       }
       const body = current.response.body;
       try {
-        for await (const chunk of body as AsyncIterable<Buffer>) {
+        for await (const chunk of body) {
           position += chunk.length;
           yield chunk;
         }
@@ -523,7 +550,7 @@ export class HttpUfs implements UnderFileSystem {
         current = await this.#open(pinned, position);
       } finally {
         // Also unhooks the caller's signal from the request (see #openOnce).
-        destroyQuietly(body);
+        body.destroy();
       }
     }
   }
@@ -629,19 +656,9 @@ export class HttpUfs implements UnderFileSystem {
       if (this.#authorization !== undefined && url.origin === this.#base.origin) {
         headers.authorization = this.#authorization.reveal();
       }
-      const response = await this.#dispatcher.request({
-        origin: url.origin,
-        path: `${url.pathname}${url.search}`,
-        method: init.method,
-        headers,
-        signal: init.signal,
-        headersTimeout: this.#timeouts.headersTimeoutMs,
-        bodyTimeout: this.#timeouts.bodyIdleTimeoutMs,
-      });
+      const response = await this.#send(init.method, url, headers, init.signal);
       const location = response.headers.location;
-      if (!REDIRECT_STATUSES.has(response.statusCode) || typeof location !== 'string') {
-        return { statusCode: response.statusCode, headers: response.headers, body: response.body, url };
-      }
+      if (!REDIRECT_STATUSES.has(response.statusCode) || location === undefined) return { ...response, url };
       await response.body.dump();
       if (hop >= MAX_REDIRECTS) {
         throw new UfsError(
@@ -655,6 +672,46 @@ export class HttpUfs implements UnderFileSystem {
       }
       url = next;
     }
+  }
+
+  /** One request, no redirects: Http1Client for the mount's `http:` origin, else undici. */
+  async #send(
+    method: 'GET' | 'HEAD',
+    url: URL,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<Omit<Response, 'url'>> {
+    const path = `${url.pathname}${url.search}`;
+    if (this.#http1 !== undefined && url.origin === this.#base.origin) {
+      return this.#http1.request({ method, path, headers, signal });
+    }
+    const response = await this.#dispatcher.request({
+      origin: url.origin,
+      path,
+      method,
+      headers,
+      signal,
+      headersTimeout: this.#timeouts.headersTimeoutMs,
+      bodyTimeout: this.#timeouts.bodyIdleTimeoutMs,
+    });
+    const flat: Record<string, string> = {};
+    for (const [name, value] of Object.entries(response.headers)) {
+      if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(', ') : value;
+    }
+    const body = response.body;
+    return {
+      statusCode: response.statusCode,
+      headers: flat,
+      body: {
+        [Symbol.asyncIterator]: () => body[Symbol.asyncIterator](),
+        dump: () => body.dump(),
+        destroy: () => {
+          // undici emits an 'error' for a body destroyed early, with nobody left to handle it.
+          body.on('error', () => undefined);
+          body.destroy();
+        },
+      },
+    };
   }
 
   #statusError(response: Response, what: string): UfsError {
@@ -693,7 +750,7 @@ function directoryEntry(path: string): UfsEntry {
   return { path, type: 'directory', sizeBytes: 0, mtimeMs: 0, version: '' };
 }
 
-function fileEntry(path: string, headers: IncomingHttpHeaders, sizeBytes: number): UfsEntry {
+function fileEntry(path: string, headers: Headers, sizeBytes: number): UfsEntry {
   const mtimeMs = Date.parse(headers['last-modified'] ?? '');
   return {
     path,
@@ -755,7 +812,7 @@ function parseContentRange(
  * the minute, so that index pages give the same; else the strong ETag (weak ones never match
  * If-Match, RFC 9110 §13.1.1); else the size.
  */
-export function versionOf(headers: IncomingHttpHeaders, sizeBytes: number): string {
+export function versionOf(headers: Headers, sizeBytes: number): string {
   const lastModified = Date.parse(headers['last-modified'] ?? '');
   if (!Number.isNaN(lastModified)) return timeVersion(sizeBytes, lastModified);
   const etag = headers.etag;
@@ -788,14 +845,42 @@ async function discard(response: Response): Promise<void> {
   }
 }
 
-/** Drops a body without an 'error' event for nobody to handle (undici emits one on early destroy). */
-function destroyQuietly(body: Dispatcher.ResponseData['body']): void {
-  body.on('error', () => undefined);
-  body.destroy();
+/** `body`, calling `settled` once when it ends, fails, is dumped or is destroyed. */
+function onSettled(body: ResponseBody, settled: () => void): ResponseBody {
+  let called = false;
+  const once = (): void => {
+    if (called) return;
+    called = true;
+    settled();
+  };
+  return {
+    async *[Symbol.asyncIterator]() {
+      try {
+        yield* body;
+      } finally {
+        once();
+      }
+    },
+    dump: async () => {
+      try {
+        await body.dump();
+      } finally {
+        once();
+      }
+    },
+    destroy: () => {
+      body.destroy();
+      once();
+    },
+  };
 }
 
-async function readLimited(body: AsyncIterable<Buffer>, limitBytes: number, what: string): Promise<string> {
-  const chunks: Buffer[] = [];
+async function readLimited(
+  body: AsyncIterable<Uint8Array>,
+  limitBytes: number,
+  what: string,
+): Promise<string> {
+  const chunks: Uint8Array[] = [];
   let total = 0;
   for await (const chunk of body) {
     total += chunk.length;

@@ -37,9 +37,11 @@ async function eventually(probe: () => Promise<boolean>, what: string, timeoutMs
   }
 }
 
-function web(url: string, options: Record<string, string> = {}): UnderFileSystem {
+function webWith(url: string, options: Record<string, string> = {}): UnderFileSystem {
   return createUnderFileSystem({ mountPoint: url, options, secrets: {} }, { retry: { baseDelayMs: 10 } });
 }
+
+const web = webWith;
 
 /** A node:http server scripted per test, for behaviour nginx cannot be made to show. */
 async function scriptedServer(
@@ -305,174 +307,197 @@ describe('web UFS against nginx', () => {
   });
 });
 
-describe('web UFS robustness against scripted servers', () => {
-  test('retries 503 answers with backoff and then succeeds', async (t) => {
-    let requests = 0;
-    const server = await scriptedServer((req, res) => {
-      requests++;
-      if (requests <= 2) {
-        res.writeHead(503).end('busy');
-        return;
-      }
-      serveBytes(req, res, Buffer.from('payload'));
-    });
-    t.after(() => server.stop());
-    const ufs = web(server.url);
-    t.after(() => ufs.close());
-    assert.equal((await ufs.stat('f')).sizeBytes, 7);
-    assert.equal(requests, 3);
-  });
+for (const transport of ['http1', 'undici'] as const) {
+  describe(`web UFS robustness against scripted servers (${transport})`, () => {
+    const web = (url: string, options: Record<string, string> = {}): UnderFileSystem =>
+      webWith(url, { ...options, 'tide.ufs.httpTransport': transport });
 
-  test('gives up after maxAttempts on 500 and does not retry 403 or 400', async (t) => {
-    const counts = new Map<string, number>();
-    const server = await scriptedServer((req, res) => {
-      const path = req.url ?? '';
-      counts.set(path, (counts.get(path) ?? 0) + 1);
-      res.writeHead(path === '/forbidden' ? 403 : path === '/bad' ? 400 : 500).end();
+    test('retries 503 answers with backoff and then succeeds', async (t) => {
+      let requests = 0;
+      const server = await scriptedServer((req, res) => {
+        requests++;
+        if (requests <= 2) {
+          res.writeHead(503).end('busy');
+          return;
+        }
+        serveBytes(req, res, Buffer.from('payload'));
+      });
+      t.after(() => server.stop());
+      const ufs = web(server.url);
+      t.after(() => ufs.close());
+      assert.equal((await ufs.stat('f')).sizeBytes, 7);
+      assert.equal(requests, 3);
     });
-    t.after(() => server.stop());
-    const ufs = web(server.url, { 'tide.ufs.maxAttempts': '3' });
-    t.after(() => ufs.close());
-    await assert.rejects(ufs.stat('broken'), { code: 'ERR_UFS_REMOTE' });
-    assert.equal(counts.get('/broken'), 3);
-    await assert.rejects(ufs.stat('forbidden'), { code: 'ERR_UFS_ACCESS_DENIED' });
-    assert.equal(counts.get('/forbidden'), 1);
-    await assert.rejects(ufs.stat('bad'), { code: 'ERR_UFS_REMOTE' });
-    assert.equal(counts.get('/bad'), 1);
-  });
 
-  test('falls back to a one-byte ranged GET when HEAD is refused', async (t) => {
-    const data = Buffer.from('0123456789');
-    const server = await scriptedServer((req, res) => {
-      if (req.method === 'HEAD') {
-        res.writeHead(405).end();
-        return;
-      }
-      serveBytes(req, res, data);
+    test('gives up after maxAttempts on 500 and does not retry 403 or 400', async (t) => {
+      const counts = new Map<string, number>();
+      const server = await scriptedServer((req, res) => {
+        const path = req.url ?? '';
+        counts.set(path, (counts.get(path) ?? 0) + 1);
+        res.writeHead(path === '/forbidden' ? 403 : path === '/bad' ? 400 : 500).end();
+      });
+      t.after(() => server.stop());
+      const ufs = web(server.url, { 'tide.ufs.maxAttempts': '3' });
+      t.after(() => ufs.close());
+      await assert.rejects(ufs.stat('broken'), { code: 'ERR_UFS_REMOTE' });
+      assert.equal(counts.get('/broken'), 3);
+      await assert.rejects(ufs.stat('forbidden'), { code: 'ERR_UFS_ACCESS_DENIED' });
+      assert.equal(counts.get('/forbidden'), 1);
+      await assert.rejects(ufs.stat('bad'), { code: 'ERR_UFS_REMOTE' });
+      assert.equal(counts.get('/bad'), 1);
     });
-    t.after(() => server.stop());
-    const ufs = web(server.url);
-    t.after(() => ufs.close());
-    const entry = await ufs.stat('file.bin');
-    assert.equal(entry.sizeBytes, 10);
-    assert.equal(entry.version, 'lm-min:0:10');
-  });
 
-  test('follows a bounded number of redirects', async (t) => {
-    const server = await scriptedServer((req, res) => {
-      const path = req.url ?? '';
-      if (path === '/one') res.writeHead(302, { location: '/two' }).end();
-      else if (path === '/two')
-        res.writeHead(307, { location: `http://127.0.0.1:${req.socket.localPort}/three` }).end();
-      else if (path === '/three') serveBytes(req, res, Buffer.from('redirected'));
-      else if (path.startsWith('/loop')) res.writeHead(301, { location: `/loop${path.length}` }).end();
-      else res.writeHead(404).end();
+    test('falls back to a one-byte ranged GET when HEAD is refused', async (t) => {
+      const data = Buffer.from('0123456789');
+      const server = await scriptedServer((req, res) => {
+        if (req.method === 'HEAD') {
+          res.writeHead(405).end();
+          return;
+        }
+        serveBytes(req, res, data);
+      });
+      t.after(() => server.stop());
+      const ufs = web(server.url);
+      t.after(() => ufs.close());
+      const entry = await ufs.stat('file.bin');
+      assert.equal(entry.sizeBytes, 10);
+      assert.equal(entry.version, 'lm-min:0:10');
     });
-    t.after(() => server.stop());
-    const ufs = web(server.url);
-    t.after(() => ufs.close());
-    assert.equal((await readRange(ufs, 'one', 0, 100)).toString(), 'redirected');
-    await assert.rejects(ufs.stat('loop'), (error: Error) => /redirects/.test(error.message));
-  });
 
-  test('resumes a body cut mid-way from where it stopped, for the same ETag version', async (t) => {
-    const data = randomBytes(3 * MiB);
-    let cut = false;
-    const ranges: string[] = [];
-    const server = await scriptedServer((req, res) => {
-      ranges.push(req.headers.range ?? '');
-      if (!cut && req.method === 'GET') {
-        cut = true;
-        res.writeHead(206, {
-          etag: '"v1"',
-          'content-length': data.length,
-          'content-range': `bytes 0-${data.length - 1}/${data.length}`,
-        });
-        res.write(data.subarray(0, MiB), () => res.destroy());
-        return;
-      }
-      // No Last-Modified: the version is the strong ETag, sent as If-Match.
-      assert.equal(req.headers['if-match'], '"v1"');
-      serveBytes(req, res, data, { etag: '"v1"' });
+    test('follows a bounded number of redirects', async (t) => {
+      const server = await scriptedServer((req, res) => {
+        const path = req.url ?? '';
+        if (path === '/one') res.writeHead(302, { location: '/two' }).end();
+        else if (path === '/two')
+          res.writeHead(307, { location: `http://127.0.0.1:${req.socket.localPort}/three` }).end();
+        else if (path === '/three') serveBytes(req, res, Buffer.from('redirected'));
+        else if (path.startsWith('/loop')) res.writeHead(301, { location: `/loop${path.length}` }).end();
+        else res.writeHead(404).end();
+      });
+      t.after(() => server.stop());
+      const ufs = web(server.url);
+      t.after(() => ufs.close());
+      assert.equal((await readRange(ufs, 'one', 0, 100)).toString(), 'redirected');
+      await assert.rejects(ufs.stat('loop'), (error: Error) => /redirects/.test(error.message));
     });
-    t.after(() => server.stop());
-    const ufs = web(server.url);
-    t.after(() => ufs.close());
-    const read = await readRange(ufs, 'f', 0, data.length);
-    assert.ok(read.equals(data));
-    assert.equal(ranges.length, 2);
-    assert.match(ranges[1] ?? '', /^bytes=\d+-3145727$/);
-  });
 
-  test('a server that never answers fails the operation at its deadline', async (t) => {
-    const server = await scriptedServer(() => {
-      // Never answers.
+    test('follows a redirect to another origin without sending it the credentials', async (t) => {
+      const seen: string[] = [];
+      const cdn = await scriptedServer((req, res) => {
+        seen.push(req.headers.authorization ?? '');
+        serveBytes(req, res, Buffer.from('from the other origin'));
+      });
+      t.after(() => cdn.stop());
+      const server = await scriptedServer((req, res) => {
+        res.writeHead(302, { location: new URL(req.url ?? '/', cdn.url).href }).end();
+      });
+      t.after(() => server.stop());
+      const ufs = web(server.url.replace('http://', 'http://reader:pw@'));
+      t.after(() => ufs.close());
+      const { version } = await ufs.stat('file');
+      assert.equal((await readRange(ufs, 'file', 5, 5, version)).toString(), 'the o');
+      assert.deepEqual(seen, ['', '']);
     });
-    t.after(() => server.stop());
-    const ufs = web(server.url, { 'tide.ufs.deadlineMs': '300' });
-    t.after(() => ufs.close());
-    const started = Date.now();
-    await assert.rejects(ufs.stat('f'), { code: 'ERR_UFS_TIMEOUT', reason: 'OriginTimeout' });
-    assert.ok(Date.now() - started < 2000);
-  });
 
-  test('a body that stalls is cut at the idle timeout and resumed', async (t) => {
-    const data = randomBytes(512 * 1024);
-    let stalled = false;
-    const server = await scriptedServer((req, res) => {
-      if (!stalled && req.method === 'GET') {
-        stalled = true;
-        res.writeHead(206, {
-          ...EPOCH_VALIDATORS,
-          'content-length': data.length,
-          'content-range': `bytes 0-${data.length - 1}/${data.length}`,
-        });
-        res.write(data.subarray(0, 1000)); // and then nothing more
-        return;
-      }
-      serveBytes(req, res, data);
+    test('resumes a body cut mid-way from where it stopped, for the same ETag version', async (t) => {
+      const data = randomBytes(3 * MiB);
+      let cut = false;
+      const ranges: string[] = [];
+      const server = await scriptedServer((req, res) => {
+        ranges.push(req.headers.range ?? '');
+        if (!cut && req.method === 'GET') {
+          cut = true;
+          res.writeHead(206, {
+            etag: '"v1"',
+            'content-length': data.length,
+            'content-range': `bytes 0-${data.length - 1}/${data.length}`,
+          });
+          res.write(data.subarray(0, MiB), () => res.destroy());
+          return;
+        }
+        // No Last-Modified: the version is the strong ETag, sent as If-Match.
+        assert.equal(req.headers['if-match'], '"v1"');
+        serveBytes(req, res, data, { etag: '"v1"' });
+      });
+      t.after(() => server.stop());
+      const ufs = web(server.url);
+      t.after(() => ufs.close());
+      const read = await readRange(ufs, 'f', 0, data.length);
+      assert.ok(read.equals(data));
+      assert.equal(ranges.length, 2);
+      assert.match(ranges[1] ?? '', /^bytes=\d+-3145727$/);
     });
-    t.after(() => server.stop());
-    const ufs = web(server.url, { 'tide.ufs.bodyIdleTimeoutMs': '300' });
-    t.after(() => ufs.close());
-    const started = Date.now();
-    assert.ok((await readRange(ufs, 'f', 0, data.length)).equals(data));
-    assert.ok(Date.now() - started < 5000);
-  });
 
-  test('a closed port and an unresolvable host are ERR_UFS_UNREACHABLE without waiting out retries', async (t) => {
-    const server = await scriptedServer(() => undefined);
-    const closedUrl = server.url;
-    await server.stop();
-    const closed = web(closedUrl);
-    const unknown = web('http://tide-no-such-host.invalid/data/');
-    t.after(async () => {
-      await closed.close();
-      await unknown.close();
+    test('a server that never answers fails the operation at its deadline', async (t) => {
+      const server = await scriptedServer(() => {
+        // Never answers.
+      });
+      t.after(() => server.stop());
+      const ufs = web(server.url, { 'tide.ufs.deadlineMs': '300' });
+      t.after(() => ufs.close());
+      const started = Date.now();
+      await assert.rejects(ufs.stat('f'), { code: 'ERR_UFS_TIMEOUT', reason: 'OriginTimeout' });
+      assert.ok(Date.now() - started < 2000);
     });
-    const started = Date.now();
-    await assert.rejects(closed.check(), { code: 'ERR_UFS_UNREACHABLE', reason: 'OriginUnreachable' });
-    await assert.rejects(unknown.stat('x'), { code: 'ERR_UFS_UNREACHABLE' });
-    assert.ok(Date.now() - started < 3000);
-  });
 
-  test('credentials in the mount URL are sent as basic auth and kept out of descriptions and errors', async (t) => {
-    const seen: string[] = [];
-    const server = await scriptedServer((req, res) => {
-      seen.push(req.headers.authorization ?? '');
-      res.writeHead(500).end('s3cr3t-pass echoed back');
+    test('a body that stalls is cut at the idle timeout and resumed', async (t) => {
+      const data = randomBytes(512 * 1024);
+      let stalled = false;
+      const server = await scriptedServer((req, res) => {
+        if (!stalled && req.method === 'GET') {
+          stalled = true;
+          res.writeHead(206, {
+            ...EPOCH_VALIDATORS,
+            'content-length': data.length,
+            'content-range': `bytes 0-${data.length - 1}/${data.length}`,
+          });
+          res.write(data.subarray(0, 1000)); // and then nothing more
+          return;
+        }
+        serveBytes(req, res, data);
+      });
+      t.after(() => server.stop());
+      const ufs = web(server.url, { 'tide.ufs.bodyIdleTimeoutMs': '300' });
+      t.after(() => ufs.close());
+      const started = Date.now();
+      assert.ok((await readRange(ufs, 'f', 0, data.length)).equals(data));
+      assert.ok(Date.now() - started < 5000);
     });
-    t.after(() => server.stop());
-    const url = server.url.replace('http://', 'http://reader:s3cr3t-pass@');
-    const ufs = web(url, { 'tide.ufs.maxAttempts': '1' });
-    t.after(() => ufs.close());
-    assert.ok(!ufs.description.includes('s3cr3t'));
-    const error = await ufs.stat('f').catch((caught: unknown) => caught as Error);
-    assert.ok(error instanceof Error);
-    assert.ok(!JSON.stringify({ message: error.message, stack: error.stack }).includes('s3cr3t'));
-    assert.equal(seen[0], `Basic ${Buffer.from('reader:s3cr3t-pass').toString('base64')}`);
+
+    test('a closed port and an unresolvable host are ERR_UFS_UNREACHABLE without waiting out retries', async (t) => {
+      const server = await scriptedServer(() => undefined);
+      const closedUrl = server.url;
+      await server.stop();
+      const closed = web(closedUrl);
+      const unknown = web('http://tide-no-such-host.invalid/data/');
+      t.after(async () => {
+        await closed.close();
+        await unknown.close();
+      });
+      const started = Date.now();
+      await assert.rejects(closed.check(), { code: 'ERR_UFS_UNREACHABLE', reason: 'OriginUnreachable' });
+      await assert.rejects(unknown.stat('x'), { code: 'ERR_UFS_UNREACHABLE' });
+      assert.ok(Date.now() - started < 3000);
+    });
+
+    test('credentials in the mount URL are sent as basic auth and kept out of descriptions and errors', async (t) => {
+      const seen: string[] = [];
+      const server = await scriptedServer((req, res) => {
+        seen.push(req.headers.authorization ?? '');
+        res.writeHead(500).end('s3cr3t-pass echoed back');
+      });
+      t.after(() => server.stop());
+      const url = server.url.replace('http://', 'http://reader:s3cr3t-pass@');
+      const ufs = web(url, { 'tide.ufs.maxAttempts': '1' });
+      t.after(() => ufs.close());
+      assert.ok(!ufs.description.includes('s3cr3t'));
+      const error = await ufs.stat('f').catch((caught: unknown) => caught as Error);
+      assert.ok(error instanceof Error);
+      assert.ok(!JSON.stringify({ message: error.message, stack: error.stack }).includes('s3cr3t'));
+      assert.equal(seen[0], `Basic ${Buffer.from('reader:s3cr3t-pass').toString('base64')}`);
+    });
   });
-});
+}
 
 describe('web UFS listing from index pages', () => {
   let root = '';
