@@ -134,3 +134,16 @@ test('nginx json and xml autoindex pages give raw names, exact sizes and second 
   assert.equal(parseAutoindexJson('{"not":"a list"}'), undefined);
   assert.equal(parseAutoindexXml('<html></html>'), undefined);
 });
+
+test('upper-case anchors of old servers give their row details too', () => {
+  const [link] = parseIndexLinks(
+    '<PRE><A HREF="old.txt">old.txt</A>   06-Mar-2024 09:13   42\n</PRE>',
+    new URL('http://h/d/'),
+  );
+  assert.deepEqual(link, {
+    name: 'old.txt',
+    directory: false,
+    sizeBytes: 42,
+    mtimeMs: Date.parse('2024-03-06T09:13:00Z'),
+  });
+});

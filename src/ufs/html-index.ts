@@ -61,7 +61,9 @@ export function parseIndexLinks(html: string, directoryUrl: URL): IndexLink[] {
 
 /** Exact size and printed time from the text after the link that starts at `anchorAt`, if any. */
 function rowDetails(html: string, anchorAt: number): Pick<IndexLink, 'sizeBytes' | 'mtimeMs'> {
-  const close = html.indexOf('</a>', anchorAt);
+  const lower = html.indexOf('</a>', anchorAt);
+  const upper = html.indexOf('</A>', anchorAt);
+  const close = lower < 0 ? upper : upper < 0 ? lower : Math.min(lower, upper);
   if (close < 0) return {};
   let tail = html.slice(close + 4, close + 4 + ROW_TAIL_CHARS);
   for (const stop of ['\n', '<a ', '<A ', '</tr>', '</TR>']) {

@@ -11,8 +11,9 @@
  * What it speaks (RFC 9112): one request at a time per connection, keep-alive, bodies framed by
  * Content-Length (the fast path), chunked or ended by the close (a slow path for the small error
  * documents that servers send that way). What it does not: TLS, pipelining, request bodies,
- * redirects, upgrades. The S3 connector uses it for GetObject on `http:` endpoints and undici
- * everywhere else.
+ * redirects, upgrades. The S3 connector uses it for GetObject on `http:` endpoints, the web
+ * connector for every request to its `http:` origin (it follows redirects itself); undici carries
+ * the rest.
  *
  * Errors carry a `code` that `classifyNetworkError` sorts: Node's socket codes (ECONNRESET,
  * ECONNREFUSED…) as they come, and `ERR_HTTP1_*` for timeouts, early ends and malformed answers.
