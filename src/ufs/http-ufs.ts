@@ -93,6 +93,10 @@ type Opened =
  *   (200 to a ranged GET) is read front to back through a SequentialReaderCache, so that consecutive
  *   or parallel block reads share one download. A body cut mid-way is resumed from the byte where it
  *   stopped, pinned to the version.
+ * - transport: requests to an `http:` mount's own origin go through Http1Client (bodies land in
+ *   buffers handed to the caller: about a third of undici's CPU per byte, bench/ufs-read-http.ts);
+ *   `https:` and redirects to other origins through undici. Redirects, retries, preconditions and
+ *   validator checks are this class's, the same on both.
  *
  * Versions. The cache keys blocks by version and the mount keeps a file's pages while its version
  * holds, so a file must get the same version from a listing, a stat and the headers of a GET, and a
