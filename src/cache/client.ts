@@ -20,6 +20,7 @@ import {
 import { rankByRendezvous } from './rendezvous.ts';
 import { Semaphore } from './semaphore.ts';
 import { BufferPool } from './buffer-pool.ts';
+import { requestBlock } from './block-request.ts';
 
 export interface CacheClientOptions {
   /** `namespace/name`; workers refuse blocks of other datasets. */
@@ -690,53 +691,50 @@ class Client implements CacheClient {
       { datasetId: this.#datasetId, blockSizeBytes: this.#blockSizeBytes, ...ref.key },
       extra,
     );
-    let response;
+    let counted = 0;
+    let answer;
     try {
-      response = await this.#pool(worker).request({
-        path: `${BLOCKS_PATH}?${query}`,
-        method: 'GET',
-        headers: this.#headers(),
-      });
-    } catch (error) {
-      throw new WorkerFailure(`Cannot reach worker ${worker.id}: ${toError(error).message}`, {
-        cause: error,
-      });
-    }
-    const { statusCode, headers, body } = response;
-    try {
-      if (statusCode === 200) {
-        if (headers['content-type'] === BLOCK_LOCATION_TYPE)
-          return (await body.json()) as BlockLocationAnswer;
-        const announced = headers['content-length'];
-        // Without a length the worker streams a block as the origin sends it (chunked).
-        const length = announced === undefined ? undefined : Number(announced);
-        let counted = 0;
+      answer = await requestBlock(
+        this.#pool(worker),
+        { path: `${BLOCKS_PATH}?${query}`, headers: this.#headers() },
+        buffer,
         // Counted as they arrive: a reader may have its bytes (and return) before the body ends.
-        const data = await readBody(body, length, buffer, (arrived) => {
+        (arrived) => {
           this.#counters.workerBytes += arrived - counted;
           counted = arrived;
           progress(arrived);
-        });
-        return { data };
-      }
-      const problem = await body.text().catch(() => '');
-      const detail = problemDetail(problem);
-      // Past the end of the file: an empty block.
-      if (statusCode === 416) return { data: buffer.subarray(0, 0) };
-      if (statusCode === 409) throw new CacheError('ERR_CACHE_VERSION_CHANGED', detail);
-      if (statusCode === 404) throw new CacheError('ERR_CACHE_NOT_FOUND', detail);
-      if (statusCode === 421) throw new NotServed(detail);
-      if (statusCode === 401 || statusCode === 403) {
-        this.#logger.error({ worker: worker.id, detail }, 'cache worker refused this client');
-      }
-      throw new WorkerFailure(`Worker ${worker.id} answered ${statusCode}: ${detail}`);
+        },
+      );
     } catch (error) {
-      if (error instanceof CacheError || error instanceof WorkerFailure || error instanceof NotServed)
-        throw error;
-      throw new WorkerFailure(`Cannot read the answer of worker ${worker.id}: ${toError(error).message}`, {
-        cause: error,
-      });
+      if (error instanceof CacheError) throw error;
+      throw new WorkerFailure(
+        `Cannot read block ${ref.key.index} from worker ${worker.id}: ${toError(error).message}`,
+        {
+          cause: error,
+        },
+      );
     }
+    const { statusCode } = answer;
+    if (statusCode === 200) {
+      if (answer.contentType === BLOCK_LOCATION_TYPE) {
+        try {
+          return JSON.parse(answer.text) as BlockLocationAnswer;
+        } catch (error) {
+          throw new WorkerFailure(`Worker ${worker.id} sent a malformed location`, { cause: error });
+        }
+      }
+      return { data: buffer.subarray(0, answer.bytes) };
+    }
+    const detail = problemDetail(answer.text);
+    // Past the end of the file: an empty block.
+    if (statusCode === 416) return { data: buffer.subarray(0, 0) };
+    if (statusCode === 409) throw new CacheError('ERR_CACHE_VERSION_CHANGED', detail);
+    if (statusCode === 404) throw new CacheError('ERR_CACHE_NOT_FOUND', detail);
+    if (statusCode === 421) throw new NotServed(detail);
+    if (statusCode === 401 || statusCode === 403) {
+      this.#logger.error({ worker: worker.id, detail }, 'cache worker refused this client');
+    }
+    throw new WorkerFailure(`Worker ${worker.id} answered ${statusCode}: ${detail}`);
   }
 
   async #fetchFromOrigin(ref: BlockRef, buffer: Buffer, progress: Progress): Promise<Buffer> {
@@ -883,33 +881,6 @@ async function readLocalBlock(location: BlockLocationAnswer, buffer: Buffer): Pr
     return undefined;
   }
   return crc32(data) === location.crc32 ? data : undefined;
-}
-
-/**
- * A block body into `buffer`, reporting progress chunk by chunk. A body without `contentLength`
- * (chunked) is whole only if it ends with its last chunk: a worker whose origin fetch failed cuts
- * the connection, which undici reports as an error here.
- */
-async function readBody(
-  body: AsyncIterable<Uint8Array>,
-  contentLength: number | undefined,
-  buffer: Buffer,
-  progress: Progress,
-): Promise<Buffer> {
-  const limit = contentLength ?? buffer.length;
-  if (!Number.isSafeInteger(limit) || limit < 0 || limit > buffer.length) {
-    throw new WorkerFailure(`The worker sent a block of ${limit} bytes`);
-  }
-  let filled = 0;
-  for await (const chunk of body) {
-    if (filled + chunk.byteLength > limit) throw new WorkerFailure('The worker sent more than a block');
-    buffer.set(chunk, filled);
-    filled += chunk.byteLength;
-    progress(filled);
-  }
-  if (contentLength !== undefined && filled !== contentLength)
-    throw new WorkerFailure(`The worker sent ${filled} of ${contentLength} bytes`);
-  return buffer.subarray(0, filled);
 }
 
 function problemDetail(text: string): string {
