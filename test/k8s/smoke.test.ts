@@ -184,10 +184,10 @@ describe('real Kubernetes control plane (etcd, kube-apiserver, kcm, scheduler, k
     })();
     await kube.create(datasetType, validDataset('bookmarked', NS));
     await watching;
-    assert.deepEqual(
-      events.map((e) => e.type),
-      ['ADDED', 'BOOKMARK'],
-    );
+    // One bookmark is due before the deadline; a slow machine may see the periodic one as well.
+    const types = events.map((e) => e.type);
+    assert.equal(types[0], 'ADDED');
+    assert.ok(types.length >= 2 && types.slice(1).every((type) => type === 'BOOKMARK'), types.join(','));
     const [added, bookmark] = events as [WatchEvent<Labeled>, WatchEvent<Labeled>];
     assert.ok(
       Number(bookmark.object.metadata.resourceVersion) >= Number(added.object.metadata.resourceVersion),
