@@ -1,6 +1,8 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
 import type { BlockKey } from './block-key.ts';
+import { piecesFit } from './block-checksum.ts';
 
 /**
  * One block on disk is one file: the block's bytes, then a trailer that makes the file
@@ -18,6 +20,9 @@ export interface BlockFileMeta extends BlockKey {
   blockSizeBytes: number;
   sizeBytes: number;
   crc32: number;
+  /** CRC-32 per piece of `pieceBytes` (absent in files of earlier versions: then only `crc32`). */
+  pieceBytes?: number;
+  pieceCrc32s?: number[];
 }
 
 const MAGIC = Buffer.from('TDB1', 'latin1');
@@ -108,7 +113,15 @@ function parseMeta(text: string): BlockFileMeta | undefined {
     Number.isSafeInteger(meta['blockSizeBytes']) &&
     Number.isSafeInteger(meta['sizeBytes']) &&
     Number.isSafeInteger(meta['crc32']);
-  return ok ? (value as BlockFileMeta) : undefined;
+  if (!ok) return undefined;
+  const pieceBytes = meta['pieceBytes'];
+  const pieceCrc32s = meta['pieceCrc32s'];
+  if (pieceBytes === undefined && pieceCrc32s === undefined) return value as BlockFileMeta;
+  const piecesOk =
+    typeof pieceBytes === 'number' &&
+    Array.isArray(pieceCrc32s) &&
+    piecesFit(meta['sizeBytes'] as number, pieceBytes, pieceCrc32s as number[]);
+  return piecesOk ? (value as BlockFileMeta) : undefined;
 }
 
 /**
@@ -158,4 +171,81 @@ export async function readBlockData(
   } finally {
     await handle.close();
   }
+}
+
+/** What a reader needs to check a block file: its length and checksums. */
+export interface BlockFileCheck {
+  sizeBytes: number;
+  crc32: number;
+  pieceBytes?: number | undefined;
+  pieceCrc32s?: readonly number[] | undefined;
+}
+
+/**
+ * The checked bytes of a block file, in `into` when given, or undefined when they fail their
+ * checksum. With piece checksums the file is read and checked piece by piece, and `onVerified`
+ * hears of each checked prefix, so a reader of the first bytes need not wait for the whole block;
+ * without them (files of earlier versions) the whole block is read, then checked.
+ * @throws {Error} when the file cannot be read or is short (code `ERR_BLOCK_SHORT`)
+ */
+export async function readCheckedBlock(
+  filePath: string,
+  check: BlockFileCheck,
+  options: { into?: Buffer | undefined; memory?: boolean; onVerified?: (bytes: number) => void } = {},
+): Promise<Buffer | undefined> {
+  const { sizeBytes, pieceBytes, pieceCrc32s } = check;
+  if (pieceBytes === undefined || pieceCrc32s === undefined) {
+    const data = await readBlockData(filePath, sizeBytes, options);
+    return crc32(data) === check.crc32 ? data : undefined;
+  }
+  const into = options.into;
+  if (into !== undefined && into.length < sizeBytes) {
+    throw new RangeError(`Cannot read a ${sizeBytes}-byte block into ${into.length} bytes`);
+  }
+  const data = into === undefined ? Buffer.allocUnsafe(sizeBytes) : into.subarray(0, sizeBytes);
+  const file = options.memory === true ? syncFile(filePath) : await asyncFile(filePath);
+  try {
+    for (let index = 0, start = 0; start < sizeBytes; index += 1, start += pieceBytes) {
+      const end = Math.min(start + pieceBytes, sizeBytes);
+      let filled = start;
+      while (filled < end) {
+        const bytesRead = await file.read(data, filled, end - filled);
+        if (bytesRead === 0) {
+          throw Object.assign(new Error(`Block file ${filePath} holds ${filled} of ${sizeBytes} bytes`), {
+            code: 'ERR_BLOCK_SHORT',
+          });
+        }
+        filled += bytesRead;
+      }
+      if (crc32(data.subarray(start, end)) !== pieceCrc32s[index]) return undefined;
+      options.onVerified?.(end);
+    }
+    return data;
+  } finally {
+    await file.close();
+  }
+}
+
+interface OpenBlockFile {
+  read(into: Buffer, offset: number, length: number): Promise<number> | number;
+  close(): Promise<void> | void;
+}
+
+/** tmpfs: reads are memory copies, done synchronously (see readBlockData). */
+function syncFile(filePath: string): OpenBlockFile {
+  const fd = openSync(filePath, 'r');
+  return {
+    read: (into, offset, length) => readSync(fd, into, offset, length, offset),
+    close: () => {
+      closeSync(fd);
+    },
+  };
+}
+
+async function asyncFile(filePath: string): Promise<OpenBlockFile> {
+  const handle = await open(filePath, 'r');
+  return {
+    read: async (into, offset, length) => (await handle.read(into, offset, length, offset)).bytesRead,
+    close: () => handle.close(),
+  };
 }

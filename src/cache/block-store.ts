@@ -1,11 +1,11 @@
-import { crc32 } from 'node:zlib';
 import { copyFile, mkdir, opendir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { MediumType } from '../api/index.ts';
 import { silentLogger, toError, type Logger } from '../lib/index.ts';
 import { blockIdOf, type BlockKey } from './block-key.ts';
-import { readBlockData, readBlockMeta, trailerOf, writeBlockFile } from './block-file.ts';
+import { readBlockMeta, readCheckedBlock, trailerOf, writeBlockFile } from './block-file.ts';
+import { checksumsOf, type BlockChecksums } from './block-checksum.ts';
 import { CacheError } from './errors.ts';
 import type { TierConfig } from './tiers.ts';
 
@@ -29,6 +29,9 @@ export interface BlockLocation {
   filePath: string;
   sizeBytes: number;
   crc32: number;
+  /** CRC-32 per piece, so a reader can check the file piece by piece (absent in older files). */
+  pieceBytes?: number;
+  pieceCrc32s?: readonly number[];
   medium: MediumType;
 }
 
@@ -98,6 +101,8 @@ interface Entry {
   readonly sizeBytes: number;
   readonly allocBytes: number;
   readonly crc32: number;
+  readonly pieceBytes: number | undefined;
+  readonly pieceCrc32s: readonly number[] | undefined;
   tier: Tier;
   dir: Dir;
   filePath: string;
@@ -224,9 +229,9 @@ export class BlockStore {
       this.#touch(entry);
       const filePath = entry.filePath;
       entry.readers += 1;
-      let data: Buffer;
+      let data: Buffer | undefined;
       try {
-        data = await readBlockData(filePath, entry.sizeBytes, {
+        data = await readCheckedBlock(filePath, entry, {
           into: options.into,
           memory: entry.tier.medium === 'MEM',
         });
@@ -240,17 +245,13 @@ export class BlockStore {
       } finally {
         entry.readers -= 1;
       }
-      const checksum = crc32(data);
-      if (checksum !== entry.crc32) {
-        this.#logger.warn(
-          { filePath, expected: entry.crc32, actual: checksum },
-          'dropping a corrupted block file',
-        );
+      if (data === undefined) {
+        this.#logger.warn({ filePath }, 'dropping a corrupted block file');
         this.#counters.corruptBlocks += 1;
         await this.#drop(entry);
         return undefined;
       }
-      return { data, crc32: checksum, medium: entry.tier.medium };
+      return { data, crc32: entry.crc32, medium: entry.tier.medium };
     }
     return undefined;
   }
@@ -262,14 +263,14 @@ export class BlockStore {
   async put(
     key: BlockKey,
     data: Uint8Array,
-    checksum: number = crc32(data),
+    checksums: BlockChecksums = checksumsOf(data),
   ): Promise<BlockLocation | undefined> {
     const id = blockIdOf(key);
     const existing = this.#entries.get(id);
     if (existing !== undefined) return locationOf(existing);
     const pending = this.#writing.get(id);
     if (pending !== undefined) return pending;
-    const write = this.#write(id, key, data, checksum).finally(() => this.#writing.delete(id));
+    const write = this.#write(id, key, data, checksums).finally(() => this.#writing.delete(id));
     this.#writing.set(id, write);
     return write;
   }
@@ -408,6 +409,8 @@ export class BlockStore {
             sizeBytes: meta.sizeBytes,
             allocBytes,
             crc32: meta.crc32,
+            pieceBytes: meta.pieceBytes,
+            pieceCrc32s: meta.pieceCrc32s,
             tier,
             dir,
             filePath,
@@ -424,7 +427,7 @@ export class BlockStore {
     id: string,
     key: BlockKey,
     data: Uint8Array,
-    checksum: number,
+    checksums: BlockChecksums,
   ): Promise<BlockLocation | undefined> {
     if (data.length > this.#blockSizeBytes) {
       throw new RangeError(`Cannot store ${data.length} bytes as a ${this.#blockSizeBytes}-byte block`);
@@ -434,7 +437,9 @@ export class BlockStore {
       ...key,
       blockSizeBytes: this.#blockSizeBytes,
       sizeBytes: data.length,
-      crc32: checksum,
+      crc32: checksums.crc32,
+      pieceBytes: checksums.pieceBytes,
+      pieceCrc32s: checksums.pieceCrc32s,
     });
     const allocBytes = allocationOf(data.length + trailer.length);
     for (const tier of this.#tiers) {
@@ -457,7 +462,9 @@ export class BlockStore {
         key: { mount: key.mount, path: key.path, version: key.version, index: key.index },
         sizeBytes: data.length,
         allocBytes,
-        crc32: checksum,
+        crc32: checksums.crc32,
+        pieceBytes: checksums.pieceBytes,
+        pieceCrc32s: checksums.pieceCrc32s,
         tier,
         dir,
         filePath,
@@ -651,6 +658,9 @@ function locationOf(entry: Entry): BlockLocation {
     filePath: entry.filePath,
     sizeBytes: entry.sizeBytes,
     crc32: entry.crc32,
+    ...(entry.pieceCrc32s === undefined || entry.pieceBytes === undefined
+      ? {}
+      : { pieceBytes: entry.pieceBytes, pieceCrc32s: entry.pieceCrc32s }),
     medium: entry.tier.medium,
   };
 }

@@ -1,10 +1,9 @@
 import { hostname } from 'node:os';
-import { crc32 } from 'node:zlib';
 import { Pool } from 'undici';
 import { silentLogger, toError, type Logger, type SecretValue } from '../lib/index.ts';
 import { UfsError, type UfsEntry } from '../ufs/index.ts';
 import { blockIdOf, fileVersionIdOf, type BlockKey } from './block-key.ts';
-import { readBlockData } from './block-file.ts';
+import { readCheckedBlock } from './block-file.ts';
 import { CacheError, cacheAborted, throwIfAborted } from './errors.ts';
 import type { Membership, WorkerEndpoint } from './membership.ts';
 import { MountTable, normaliseDatasetPath, type ClientMount } from './mount-table.ts';
@@ -667,9 +666,15 @@ class Client implements CacheClient {
     if (local) {
       const answer = await this.#request(worker, ref, { locate: '1' }, buffer, progress);
       if (!('filePath' in answer)) return answer.data;
-      const data = await readLocalBlock(answer, buffer);
+      let counted = 0;
+      // Counted piece by piece: a reader may have its bytes (and return) before the block is read.
+      const data = await readLocalBlock(answer, buffer, (verified) => {
+        this.#counters.shortCircuitBytes += verified - counted;
+        counted = verified;
+        progress(verified);
+      });
       if (data !== undefined) {
-        this.#counters.shortCircuitBytes += data.length;
+        this.#counters.shortCircuitBytes += data.length - counted;
         return data;
       }
       // Evicted or damaged since the worker answered: the worker checks its copy and refetches.
@@ -868,19 +873,26 @@ class Client implements CacheClient {
   }
 }
 
-/** The bytes of a worker's block file in `buffer`, or undefined when it is gone, short or damaged. */
-async function readLocalBlock(location: BlockLocationAnswer, buffer: Buffer): Promise<Buffer | undefined> {
+/**
+ * The bytes of a worker's block file in `buffer`, or undefined when it is gone, short or damaged.
+ * Pieces are handed on as they pass their check (`progress`), so the first bytes of a warm block do
+ * not wait for the rest of it.
+ */
+async function readLocalBlock(
+  location: BlockLocationAnswer,
+  buffer: Buffer,
+  progress: Progress,
+): Promise<Buffer | undefined> {
   if (location.sizeBytes > buffer.length) return undefined;
-  let data: Buffer;
   try {
-    data = await readBlockData(location.filePath, location.sizeBytes, {
+    return await readCheckedBlock(location.filePath, location, {
       into: buffer,
       memory: location.medium === 'MEM',
+      onVerified: progress,
     });
   } catch {
     return undefined;
   }
-  return crc32(data) === location.crc32 ? data : undefined;
 }
 
 function problemDetail(text: string): string {

@@ -70,6 +70,9 @@ export interface BlockLocationAnswer {
   filePath: string;
   sizeBytes: number;
   crc32: number;
+  /** Per-piece CRC-32s: the client checks and hands on the file piece by piece. */
+  pieceBytes?: number;
+  pieceCrc32s?: number[];
   medium: string;
 }
 

@@ -2,7 +2,6 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { hostname } from 'node:os';
-import { crc32 } from 'node:zlib';
 import { silentLogger, toError, type Logger, type SecretValue } from '../lib/index.ts';
 import { UfsError, type UfsErrorCode, type UnderFileSystem } from '../ufs/index.ts';
 import { BlockStore, type BlockLocation } from './block-store.ts';
@@ -27,6 +26,7 @@ import {
 } from './protocol.ts';
 import { Semaphore } from './semaphore.ts';
 import { BufferPool } from './buffer-pool.ts';
+import { checksumsOf } from './block-checksum.ts';
 import type { TierConfig } from './tiers.ts';
 import { createWorkerMetrics, type WorkerMetrics } from './worker-metrics.ts';
 import {
@@ -583,9 +583,9 @@ class Worker implements CacheWorker {
       return;
     }
     const data = filling.data;
-    const checksum = crc32(data);
+    const checksums = checksumsOf(data);
     filling.stored = this.#store
-      .put(key, data, checksum)
+      .put(key, data, checksums)
       .catch((error: unknown) => {
         this.#logger.warn({ err: toError(error) }, 'cannot cache a block');
         return undefined;
@@ -594,7 +594,7 @@ class Worker implements CacheWorker {
         forget();
         filling.release();
       });
-    filling.finish(checksum);
+    filling.finish(checksums.crc32);
   }
 
   #answerError(res: ServerResponse, error: unknown): void {
@@ -711,6 +711,9 @@ function sendLocation(res: ServerResponse, location: BlockLocation, source: stri
     filePath: location.filePath,
     sizeBytes: location.sizeBytes,
     crc32: location.crc32,
+    ...(location.pieceCrc32s === undefined || location.pieceBytes === undefined
+      ? {}
+      : { pieceBytes: location.pieceBytes, pieceCrc32s: [...location.pieceCrc32s] }),
     medium: location.medium,
   };
   const body = JSON.stringify(answer);
