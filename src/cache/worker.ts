@@ -37,6 +37,7 @@ import {
 } from './worker-stats.ts';
 
 const DEFAULT_ORIGIN_CONCURRENCY = 8;
+const EMPTY = Buffer.alloc(0);
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
 
 /** One dataset mount as a worker serves it. */
@@ -84,10 +85,11 @@ export interface CacheWorker {
  * A block being fetched from the origin into a pooled buffer, shared by every request that asked for
  * it (single-flight). Its bytes are readable as they arrive, so a request streams them on without
  * waiting for the whole block; only a complete block gets a checksum and is cached. Each user holds
- * it while it needs the bytes; the last release returns the buffer to the pool.
+ * it while it needs the bytes; the last release returns the buffer to the pool. The buffer is taken
+ * only once the fetch has an origin slot, so blocks queued behind the origin limit hold no memory.
  */
 class Filling {
-  readonly buffer: Buffer;
+  buffer: Buffer = EMPTY;
   /** Bytes arrived so far, from the start of the block. */
   length = 0;
   /** Set once every byte has arrived. */
@@ -100,8 +102,7 @@ class Filling {
   #reusable = true;
   #wakers: (() => void)[] = [];
 
-  constructor(buffer: Buffer, pool: BufferPool) {
-    this.buffer = buffer;
+  constructor(pool: BufferPool) {
     this.#pool = pool;
   }
 
@@ -142,7 +143,7 @@ class Filling {
   release(reusable = true): void {
     this.#reusable &&= reusable;
     this.#holds -= 1;
-    if (this.#holds === 0 && this.#reusable) this.#pool.release(this.buffer);
+    if (this.#holds === 0 && this.#reusable && this.buffer !== EMPTY) this.#pool.release(this.buffer);
   }
 
   #wake(): void {
@@ -507,7 +508,7 @@ class Worker implements CacheWorker {
     const joined = flight !== undefined;
     if (flight === undefined) {
       flight = {
-        filling: new Filling(this.#buffers.acquire(), this.#buffers),
+        filling: new Filling(this.#buffers),
         controller: new AbortController(),
         waiters: 0,
       };
@@ -547,10 +548,11 @@ class Worker implements CacheWorker {
     const forget = (): void => {
       if (this.#flights.get(id)?.filling === filling) this.#flights.delete(id);
     };
-    const buffer = filling.buffer;
     let length = 0;
     try {
       const release = await this.#originLimit.acquire(signal);
+      const buffer = this.#buffers.acquire();
+      filling.buffer = buffer;
       try {
         const stream = await ufs.read(
           key.path,
