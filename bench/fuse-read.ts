@@ -153,6 +153,17 @@ async function benchHttp(origin: string): Promise<void> {
     await dropCaches();
     results.warmCacheReadMBps = (await readThrough(join(dataset.mount.target, 'big.bin'))) / 1e6;
     results.serverPeakRssMB = ((await peakRssBytesOf(dataset.mount.serverPid())) ?? 0) / 1e6;
+    // Many small files: each is a block of its own in the cache client's buffer.
+    const started = process.hrtime.bigint();
+    const small = await sh(
+      `find ${JSON.stringify(tree)} -type f -print0 | xargs -0 -P 8 -n 100 cat | wc -c`,
+      {
+        timeoutMs: 600_000,
+      },
+    );
+    if (small.code !== 0) throw new Error(`reading the small files failed: ${small.stderr}`);
+    results.smallFilesPerSecond = entryCount / (Number(process.hrtime.bigint() - started) / 1e9);
+    results.serverPeakRssAfterSmallFilesMB = ((await peakRssBytesOf(dataset.mount.serverPid())) ?? 0) / 1e6;
   } finally {
     await dataset.stop();
   }
@@ -236,6 +247,11 @@ const httpRows = [
     'FUSE server peak RSS, before / after reading the big file twice',
     `${fmt(results.serverPeakRssBeforeReadMB)} / ${fmt(results.serverPeakRssMB)} MB`,
   ],
+  [
+    `cat of the ${entryCount} one-byte tree files, 8 at a time`,
+    `${fmt(results.smallFilesPerSecond)} files/s`,
+  ],
+  ['FUSE server peak RSS after the small files', `${fmt(results.serverPeakRssAfterSmallFilesMB)} MB`],
 ];
 const rows = values.source === 'http' ? httpRows : localRows;
 process.stdout.write(
