@@ -7,6 +7,7 @@
  *    the worker reads the origin over `--origin-connections` connections, so the origin grants
  *    `rate × connections`. Also measured: a direct parallel ranged GET of the same file over the
  *    same number of connections (Fluid-peers' M2: cache cold read ÷ direct parallel GET).
+ *    Then the time to the first 4 KiB of a block, cold and warm, against a direct ranged GET.
  * 2. Warm read through the client from a worker on the same node (short-circuit to the MEM tier's
  *    block files), and through HTTP from another node, for comparison.
  * 3. Origin amplification: 8 clients read one cold file at once through 3 workers; origin bytes
@@ -252,6 +253,65 @@ async function main(): Promise<void> {
     target: '≥ 0.9',
     ok: coldRate >= 0.9 * directRate,
   });
+
+  // 1b. Time to the first 4 KiB of a block: cold (the worker streams what the origin sends), and
+  // warm from the block file (checked piece by piece), each through a long-lived client as a FUSE
+  // server has; against a direct ranged GET of the same 4 KiB from the throttled origin. Medians of
+  // 8 files, as single reads on a busy machine scatter.
+  const ttfbFiles = 8;
+  for (let i = 0; i < ttfbFiles; i += 1)
+    await writeFile(join(root, 'data', `ttfb-${i}.bin`), randomBytes(BLOCK));
+  const directPool = new Pool(new URL(slowMount).origin, { connections: 1 });
+  const warmReader = client(slowMount, [slowWorker.endpoint], 'bench-node');
+  const directMs: number[] = [];
+  const coldMs: number[] = [];
+  const warmMs: number[] = [];
+  const timed = async (action: () => Promise<unknown>): Promise<number> => {
+    const start = performance.now();
+    await action();
+    return performance.now() - start;
+  };
+  for (let i = 0; i < ttfbFiles; i += 1) {
+    const path = `/ttfb-${i}.bin`;
+    directMs.push(
+      await timed(async () => {
+        const { body } = await directPool.request({
+          path: `${new URL(slowMount).pathname}ttfb-${i}.bin`,
+          method: 'GET',
+          headers: { range: 'bytes=0-4095' },
+        });
+        await body.arrayBuffer();
+      }),
+    );
+    const { version } = await cold.stat(path);
+    coldMs.push(await timed(() => cold.read(path, { offset: 0, length: 4096, version })));
+  }
+  // Written to the worker's tier just after the bytes went out: give the writes a moment.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  for (let i = 0; i < ttfbFiles; i += 1) {
+    const path = `/ttfb-${i}.bin`;
+    const { version } = await warmReader.stat(path);
+    warmMs.push(await timed(() => warmReader.read(path, { offset: 0, length: 4096, version })));
+  }
+  await directPool.close();
+  const median = (values: number[]): number => values.sort((a, b) => a - b)[values.length >> 1] ?? NaN;
+  record({
+    name: 'first 4 KiB, direct ranged GET from the origin (median)',
+    value: median(directMs),
+    unit: 'ms',
+  });
+  record({
+    name: 'first 4 KiB of a cold block through the cache (median)',
+    value: median(coldMs),
+    unit: 'ms',
+  });
+  record({
+    name: 'first 4 KiB of a warm block, short-circuit (median)',
+    value: median(warmMs),
+    unit: 'ms',
+  });
+  if (warmReader.counters().shortCircuitBytes === 0)
+    throw new Error('the warm first reads took the wrong path');
 
   // 2. Warm reads: the blocks are in the worker's MEM tier now. One long-lived client per path, as a
   // FUSE server has, whose own buffer (64 MiB, at most a quarter of the file) is smaller than the
