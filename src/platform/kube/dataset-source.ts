@@ -26,8 +26,12 @@ export async function createFileSource(
     ...(kube === undefined ? {} : { kube }),
     ...(nodeName === undefined || nodeName === '' ? {} : { nodeName }),
   });
-  return new DatasetFileSource(opened.client, async () => {
-    await opened.close();
-    kube?.close();
-  });
+  return new DatasetFileSource(
+    opened.client,
+    async () => {
+      await opened.close();
+      kube?.close();
+    },
+    context.metadataTtlMs === undefined ? {} : { metadataTtlMs: context.metadataTtlMs },
+  );
 }
