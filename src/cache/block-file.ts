@@ -47,17 +47,22 @@ export async function writeBlockFile(options: {
 }): Promise<void> {
   const handle = await open(options.tmpPath, 'w', 0o600);
   try {
-    // writev may write part of the vector; loop until all of it is on the file.
-    let position = 0;
+    // One writev for data and trailer (one thread-pool trip less per block: small files are many
+    // blocks); it may write part of the vector, and the rest is written piece by piece.
     const chunks = [options.data, options.trailer];
+    const total = options.data.length + options.trailer.length;
+    let position = (await handle.writev(chunks, 0)).bytesWritten;
+    let start = 0;
     for (const chunk of chunks) {
-      let written = 0;
+      let written = Math.max(0, Math.min(chunk.length, position - start));
+      start += chunk.length;
       while (written < chunk.length) {
         const { bytesWritten } = await handle.write(chunk, written, chunk.length - written, position);
         written += bytesWritten;
         position += bytesWritten;
       }
     }
+    if (position !== total) throw new Error(`Wrote ${position} of ${total} bytes of a block file`);
   } catch (error) {
     await handle.close();
     await unlink(options.tmpPath).catch(() => undefined);
