@@ -242,6 +242,26 @@ test('load places each block on as many workers as replicas asks', async (t) => 
   );
 });
 
+test('load of a listed entry asks the origin nothing but the blocks', async (t) => {
+  const c = await cluster(t, 2);
+  await writeFile(join(c.origin, 'listed'), randomBytes(3 * BLOCK));
+  const client = c.client();
+  let entry;
+  for await (const listed of client.list('/')) entry = listed;
+  assert.equal(entry?.path, 'listed');
+  let stats = 0;
+  const stat = c.ufs.stat.bind(c.ufs);
+  c.ufs.stat = (...args) => {
+    stats += 1;
+    return stat(...args);
+  };
+  const result = await client.load('/listed', { entry });
+  assert.deepEqual(result, { files: 1, blocks: 3, bytes: 3 * BLOCK });
+  assert.equal(stats, 0);
+  await client.load('/listed');
+  assert.equal(stats, 1, 'without the entry the client stats the file first');
+});
+
 test('serves several mounts as one namespace with virtual directories above them', async (t) => {
   const c = await cluster(t, 1);
   const other = await tempDir(t);

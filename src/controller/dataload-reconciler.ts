@@ -7,6 +7,9 @@ import { setCondition } from './conditions.ts';
 import type { EventRecorder } from './events.ts';
 import type { ReconcileResult } from './work-queue.ts';
 
+/** Files loaded at once unless `options.parallelism` says otherwise: small files are latency-bound. */
+const DEFAULT_PARALLELISM = 16;
+
 export const DATALOAD_FINALIZER = 'data.fluid.io/tide-dataload-controller';
 const PROGRESS_WRITE_MS = 1000;
 
@@ -137,7 +140,7 @@ export class DataLoadReconciler {
     }
     const now = this.#now();
     const options = load.spec.options ?? {};
-    const parallelism = Number(options['parallelism'] ?? 8);
+    const parallelism = Number(options['parallelism'] ?? DEFAULT_PARALLELISM);
     const bandwidth = parseBandwidth(options['bandwidth'] ?? options['bandwidthLimit']);
     const running: RunningLoad = {
       abort: new AbortController(),
@@ -169,7 +172,7 @@ export class DataLoadReconciler {
           replicas: target.replicas ?? 1,
         })),
         loadMetadata: load.spec.loadMetadata ?? false,
-        parallelism: Number.isInteger(parallelism) && parallelism > 0 ? parallelism : 8,
+        parallelism: Number.isInteger(parallelism) && parallelism > 0 ? parallelism : DEFAULT_PARALLELISM,
         ...(bandwidth === undefined ? {} : { bandwidthBytesPerSecond: bandwidth }),
       },
       {

@@ -3,6 +3,9 @@ import { formatBytes } from '../../lib/index.ts';
 import type { UfsEntry } from '../../ufs/index.ts';
 import type { LoadPlan, LoadProgress } from '../types.ts';
 
+/** Blocks of one file loaded at once. */
+const BLOCKS_PER_FILE = 16;
+
 /** Bytes per second toward the origin, as a token bucket refilled continuously. */
 class Bandwidth {
   readonly #bytesPerSecond: number;
@@ -68,7 +71,9 @@ export async function loadTargets(
 
   const loadFile = async (entry: UfsEntry, replicas: number): Promise<void> => {
     await bandwidth?.take(entry.sizeBytes, signal);
-    await client.load(entry.path, { replicas, signal, concurrency: 4 });
+    // The listed entry goes along: no stat per file. A large file keeps many blocks in flight (the
+    // workers bound their own origin fetches); a small one is a single block anyway.
+    await client.load(entry.path, { entry, replicas, signal, concurrency: BLOCKS_PER_FILE });
     progress.filesDone += 1;
     progress.bytesDone += entry.sizeBytes;
     onProgress({ ...progress });
