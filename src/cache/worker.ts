@@ -557,13 +557,14 @@ class Worker implements CacheWorker {
         const stream = await ufs.read(
           key.path,
           { offset: key.index * this.#blockSizeBytes, length: this.#blockSizeBytes },
-          { version: key.version, signal },
+          { version: key.version, signal, into: buffer },
         );
         for await (const chunk of stream) {
           if (length + chunk.byteLength > buffer.length) {
             throw new CacheError('ERR_CACHE_PROTOCOL', `The origin sent more than a block of "${key.path}"`);
           }
-          buffer.set(chunk, length);
+          // Connectors that can read straight into the buffer (ReadOptions.into) leave no copy to do.
+          if (!isInPlace(chunk, buffer, length)) buffer.set(chunk, length);
           length += chunk.byteLength;
           filling.advance(length);
         }
@@ -636,6 +637,11 @@ const UFS_STATUS: Partial<Record<UfsErrorCode, number>> = {
 
 function keyOf(request: BlockRequest): BlockKey {
   return { mount: request.mount, path: request.path, version: request.version, index: request.index };
+}
+
+/** True when `chunk` is already in `buffer` at `position` (read there by the connector). */
+function isInPlace(chunk: Uint8Array, buffer: Buffer, position: number): boolean {
+  return chunk.buffer === buffer.buffer && chunk.byteOffset === buffer.byteOffset + position;
 }
 
 function digest(text: string): Buffer {

@@ -248,7 +248,14 @@ export class HttpUfs implements UnderFileSystem {
     throwIfAborted(options.signal, `read of "${relative}" at ${this.description}`);
     if (range.length === 0) return emptyStream();
     const url = this.#fileUrl(relative);
-    const request = { url, relative, range, version: options.version, signal: options.signal };
+    const request = {
+      url,
+      relative,
+      range,
+      version: options.version,
+      signal: options.signal,
+      into: options.into,
+    };
     // A file already being read front to back, or being opened for that: continue that download
     // rather than start another (see SequentialReaderCache).
     if (this.#rangeless.has(url.origin) && (this.#sequential.has(url.href) || this.#opening.has(url.href))) {
@@ -469,6 +476,7 @@ export class HttpUfs implements UnderFileSystem {
         url: request.url,
         signal: controller.signal,
         headers: { range: `bytes=${from}-${last}`, ...conditionalHeaders(request.version) },
+        into: request.into?.subarray(from - request.range.offset),
       });
     } catch (error) {
       done();
@@ -652,6 +660,8 @@ export class HttpUfs implements UnderFileSystem {
     url: URL;
     signal: AbortSignal;
     headers?: Record<string, string>;
+    /** Where a 206 body from the mount's own `http:` origin may land (Http1Request.into). */
+    into?: Uint8Array | undefined;
   }): Promise<Response> {
     let url = init.url;
     for (let hop = 0; ; hop++) {
@@ -660,7 +670,7 @@ export class HttpUfs implements UnderFileSystem {
       if (this.#authorization !== undefined && url.origin === this.#base.origin) {
         headers.authorization = this.#authorization.reveal();
       }
-      const response = await this.#send(init.method, url, headers, init.signal);
+      const response = await this.#send(init.method, url, headers, init.signal, init.into);
       const location = response.headers.location;
       if (!REDIRECT_STATUSES.has(response.statusCode) || location === undefined) return { ...response, url };
       await response.body.dump();
@@ -684,10 +694,11 @@ export class HttpUfs implements UnderFileSystem {
     url: URL,
     headers: Record<string, string>,
     signal: AbortSignal,
+    into?: Uint8Array,
   ): Promise<Omit<Response, 'url'>> {
     const path = `${url.pathname}${url.search}`;
     if (this.#http1 !== undefined && url.origin === this.#base.origin) {
-      return this.#http1.request({ method, path, headers, signal });
+      return this.#http1.request({ method, path, headers, signal, into });
     }
     const response = await this.#dispatcher.request({
       origin: url.origin,
@@ -748,6 +759,7 @@ interface ReadRequest {
   range: ByteRange;
   version: string | undefined;
   signal: AbortSignal | undefined;
+  into: Uint8Array | undefined;
 }
 
 function directoryEntry(path: string): UfsEntry {

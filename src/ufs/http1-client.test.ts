@@ -210,3 +210,43 @@ test('refuses origins other than http: and a refused connection carries ECONNREF
   const http1 = client(t, origin, 1);
   await assert.rejects(http1.request({ method: 'GET', path: '/', headers: {} }), { code: 'ECONNREFUSED' });
 });
+
+test('a 206 body that fits lands in the caller buffer; other answers leave it alone', async (t) => {
+  const data = randomBytes(3 * 1024 * 1024 + 5);
+  const server = createHttpServer((req: IncomingMessage, res: ServerResponse) => {
+    if (req.url === '/whole') {
+      res.writeHead(200, { 'content-length': data.length });
+    } else {
+      res.writeHead(206, { 'content-length': data.length, 'content-range': `bytes 0-${data.length - 1}/*` });
+    }
+    res.end(data);
+  });
+  const http1 = client(t, await listen(t, server), 1);
+
+  const into = Buffer.alloc(data.length + 100);
+  const ranged = await http1.request({ method: 'GET', path: '/ranged', headers: {}, into });
+  let position = 0;
+  for await (const chunk of ranged.body) {
+    assert.equal(chunk.buffer, into.buffer, 'each chunk is a view of the caller buffer');
+    assert.equal(chunk.byteOffset, into.byteOffset + position);
+    position += chunk.length;
+  }
+  assert.equal(position, data.length);
+  assert.deepEqual(into.subarray(0, data.length), data);
+
+  const small = Buffer.alloc(data.length - 1);
+  const tooLong = await http1.request({ method: 'GET', path: '/ranged', headers: {}, into: small });
+  assert.deepEqual(await bodyOf(tooLong.body), data);
+  assert.ok(
+    small.every((byte) => byte === 0),
+    'a body that does not fit is not written',
+  );
+
+  const spare = Buffer.alloc(data.length);
+  const whole = await http1.request({ method: 'GET', path: '/whole', headers: {}, into: spare });
+  assert.deepEqual(await bodyOf(whole.body), data);
+  assert.ok(
+    spare.every((byte) => byte === 0),
+    'a 200 body is not written',
+  );
+});

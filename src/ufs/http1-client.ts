@@ -6,7 +6,9 @@
  * reads that way, needs about 1 s of CPU per GiB on loopback; this client about 0.3 s). Here the
  * socket reads with `onread` straight into the buffers that are handed to the caller: the bytes of a
  * body are copied once, by the kernel, and each chunk is a view of a segment that is never reused,
- * so the caller may keep it.
+ * so the caller may keep it. A caller that has a buffer for the body already (a cache worker filling
+ * a block) passes it as `into`, and a 206 body that fits is read straight into it: no allocation
+ * at all per read, and nothing for the caller to copy.
  *
  * What it speaks (RFC 9112): one request at a time per connection, keep-alive, bodies framed by
  * Content-Length (the fast path), chunked or ended by the close (a slow path for the small error
@@ -63,6 +65,13 @@ export interface Http1Request {
   headers: Readonly<Record<string, string>>;
   /** Aborts the request and its body; the connection is then closed, not reused. */
   signal?: AbortSignal | undefined;
+  /**
+   * Where the body of a 206 answer lands when it fits (its Content-Length at most this long): the
+   * socket reads straight into it, from its start, and the chunks are views of it in order. Any
+   * other answer reads into segments of its own. The caller must not touch the buffer until the
+   * body ended or was destroyed.
+   */
+  into?: Uint8Array | undefined;
 }
 
 export interface Http1Response {
@@ -223,6 +232,10 @@ interface ChunkedState {
 /** One request and its response on a connection. */
 interface Exchange {
   method: 'GET' | 'HEAD';
+  /** The caller's buffer (Http1Request.into), until the head shows whether the body goes there. */
+  into: Uint8Array | undefined;
+  /** Bytes of `into` filled so far. */
+  intoUsed: number;
   resolveHead: (response: Http1Response) => void;
   rejectHead: (error: Error) => void;
   headDone: boolean;
@@ -340,6 +353,8 @@ class Connection {
       signal?.addEventListener('abort', onAbort, { once: true });
       const exchange: Exchange = {
         method: request.method,
+        into: request.into,
+        intoUsed: 0,
         resolveHead: resolve,
         rejectHead: reject,
         headDone: false,
@@ -383,6 +398,11 @@ class Connection {
   #nextBuffer(): Uint8Array {
     const framing = this.#exchange?.framing;
     if (this.#exchange?.headDone !== true || framing?.kind !== 'length') return this.#scratch;
+    const into = this.#exchange.into;
+    if (into !== undefined) {
+      const used = this.#exchange.intoUsed;
+      return into.subarray(used, used + framing.remaining);
+    }
     if (this.#segment === undefined || this.#segmentUsed === this.#segment.length) {
       this.#segment = Buffer.allocUnsafe(Math.min(SEGMENT_BYTES, framing.remaining));
       this.#segmentUsed = 0;
@@ -402,6 +422,11 @@ class Connection {
     exchange.answered = true;
     if (!exchange.headDone) {
       this.#onHeadBytes(exchange, Buffer.from(buffer.buffer, buffer.byteOffset, bytes));
+    } else if (exchange.framing.kind === 'length' && exchange.into !== undefined) {
+      // The read went into the caller's buffer (see #nextBuffer).
+      const chunk = exchange.into.subarray(exchange.intoUsed, exchange.intoUsed + bytes);
+      exchange.intoUsed += bytes;
+      this.#onBodyBytes(exchange, chunk);
     } else if (exchange.framing.kind === 'length') {
       // The read went into the segment (see #nextBuffer): hand out the view, no copy.
       const chunk = (this.#segment ?? this.#scratch).subarray(this.#segmentUsed, this.#segmentUsed + bytes);
@@ -443,6 +468,11 @@ class Connection {
     exchange.headDone = true;
     exchange.keepAlive = parsed.keepAlive;
     exchange.framing = framingOf(exchange.method, parsed.statusCode, parsed.headers);
+    const fits =
+      parsed.statusCode === 206 &&
+      exchange.framing.kind === 'length' &&
+      exchange.framing.remaining <= (exchange.into?.length ?? 0);
+    if (!fits) exchange.into = undefined;
     if (
       exchange.framing.kind === 'none' ||
       (exchange.framing.kind === 'length' && exchange.framing.remaining === 0)
@@ -462,7 +492,14 @@ class Connection {
     if (exchange.framing.kind === 'length') {
       // Body bytes that came with the head: the only body bytes ever copied.
       const take = Math.min(rest.length, exchange.framing.remaining);
-      this.#onBodyBytes(exchange, Buffer.from(rest.subarray(0, take)));
+      const bytes = rest.subarray(0, take);
+      if (exchange.into === undefined) {
+        this.#onBodyBytes(exchange, Buffer.from(bytes));
+      } else {
+        exchange.into.set(bytes, exchange.intoUsed);
+        exchange.intoUsed += take;
+        this.#onBodyBytes(exchange, exchange.into.subarray(exchange.intoUsed - take, exchange.intoUsed));
+      }
     } else {
       this.#onSlowBodyBytes(exchange, rest);
     }

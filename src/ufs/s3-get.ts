@@ -25,6 +25,8 @@ export interface S3GetRequest {
   last: number;
   ifMatch: string | undefined;
   signal: AbortSignal;
+  /** Where a 206 body may land on `http:` endpoints (Http1Request.into). */
+  into?: Uint8Array | undefined;
 }
 
 export interface S3GetResponse {
@@ -118,6 +120,7 @@ export class S3Getter {
         path,
         headers,
         signal: request.signal,
+        into: request.into,
       });
       return {
         statusCode: response.statusCode,

@@ -253,7 +253,7 @@ export class S3Ufs implements UnderFileSystem {
     const relative = normaliseUfsPath(path);
     throwIfAborted(options.signal, `read of "${relative}" at ${this.description}`);
     if (range.length === 0) return emptyStream();
-    const request = { relative, range, version: options.version, signal: options.signal };
+    const request = { relative, range, version: options.version, signal: options.signal, into: options.into };
     const first = await this.#open(request, range.offset);
     if (first === undefined) return emptyStream();
     return this.#stream(request, first);
@@ -325,6 +325,7 @@ export class S3Ufs implements UnderFileSystem {
             last,
             ifMatch: request.version === undefined || request.version === '' ? undefined : request.version,
             signal: controller.signal,
+            into: request.into?.subarray(from - request.range.offset),
           });
         } catch (error) {
           unhook();
@@ -521,6 +522,7 @@ interface ReadRequest {
   range: ByteRange;
   version: string | undefined;
   signal: AbortSignal | undefined;
+  into: Uint8Array | undefined;
 }
 
 interface Opened {

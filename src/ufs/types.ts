@@ -26,6 +26,13 @@ export interface ReadOptions {
   /** Fail with ERR_UFS_VERSION_CHANGED instead of returning bytes of another version. */
   version?: string;
   signal?: AbortSignal;
+  /**
+   * A buffer of at least `range.length` bytes the connector may read the bytes straight into (the
+   * web and S3 connectors do on `http:` origins), saving a copy: a chunk that is a view of it at its
+   * own place in the range (same `buffer`, `byteOffset` = `into.byteOffset` + bytes before it) is
+   * already there; any other chunk the caller copies. Leave it alone until the stream has ended.
+   */
+  into?: Uint8Array;
 }
 
 export interface ByteRange {

@@ -1,0 +1,91 @@
+/**
+ * The DataLoad path on one machine: two worker processes in front of nginx limited per connection
+ * (`limit_rate`), and `client.load` of one file through them. Prints the load's MB/s and the CPU
+ * seconds each worker spent (from /proc/<pid>/stat), the figure that bounds cold reads when the
+ * workers share the machine's cores.
+ *
+ * usage: node bench/load-path.ts <file> [rateMiBps=100] [concurrency=16]
+ */
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import {
+  StaticMembership,
+  createCacheClient,
+  mountIdOf,
+  type WorkerProcessConfig,
+} from '../src/cache/index.ts';
+import { createUnderFileSystem } from '../src/ufs/index.ts';
+import { startNginx } from '../test/helpers/nginx.ts';
+import { spawnWorker, type WorkerProcess } from '../test/integration/cache/helpers.ts';
+
+const MiB = 1024 * 1024;
+const [file, rateArg = '100', concurrencyArg = '16'] = process.argv.slice(2);
+if (file === undefined) {
+  console.error('usage: node bench/load-path.ts <file> [rateMiBps=100] [concurrency=16]');
+  process.exit(2);
+}
+
+/** User plus system CPU seconds of a process so far. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return ticks / 100;
+}
+
+const cleanups: (() => Promise<void> | void)[] = [];
+try {
+  const root = await mkdtemp(join(tmpdir(), 'tide-load-'));
+  cleanups.push(() => rm(root, { recursive: true, force: true }));
+  const name = basename(file);
+  await symlink(resolve(file), join(root, name));
+  const nginx = await startNginx({ root, rateLimitBytesPerSecond: Number(rateArg) * MiB });
+  cleanups.push(() => nginx.stop());
+  const mountPoint = nginx.slowUrl ?? nginx.url;
+  const workers: WorkerProcess[] = [];
+  for (let i = 0; i < 2; i++) {
+    const ssd = await mkdtemp(join(tmpdir(), 'tide-load-ssd-'));
+    cleanups.push(() => rm(ssd, { recursive: true, force: true }));
+    const config: WorkerProcessConfig = {
+      datasetId: 'default/bench',
+      workerId: `bench-${i}`,
+      nodeName: 'node-a',
+      blockSize: '4Mi',
+      tieredstore: { levels: [{ mediumtype: 'SSD', path: ssd, quota: '4Gi' }] },
+      mounts: [{ mountPoint }],
+      logLevel: 'warn',
+    };
+    workers.push(await spawnWorker((fn) => cleanups.push(fn), config));
+  }
+  const ufs = createUnderFileSystem({ mountPoint, options: {}, secrets: {} });
+  const client = createCacheClient({
+    datasetId: 'default/bench',
+    membership: new StaticMembership(workers.map((worker) => worker.endpoint)),
+    mounts: [{ id: mountIdOf(mountPoint), path: '/', ufs }],
+    blockSizeBytes: 4 * MiB,
+    nodeName: 'node-b',
+  });
+  cleanups.push(async () => {
+    await client.close();
+    await ufs.close();
+  });
+  const pids = workers.map((worker) => worker.child.pid ?? 0);
+  const before = pids.map(cpuSeconds);
+  const started = process.hrtime.bigint();
+  const result = await client.load(name, { concurrency: Number(concurrencyArg) });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const cpu = pids.map((pid, i) => cpuSeconds(pid) - (before[i] ?? 0));
+  const bytes = result.bytes;
+  console.log(JSON.stringify({ seconds: +seconds.toFixed(2), result }));
+  const total = cpu.reduce((a, b) => a + b, 0);
+  console.log(
+    `load: ${seconds.toFixed(2)} s; worker CPU ${cpu.map((c) => c.toFixed(2)).join(' + ')} = ${total.toFixed(2)} s` +
+      (bytes > 0
+        ? `; ${(bytes / seconds / 1e6).toFixed(0)} MB/s, ${((total / bytes) * 2 ** 30).toFixed(2)} CPU-s/GiB`
+        : ''),
+  );
+} finally {
+  for (const fn of cleanups.reverse()) await fn();
+}
