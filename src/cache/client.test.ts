@@ -4,12 +4,18 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { LocalUfs, UfsError, type ByteRange, type ReadOptions } from '../ufs/index.ts';
 import { startWorker, type CacheWorker } from './worker.ts';
 import { createCacheClient, type CacheClient, type CacheClientOptions } from './client.ts';
 import { StaticMembership, type WorkerEndpoint } from './membership.ts';
 import { rankByRendezvous } from './rendezvous.ts';
 import { CacheError } from './errors.ts';
+
+// For the memory test: a collection before each measure.
+setFlagsFromString('--expose-gc');
 
 const BLOCK = 64 * 1024;
 const MOUNT = 'local:///origin';
@@ -381,4 +387,115 @@ test('returns the first bytes of a cold block before the rest, and whole bytes f
   assert.equal(client.counters().workerFailures, 1, 'the broken stream counts as a failed worker');
   assert.equal(client.counters().originBytes, BLOCK, 'the retry went to the origin (no other owner)');
   assert.equal(worker.stats().tiers[0]?.blockCount, 0, 'the worker cached nothing of the broken fetch');
+});
+
+/** A worker that answers every block request with `answer` (a misbehaving or dying worker). */
+async function fakeWorker(
+  t: TestContext,
+  answer: (socket: Socket, query: URLSearchParams) => void,
+): Promise<WorkerEndpoint> {
+  const server = createNetServer((socket) => {
+    socket.once('data', (head) => {
+      const target = /^GET (\S+)/.exec(head.toString('latin1'))?.[1] ?? '/';
+      answer(socket, new URL(target, 'http://worker').searchParams);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(
+    () =>
+      new Promise<void>((resolve) =>
+        server.close(() => {
+          resolve();
+        }),
+      ),
+  );
+  const { port } = server.address() as AddressInfo;
+  return { id: 'fake', url: `http://127.0.0.1:${port}`, nodeName: 'node-a' };
+}
+
+test('every read settles with the origin bytes when a worker answers badly or breaks its stream', async (t) => {
+  const origin = await tempDir(t);
+  const content = randomBytes(BLOCK + 1);
+  await writeFile(join(origin, 'f'), content);
+  await writeFile(join(origin, 'tiny'), 'x');
+  const ufs = new LocalUfs({ root: origin, description: MOUNT });
+  const octets = 'HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\n';
+  const behaviours: Record<string, (socket: Socket, query: URLSearchParams) => void> = {
+    'a body cut short of its length': (socket) => {
+      socket.end(`${octets}content-length: 100\r\n\r\n`);
+    },
+    'a chunked body cut before its last chunk': (socket) => {
+      socket.write(`${octets}transfer-encoding: chunked\r\n\r\n`);
+      setTimeout(() => socket.destroy(), 20);
+    },
+    'a block longer than a block': (socket) => {
+      socket.end(`${octets}content-length: ${BLOCK + 10}\r\n\r\n`);
+    },
+    'a location of a file that is not there, then a reset': (socket, query) => {
+      if (query.get('locate') !== '1') {
+        socket.destroy();
+        return;
+      }
+      const body = JSON.stringify({
+        filePath: join(origin, 'missing'),
+        sizeBytes: 1,
+        crc32: 0,
+        medium: 'SSD',
+      });
+      socket.end(
+        `HTTP/1.1 200 OK\r\ncontent-type: application/vnd.tide.block-location+json\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+      );
+    },
+    'a connection closed without an answer': (socket) => {
+      socket.destroy();
+    },
+  };
+  for (const [name, behaviour] of Object.entries(behaviours)) {
+    const worker = await fakeWorker(t, behaviour);
+    for (const nodeName of ['node-a', 'node-b']) {
+      const client = createCacheClient({
+        datasetId: 'default/demo',
+        membership: new StaticMembership([worker]),
+        mounts: [{ id: MOUNT, path: '/', ufs }],
+        blockSizeBytes: BLOCK,
+        nodeName,
+        // Retried at once: each read meets the broken worker again.
+        workerRetryMs: 0,
+      });
+      t.after(() => client.close());
+      const { version } = await client.stat('f');
+      const tiny = await client.stat('tiny');
+      const reads = await Promise.all([
+        ...Array.from({ length: 16 }, () =>
+          client.read('tiny', { offset: 0, length: 4096, version: tiny.version }),
+        ),
+        client.read('f', { offset: 0, length: BLOCK + 1, version }),
+        client.read('f', { offset: BLOCK - 1, length: 4096, version }),
+      ]);
+      for (const read of reads.slice(0, 16)) assert.equal(read.toString(), 'x', `${name}: the small file`);
+      assert.ok(reads[16]?.equals(content), `${name}: the whole file`);
+      assert.ok(reads[17]?.equals(content.subarray(BLOCK - 1)), `${name}: across the last block`);
+      assert.ok(client.counters().workerFailures > 0, `${name}: counted as a failed worker`);
+    }
+  }
+});
+
+test('holds no block-sized buffer per small file it keeps', async (t) => {
+  const c = await cluster(t, 1);
+  const count = 400;
+  await Promise.all(Array.from({ length: count }, (_, i) => writeFile(join(c.origin, `s${i}`), `${i}`)));
+  // Room for every small file, but not for a block-sized buffer each.
+  const client = c.client({ maxBufferBytes: 16 * BLOCK });
+  const collect = runInNewContext('gc') as () => void;
+  collect();
+  const before = process.memoryUsage().arrayBuffers;
+  for (let i = 0; i < count; i += 1) {
+    assert.equal((await client.read(`s${i}`, { offset: 0, length: 100 })).toString(), `${i}`);
+  }
+  collect();
+  const grown = process.memoryUsage().arrayBuffers - before;
+  assert.ok(
+    grown < (count * BLOCK) / 4,
+    `the client holds ${grown} bytes of buffers for ${count} tiny files`,
+  );
 });
