@@ -268,6 +268,38 @@ test('load of a listed entry asks the origin nothing but the blocks', async (t) 
   assert.equal(stats, 1, 'without the entry the client stats the file first');
 });
 
+test('prune drops the blocks of files changed or deleted at the origin and keeps the rest', async (t) => {
+  const c = await cluster(t, 2);
+  await mkdir(join(c.origin, 'dir'), { recursive: true });
+  await writeFile(join(c.origin, 'dir/kept'), randomBytes(2 * BLOCK));
+  await writeFile(join(c.origin, 'dir/changed'), randomBytes(3 * BLOCK));
+  await writeFile(join(c.origin, 'dir/deleted'), randomBytes(BLOCK + 1));
+  await writeFile(join(c.origin, 'outside'), randomBytes(BLOCK));
+  const client = c.client();
+  await client.load('/dir');
+  await client.load('/outside');
+  const held = (): number => c.workers.reduce((sum, worker) => sum + worker.stats().tiers[0]!.blockCount, 0);
+  assert.equal(held(), 2 + 3 + 2 + 1);
+
+  await writeFile(join(c.origin, 'dir/changed'), randomBytes(3 * BLOCK + 5));
+  await rm(join(c.origin, 'dir/deleted'));
+  const current = new Map<string, string>();
+  for await (const entry of client.list('/dir', { recursive: true })) current.set(entry.path, entry.version);
+  await client.load('/dir');
+  assert.equal(held(), 2 + 3 + 2 + 1 + 4, 'the new version is cached beside the old one');
+
+  const released = await client.prune('/dir', current);
+  assert.equal(released.blocks, 3 + 2);
+  assert.equal(released.bytes, 3 * BLOCK + BLOCK + 1);
+  assert.equal(held(), 2 + 4 + 1, 'kept, the new version of changed, and the file outside the target');
+  assert.equal(
+    c.workers.reduce((sum, worker) => sum + worker.stats().counters.forgottenBlocks, 0),
+    5,
+  );
+  const again = await client.prune('/dir', current);
+  assert.deepEqual(again, { blocks: 0, bytes: 0 });
+});
+
 test('serves several mounts as one namespace with virtual directories above them', async (t) => {
   const c = await cluster(t, 1);
   const other = await tempDir(t);

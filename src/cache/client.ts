@@ -20,6 +20,7 @@ import { rankByRendezvous } from './rendezvous.ts';
 import { Semaphore } from './semaphore.ts';
 import { BufferPool } from './buffer-pool.ts';
 import { requestBlock } from './block-request.ts';
+import { pruneStaleBlocks, type PruneResult } from './prune.ts';
 
 export interface CacheClientOptions {
   /** `namespace/name`; workers refuse blocks of other datasets. */
@@ -112,6 +113,15 @@ export interface CacheClient {
   list(path: string, options?: { recursive?: boolean; signal?: AbortSignal }): AsyncIterable<UfsEntry>;
   /** Caches a file, or every file under a directory, on its owner workers (DataLoad). */
   load(path: string, options?: LoadOptions): Promise<LoadResult>;
+  /**
+   * Drops from the workers the blocks of files under `path` whose version differs from `current`
+   * (dataset path → version, from a listing of `path`): files changed or gone at the origin.
+   */
+  prune(
+    path: string,
+    current: ReadonlyMap<string, string>,
+    options?: { signal?: AbortSignal },
+  ): Promise<PruneResult>;
   counters(): ClientCounters;
   close(): Promise<void>;
 }
@@ -500,6 +510,25 @@ class Client implements CacheClient {
     }
     if (failure !== undefined) throw failure instanceof Error ? failure : toError(failure);
     return result;
+  }
+
+  prune(
+    path: string,
+    current: ReadonlyMap<string, string>,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<PruneResult> {
+    return pruneStaleBlocks(
+      {
+        workers: this.#membership.workers(),
+        mounts: this.#mounts,
+        dispatcher: (worker) => this.#pool(worker),
+        headers: this.#headers(),
+        logger: this.#logger,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      },
+      path,
+      current,
+    );
   }
 
   async close(): Promise<void> {

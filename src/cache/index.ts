@@ -26,6 +26,7 @@ export {
   mountIdOf,
 } from './worker-config.ts';
 export type { WorkerStats, WorkerCounters, CachedFileBlocks } from './worker-stats.ts';
+export type { PruneResult } from './prune.ts';
 export { DEFAULT_BLOCK_SIZE_BYTES } from './protocol.ts';
 export { StaticMembership, type Membership, type WorkerEndpoint } from './membership.ts';
 export { normaliseDatasetPath, type ClientMount } from './mount-table.ts';

@@ -94,8 +94,12 @@ export class MountTable {
 
   /** A connector's entry with its path turned into a dataset path. */
   static toDataset(entry: UfsEntry, mount: ClientMount): UfsEntry {
+    return { ...entry, path: MountTable.datasetPathOf(entry.path, mount) };
+  }
+
+  /** The dataset path of a path inside `mount`. */
+  static datasetPathOf(relative: string, mount: ClientMount): string {
     const prefix = normaliseDatasetPath(mount.path);
-    const path = prefix === '' ? entry.path : entry.path === '' ? prefix : `${prefix}/${entry.path}`;
-    return { ...entry, path };
+    return prefix === '' ? relative : relative === '' ? prefix : `${prefix}/${relative}`;
   }
 }

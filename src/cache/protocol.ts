@@ -16,6 +16,8 @@ export const DEFAULT_BLOCK_SIZE_BYTES = 4 * 1024 * 1024;
 
 export const BLOCKS_PATH = '/v1/blocks';
 export const LOAD_PATH = '/v1/blocks/load';
+/** POST `{ files: [{ mount, path, version }] }`: drops every block of those file versions. */
+export const FORGET_PATH = '/v1/blocks/forget';
 export const STATS_PATH = '/v1/stats';
 export const METRICS_PATH = '/metrics';
 export const HEALTH_PATH = '/healthz';

@@ -21,6 +21,8 @@ export interface WorkerCounters {
   demotions: number;
   corruptBlocks: number;
   rejectedWrites: number;
+  /** Blocks dropped because a DataLoad found their file version changed or gone at the origin. */
+  forgottenBlocks: number;
 }
 
 /** The blocks of one file version held by a worker: `[index, sizeBytes]` pairs. */
@@ -61,5 +63,6 @@ export function emptyCounters(): WorkerCounters {
     demotions: 0,
     corruptBlocks: 0,
     rejectedWrites: 0,
+    forgottenBlocks: 0,
   };
 }

@@ -12,6 +12,7 @@ import {
   BLOCKS_PATH,
   DEFAULT_BLOCK_SIZE_BYTES,
   CLIENT_NODE_HEADER,
+  FORGET_PATH,
   CRC32_HEADER,
   HEALTH_PATH,
   LOAD_PATH,
@@ -343,6 +344,9 @@ class Worker implements CacheWorker {
       } else if (url.pathname === LOAD_PATH && req.method === 'POST') {
         route = 'load';
         await this.#loadBlock(req, res, url.searchParams);
+      } else if (url.pathname === FORGET_PATH && req.method === 'POST') {
+        route = 'forget';
+        await this.#forget(req, res);
       } else if (url.pathname === STATS_PATH && req.method === 'GET') {
         route = 'stats';
         send(
@@ -363,6 +367,32 @@ class Worker implements CacheWorker {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       this.#metrics.requestSeconds.observe({ route, status: String(res.statusCode) }, seconds);
     }
+  }
+
+  /**
+   * Drops the blocks of file versions a DataLoad found changed or gone at the origin, so that they
+   * free their space now rather than when the LRU reaches them.
+   */
+  async #forget(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let files: readonly FileVersion[];
+    try {
+      files = parseForgetRequest(await readBody(req, MAX_FORGET_BODY_BYTES));
+    } catch (error) {
+      problem(res, 400, 'ERR_CACHE_BAD_REQUEST', `Cannot forget blocks: ${toError(error).message}`);
+      return;
+    }
+    const doomed = new Set(files.map((file) => fileVersionIdOf(file)));
+    const keys: BlockKey[] = [];
+    let bytes = 0;
+    for (const block of this.#store.blocks()) {
+      if (!doomed.has(fileVersionIdOf(block.key))) continue;
+      keys.push(block.key);
+      bytes += block.sizeBytes;
+    }
+    let dropped = 0;
+    for (const key of keys) if (await this.#store.delete(key)) dropped += 1;
+    this.#counters.forgottenBlocks += dropped;
+    send(res, 200, 'application/json', JSON.stringify({ blocks: dropped, bytes }));
   }
 
   #authorised(req: IncomingMessage): boolean {
@@ -634,6 +664,43 @@ const UFS_STATUS: Partial<Record<UfsErrorCode, number>> = {
   ERR_UFS_VERSION_CHANGED: 409,
   ERR_UFS_ABORTED: 503,
 };
+
+/** A forget request names at most this much (about 50,000 file versions). */
+const MAX_FORGET_BODY_BYTES = 16 * 1024 * 1024;
+
+type FileVersion = Pick<BlockKey, 'mount' | 'path' | 'version'>;
+
+function readBody(req: IncomingMessage, limitBytes: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    req.on('data', (chunk: Buffer) => {
+      length += chunk.length;
+      if (length > limitBytes) {
+        req.destroy();
+        reject(new Error(`the body exceeds ${limitBytes} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once('end', () => {
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+    req.once('error', reject);
+  });
+}
+
+function parseForgetRequest(text: string): FileVersion[] {
+  const body = JSON.parse(text) as { files?: unknown };
+  if (!Array.isArray(body.files)) throw new Error('the body has no "files" array');
+  return body.files.map((file: unknown, index) => {
+    const { mount, path, version } = (file ?? {}) as Record<string, unknown>;
+    if (typeof mount !== 'string' || typeof path !== 'string' || typeof version !== 'string') {
+      throw new Error(`files[${index}] needs string mount, path and version`);
+    }
+    return { mount, path, version };
+  });
+}
 
 function keyOf(request: BlockRequest): BlockKey {
   return { mount: request.mount, path: request.path, version: request.version, index: request.index };

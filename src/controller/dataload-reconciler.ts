@@ -218,7 +218,11 @@ export class DataLoadReconciler {
       const seconds = (Date.now() - running.startedMs) / 1000;
       const complete = error === undefined;
       const message = complete
-        ? `Loaded ${progress.filesDone} files (${progress.bytesDone} bytes) in ${formatDuration(seconds)}`
+        ? `Loaded ${progress.filesDone} files (${progress.bytesDone} bytes) in ${formatDuration(seconds)}${
+            progress.staleBytesReleased === undefined
+              ? ''
+              : `; released ${progress.staleBytesReleased} cached bytes of files changed or gone at the origin`
+          }`
         : `Failed after ${progress.filesDone} files (${progress.bytesDone} bytes): ${error.message}`;
       const status: OperationStatus = {
         ...fresh.status,

@@ -68,6 +68,8 @@ export interface LoadProgress {
   /** Known once listing has finished; listing and loading overlap. */
   filesTotal?: number;
   bytesTotal?: number;
+  /** Cached bytes of files found changed or gone at the origin, dropped once the targets loaded. */
+  staleBytesReleased?: number;
 }
 
 /**

@@ -185,6 +185,10 @@ describe('embedded mode: changes to a running dataset', { timeout: 600_000 }, ()
       }
     ).status;
     assert.ok(typeof cron?.['lastSuccessfulTime'] === 'string', 'the cron load records its last success');
+    // The run that loaded the new version dropped the blocks of the old one.
+    await until('an event of the cron load releasing the old version', async () =>
+      (await tide('describe', 'dataload', 'every-few-seconds')).includes('released') ? true : undefined,
+    );
     // after-cron must really run (after the cron load) before its TTL deletes it.
     await until('after-cron Complete', async () => {
       const after = await status('dataload', 'after-cron');
