@@ -40,7 +40,10 @@ export function embeddedConfigFrom(env: NodeJS.ProcessEnv): EmbeddedConfig {
     cacheDir: join(home, 'cache'),
     mountRoot: resolve(env['TIDE_MOUNT_ROOT'] ?? join(home, 'mnt')),
     pvcRoot: resolve(env['TIDE_PVC_ROOT'] ?? join(home, 'pvc')),
-    compileCacheDir: resolve(env['NODE_COMPILE_CACHE'] ?? join(home, 'cache', 'node')),
+    // Per user, not per home: compiled code depends only on the sources and Node's version.
+    compileCacheDir: resolve(
+      env['NODE_COMPILE_CACHE'] ?? join(env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'tide', 'node'),
+    ),
   });
 }
 
