@@ -27,11 +27,11 @@ if (file === undefined) {
   process.exit(2);
 }
 
-/** User plus system CPU seconds of a process so far. */
-function cpuSeconds(pid: number): number {
+/** CPU seconds of a process so far: user plus system, or system (kernel) only. */
+function cpuSeconds(pid: number, which: 'all' | 'system' = 'all'): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
+  const ticks = (which === 'all' ? Number(fields[11]) : 0) + Number(fields[12]);
   return ticks / 100;
 }
 
@@ -72,20 +72,24 @@ try {
     await ufs.close();
   });
   const pids = workers.map((worker) => worker.child.pid ?? 0);
-  const before = pids.map(cpuSeconds);
+  const before = pids.map((pid) => cpuSeconds(pid));
+  const beforeSystem = pids.map((pid) => cpuSeconds(pid, 'system'));
   const started = process.hrtime.bigint();
   const result = await client.load(name, { concurrency: Number(concurrencyArg) });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const cpu = pids.map((pid, i) => cpuSeconds(pid) - (before[i] ?? 0));
+  const system = pids.map((pid, i) => cpuSeconds(pid, 'system') - (beforeSystem[i] ?? 0));
   const bytes = result.bytes;
   console.log(JSON.stringify({ seconds: +seconds.toFixed(2), result }));
   const total = cpu.reduce((a, b) => a + b, 0);
   console.log(
-    `load: ${seconds.toFixed(2)} s; worker CPU ${cpu.map((c) => c.toFixed(2)).join(' + ')} = ${total.toFixed(2)} s` +
+    `load: ${seconds.toFixed(2)} s; worker CPU ${cpu.map((c) => c.toFixed(2)).join(' + ')} = ${total.toFixed(2)} s (kernel ${system.reduce((a, b) => a + b, 0).toFixed(2)} s)` +
       (bytes > 0
         ? `; ${(bytes / seconds / 1e6).toFixed(0)} MB/s, ${((total / bytes) * 2 ** 30).toFixed(2)} CPU-s/GiB`
         : ''),
   );
+  // A graceful stop, so that a worker run with --cpu-prof (in NODE_OPTIONS) writes its profile.
+  await Promise.all(workers.map((worker) => worker.kill('SIGTERM')));
 } finally {
   for (const fn of cleanups.reverse()) await fn();
 }
