@@ -255,6 +255,23 @@ describe('S3 UFS against a real S3-compatible server', () => {
     assert.ok(Buffer.concat(parts).equals(big));
   });
 
+  test('reads a range straight into the caller buffer on http: endpoints', async (t) => {
+    const ufs = mount(`s3://${BUCKET}/ds`);
+    t.after(() => ufs.close());
+    const { version } = await ufs.stat('big.bin');
+    const offset = 3 * MiB + 5;
+    const length = 2 * MiB;
+    const into = Buffer.alloc(length);
+    let position = 0;
+    for await (const chunk of await ufs.read('big.bin', { offset, length }, { version, into })) {
+      assert.equal(chunk.buffer, into.buffer);
+      assert.equal(chunk.byteOffset, into.byteOffset + position);
+      position += chunk.length;
+    }
+    assert.equal(position, length);
+    assert.ok(into.equals(big.subarray(offset, offset + length)));
+  });
+
   test('reads the same bytes and checks versions through undici, the transport of https endpoints', async (t) => {
     const config = s3.mountConfig(`s3://${BUCKET}/ds`);
     const ufs = new S3Ufs({
