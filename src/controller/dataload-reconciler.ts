@@ -104,8 +104,11 @@ export class DataLoadReconciler {
         namespace: after.namespace ?? namespace,
         name: after.name,
       });
-      const previousPhase = (previous?.status as OperationStatus | undefined)?.phase;
-      if (previousPhase !== 'Complete') {
+      const previousStatus = previous?.status as OperationStatus | undefined;
+      // A Cron predecessor is Complete only between its runs: one successful run is what counts.
+      const completed =
+        previousStatus?.phase === 'Complete' || previousStatus?.lastSuccessfulTime !== undefined;
+      if (!completed) {
         await this.#setStatus(load, { waitingFor: { operationComplete: false } });
         await this.#waiting(
           load,
@@ -251,6 +254,19 @@ export class DataLoadReconciler {
     } finally {
       requeue('DataLoad', load.metadata.namespace, load.metadata.name);
       requeue('Dataset', load.metadata.namespace, load.spec.dataset.name);
+      await this.#requeueFollowers(load).catch(() => undefined);
+    }
+  }
+
+  /** The DataLoads that run after `load` look again at once instead of at their next poll. */
+  async #requeueFollowers(load: DataLoadObject): Promise<void> {
+    const { namespace, name } = load.metadata;
+    const loads = await this.#options.store.list<DataLoadObject>('DataLoad', { namespace });
+    for (const other of loads.items) {
+      const after = other.spec.runAfter;
+      if (after?.kind === 'DataLoad' && after.name === name && (after.namespace ?? namespace) === namespace) {
+        this.#options.requeue('DataLoad', namespace, other.metadata.name);
+      }
     }
   }
 

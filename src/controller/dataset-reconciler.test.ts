@@ -374,3 +374,20 @@ test('a cron DataLoad runs on schedule again after a failed run', async (t) => {
   assert.ok(status['lastScheduleTime'] !== undefined);
   assert.ok(platform.loads.length >= 2);
 });
+
+test('runAfter a cron DataLoad goes ahead once the cron load has succeeded, between runs or not', async (t) => {
+  const { origin, store, platform } = await setup(t);
+  await boundDataset(store, origin);
+  // Runs every second and takes most of it: Complete only briefly between runs.
+  platform.loadDelayMs = 700;
+  await store.create(dataLoad('cron', { policy: 'Cron', schedule: '* * * * * *' }));
+  await store.create(dataLoad('after', { runAfter: { kind: 'DataLoad', name: 'cron' } }));
+  await until(
+    'after Complete',
+    async () => ((await phaseOf(store, 'after')) === 'Complete' ? true : undefined),
+    15_000,
+  );
+  const cron = (await store.get({ kind: 'DataLoad', namespace: 'default', name: 'cron' }))?.status as
+    Status | undefined;
+  assert.ok(cron?.['lastSuccessfulTime'] !== undefined, 'after ran only once cron had succeeded');
+});

@@ -176,6 +176,13 @@ describe('embedded mode: changes to a running dataset', { timeout: 600_000 }, ()
         `apiVersion: data.fluid.io/v1alpha1\nkind: DataLoad\nmetadata: {name: every-few-seconds}\nspec:\n  dataset: {name: live, namespace: default}\n  policy: Cron\n  schedule: "*/4 * * * * *"\n  loadMetadata: true\n  target: [{path: /beta}]\n---\napiVersion: data.fluid.io/v1alpha1\nkind: DataLoad\nmetadata: {name: after-cron}\nspec:\n  dataset: {name: live, namespace: default}\n  target: [{path: /beta/part-0.bin}]\n  runAfter: {kind: DataLoad, name: every-few-seconds}\n  ttlSecondsAfterFinished: 2\n`,
       ),
     );
+    // Followed from now on: its TTL deletes it two seconds after it completes.
+    const afterCronComplete = watchUntil(
+      ['dataload', 'after-cron'],
+      (current) => current.phase === 'Complete',
+      90_000,
+    );
+    afterCronComplete.catch(() => undefined);
     await until('the changed bytes through the mount', () =>
       Promise.resolve(digest(mounted) === digest(join(origin, 'beta', 'part-3.bin')) ? true : undefined),
     );
@@ -190,10 +197,7 @@ describe('embedded mode: changes to a running dataset', { timeout: 600_000 }, ()
       (await tide('describe', 'dataload', 'every-few-seconds')).includes('released') ? true : undefined,
     );
     // after-cron must really run (after the cron load) before its TTL deletes it.
-    await until('after-cron Complete', async () => {
-      const after = await status('dataload', 'after-cron');
-      return after.phase === 'Complete' ? true : undefined;
-    });
+    await afterCronComplete;
     await until('after-cron deleted after its TTL', async () => {
       const list = await tide('get', 'dataload');
       return list.includes('after-cron') ? undefined : true;
