@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { Pool } from 'undici';
-import { silentLogger, toError, type Logger, type SecretValue } from '../lib/index.ts';
+import { raceAbort, silentLogger, toError, type Logger, type SecretValue } from '../lib/index.ts';
 import { UfsError, type UfsEntry } from '../ufs/index.ts';
 import { blockIdOf, fileVersionIdOf, type BlockKey } from './block-key.ts';
 import { readCheckedBlock } from './block-file.ts';
@@ -350,7 +350,11 @@ class Client implements CacheClient {
       this.#readAhead(file, { offset, end, last, refOf, reading });
       const what = `the read of ${path}`;
       const needOf = (i: number): number => Math.min(end - (first + i) * blockSize, blockSize);
-      await Promise.all(slots.map((slot, i) => raceAbort(slot.until(needOf(i)), signal, what)));
+      await Promise.all(
+        slots.map((slot, i) =>
+          raceAbort(slot.until(needOf(i)), signal, (aborted) => cacheAborted(aborted, what)),
+        ),
+      );
       const pieces: { buffer: Buffer; from: number; to: number }[] = [];
       let total = 0;
       for (let i = 0; i < slots.length; i += 1) {
@@ -981,25 +985,4 @@ function mapUfsError(error: unknown): Error {
     default:
       return error;
   }
-}
-
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined, what: string): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.reject(cacheAborted(signal, what));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => {
-      reject(cacheAborted(signal, what));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error instanceof Error ? error : toError(error));
-      },
-    );
-  });
 }

@@ -1,4 +1,5 @@
 export { TideError, hasCode, toError } from './errors.ts';
+export { raceAbort } from './abort.ts';
 export { SecretValue, scrubSecrets } from './secret.ts';
 export { createLogger, silentLogger, type Logger, type LoggerOptions } from './logger.ts';
 export { parseQuantity, formatBytes } from './quantity.ts';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { CacheClient } from '../cache/index.ts';
 import type { DirectoryEntry, FileAttributes, FileSource, SourceReadOptions } from '../fuse/index.ts';
-import { hasCode, toError } from '../lib/index.ts';
+import { hasCode, raceAbort } from '../lib/index.ts';
 import type { UfsEntry } from '../ufs/index.ts';
 
 /** The metadata TTL when the mount gives none (the kernel's own caches come on top). */
@@ -202,7 +202,7 @@ export class DatasetFileSource implements FileSource {
       pending = this.#fetchListing(path).finally(() => this.#listing.delete(path));
       this.#listing.set(path, pending);
     }
-    return raceSignal(pending, signal);
+    return raceAbort(pending, signal);
   }
 
   async #fetchListing(path: string): Promise<Listing> {
@@ -261,25 +261,4 @@ export class DatasetFileSource implements FileSource {
     this.#listedEntries = 0;
     this.#attributes.clear();
   }
-}
-
-/** `promise`, or an AbortError as soon as `signal` aborts (the work behind `promise` goes on). */
-function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => {
-      reject(signal.reason as Error);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(toError(error));
-      },
-    );
-  });
 }

@@ -1,3 +1,4 @@
+import { raceAbort } from '../lib/index.ts';
 import { UfsError } from './errors.ts';
 
 /** A whole-file response body that a connector opened and hands to the cache. */
@@ -78,8 +79,9 @@ export class SequentialReader {
       if (signal?.aborted === true) throw signal.reason;
       // The body itself is aborted by the signal its request was made with; this only makes a
       // waiting `next()` give up at once when the caller of this read aborts.
-      const result = await raceAbort(this.#iterator.next(), signal, () => {
+      const result = await raceAbort(this.#iterator.next(), signal, (aborted) => {
         this.destroy();
+        return aborted.reason;
       });
       if (result.done === true) {
         this.#ended = true;
@@ -93,27 +95,6 @@ export class SequentialReader {
     }
     this.position += chunk.length;
     return chunk;
-  }
-}
-
-async function raceAbort<T>(
-  promise: Promise<T>,
-  signal: AbortSignal | undefined,
-  onAbort: () => void,
-): Promise<T> {
-  if (signal === undefined) return promise;
-  let listener: (() => void) | undefined;
-  const aborted = new Promise<never>((_resolve, reject) => {
-    listener = () => {
-      onAbort();
-      reject(signal.reason as Error);
-    };
-    signal.addEventListener('abort', listener, { once: true });
-  });
-  try {
-    return await Promise.race([promise, aborted]);
-  } finally {
-    if (listener !== undefined) signal.removeEventListener('abort', listener);
   }
 }
 
