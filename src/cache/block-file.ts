@@ -179,6 +179,47 @@ export async function readBlockData(
   }
 }
 
+/**
+ * The checked bytes `[from, to)` of a block file with piece checksums, reading only the pieces
+ * that hold them: a random read of a few KiB costs one piece, not the whole block. Undefined when
+ * the file has no piece checksums (an older file), or a piece fails its check.
+ * @throws {Error} when the file cannot be read or is short (code `ERR_BLOCK_SHORT`)
+ */
+export async function readCheckedRange(
+  filePath: string,
+  check: BlockFileCheck,
+  from: number,
+  to: number,
+): Promise<Buffer | undefined> {
+  const { sizeBytes, pieceBytes, pieceCrc32s } = check;
+  if (pieceBytes === undefined || pieceCrc32s === undefined || from < 0 || to > sizeBytes || from >= to)
+    return undefined;
+  const firstPiece = Math.floor(from / pieceBytes);
+  const start = firstPiece * pieceBytes;
+  const end = Math.min(Math.ceil(to / pieceBytes) * pieceBytes, sizeBytes);
+  const data = Buffer.allocUnsafe(end - start);
+  const handle = await open(filePath, 'r');
+  try {
+    let filled = 0;
+    while (filled < data.length) {
+      const { bytesRead } = await handle.read(data, filled, data.length - filled, start + filled);
+      if (bytesRead === 0) {
+        throw Object.assign(new Error(`Block file ${filePath} is shorter than ${start + filled + 1} bytes`), {
+          code: 'ERR_BLOCK_SHORT',
+        });
+      }
+      filled += bytesRead;
+    }
+  } finally {
+    await handle.close();
+  }
+  for (let at = 0, piece = firstPiece; at < data.length; at += pieceBytes, piece += 1) {
+    if (crc32(data.subarray(at, Math.min(at + pieceBytes, data.length))) !== pieceCrc32s[piece])
+      return undefined;
+  }
+  return data.subarray(from - start, to - start);
+}
+
 /** What a reader needs to check a block file: its length and checksums. */
 export interface BlockFileCheck {
   sizeBytes: number;

@@ -198,6 +198,31 @@ test('reads block files directly when the owner runs on the same node', async (t
   assert.equal(served, content.length, 'workers count short-circuit reads as local');
 });
 
+test('random reads of warm blocks on this node read only their pieces, with no request to a worker', async (t) => {
+  const c = await cluster(t, 2);
+  const content = randomBytes(10 * BLOCK);
+  await writeFile(join(c.origin, 'db'), content);
+  await c.client({ nodeName: 'node-a' }).load('/db');
+  // A budget of two blocks: the whole read below leaves most blocks out of the client's memory.
+  const client = c.client({ nodeName: 'node-a', maxBufferBytes: 2 * BLOCK });
+  assert.equal(sha256(await readWhole(client, 'db', BLOCK)), sha256(content));
+  const hits = (): number => c.workers.reduce((sum, worker) => sum + worker.stats().counters.hits, 0);
+  const before = { hits: hits(), shortCircuit: client.counters().shortCircuitBytes };
+  for (const [index, at, length] of [
+    // Each more than a block away from where every earlier read ended: random, not sequential.
+    [1, 1000, 4096],
+    [5, 7, 100],
+    [7, BLOCK - 10, 10],
+    [3, 500, 1],
+  ] as const) {
+    const offset = index * BLOCK + at;
+    const bytes = await client.read('/db', { offset, length });
+    assert.deepEqual(bytes, content.subarray(offset, offset + length), `block ${index} at ${at}`);
+  }
+  assert.equal(hits(), before.hits, 'the block files were read without asking the workers');
+  assert.equal(client.counters().shortCircuitBytes - before.shortCircuit, 4096 + 100 + 10 + 1);
+});
+
 test('falls back to the next owner, then to the origin, when workers go away', async (t) => {
   const c = await cluster(t, 3);
   const content = randomBytes(30 * BLOCK);

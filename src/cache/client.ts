@@ -3,7 +3,7 @@ import { Pool } from 'undici';
 import { raceAbort, silentLogger, toError, type Logger, type SecretValue } from '../lib/index.ts';
 import { UfsError, type UfsEntry } from '../ufs/index.ts';
 import { blockIdOf, fileVersionIdOf, type BlockKey } from './block-key.ts';
-import { readCheckedBlock } from './block-file.ts';
+import { readCheckedBlock, readCheckedRange } from './block-file.ts';
 import { CacheError, cacheAborted, throwIfAborted } from './errors.ts';
 import type { Membership, WorkerEndpoint } from './membership.ts';
 import { MountTable, normaliseDatasetPath, type ClientMount } from './mount-table.ts';
@@ -127,6 +127,8 @@ export interface CacheClient {
 }
 
 const MAX_FILES_REMEMBERED = 4096;
+/** Where the local workers keep blocks, remembered for random reads of a few pieces. */
+const MAX_LOCATIONS_REMEMBERED = 16_384;
 const MAX_STREAMS_PER_FILE = 4;
 /** Live owners tried for a block before reading the origin directly. */
 const OWNER_ATTEMPTS = 2;
@@ -267,6 +269,8 @@ class Client implements CacheClient {
   readonly #slots = new Map<string, Slot>();
   readonly #buffers: BufferPool;
   readonly #files = new Map<string, FileState>();
+  /** Block files of workers on this node, by block id, learned when blocks were read whole. */
+  readonly #locations = new Map<string, BlockLocationAnswer>();
   readonly #counters: ClientCounters = {
     readBytes: 0,
     workerBytes: 0,
@@ -336,6 +340,10 @@ class Client implements CacheClient {
       const key: BlockKey = { mount: resolved.mount.id, path: resolved.relative, version, index };
       return { id: blockIdOf(key), key, mount: resolved.mount };
     };
+    if (first === last) {
+      const direct = await this.#readPieces(file, refOf(first), offset, end, options.into);
+      if (direct !== undefined) return direct;
+    }
     const slots: Slot[] = [];
     const reading = new Set<string>();
     for (let index = first; index <= last; index += 1) {
@@ -624,6 +632,61 @@ class Client implements CacheClient {
     }
   }
 
+  /**
+   * A random read inside one block whose file a local worker holds (learned earlier): only the
+   * pieces that hold the bytes are read from the block file and checked, and nothing is buffered, so
+   * random point reads (a database) cost a piece each instead of the whole block. Undefined when the
+   * read is not random, the block is buffered or unknown, or its file is gone or fails its check:
+   * the caller then reads through the block's slot.
+   */
+  async #readPieces(
+    file: FileState,
+    ref: BlockRef,
+    offset: number,
+    end: number,
+    into: Uint8Array | undefined,
+  ): Promise<Buffer | undefined> {
+    const location = this.#locations.get(ref.id);
+    if (location === undefined || this.#slots.has(ref.id)) return undefined;
+    const blockSize = this.#blockSizeBytes;
+    // A read that starts a file or follows an earlier one is sequential: read-ahead serves it.
+    if (offset === 0 || file.streams.some((stream) => Math.abs(offset - stream.next) <= blockSize)) {
+      return undefined;
+    }
+    // Remembered, so that a sequential pass starting here is recognised by its next read.
+    file.streams.push({ next: end, window: 0 });
+    if (file.streams.length > MAX_STREAMS_PER_FILE) file.streams.shift();
+    const blockStart = ref.key.index * blockSize;
+    const to = Math.min(end - blockStart, location.sizeBytes);
+    const data = await readCheckedRange(location.filePath, location, offset - blockStart, to).catch(
+      () => undefined,
+    );
+    if (data === undefined) {
+      this.#locations.delete(ref.id);
+      return undefined;
+    }
+    if (into !== undefined && into.length < data.length) {
+      throw new RangeError(`Cannot read ${data.length} bytes into a ${into.length}-byte buffer`);
+    }
+    let result = data;
+    if (into !== undefined) {
+      result = Buffer.from(into.buffer, into.byteOffset, data.length);
+      data.copy(result);
+    }
+    this.#counters.shortCircuitBytes += data.length;
+    this.#counters.readBytes += data.length;
+    return result;
+  }
+
+  #rememberLocation(id: string, location: BlockLocationAnswer): void {
+    this.#locations.delete(id);
+    this.#locations.set(id, location);
+    if (this.#locations.size > MAX_LOCATIONS_REMEMBERED) {
+      const oldest = this.#locations.keys().next().value;
+      if (oldest !== undefined) this.#locations.delete(oldest);
+    }
+  }
+
   #readAhead(
     file: FileState,
     read: {
@@ -743,8 +806,10 @@ class Client implements CacheClient {
       });
       if (data !== undefined) {
         this.#counters.shortCircuitBytes += data.length - counted;
+        this.#rememberLocation(ref.id, answer);
         return data;
       }
+      this.#locations.delete(ref.id);
       // Evicted or damaged since the worker answered: the worker checks its copy and refetches.
       this.#counters.shortCircuitFallbacks += 1;
     }

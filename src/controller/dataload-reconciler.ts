@@ -109,7 +109,8 @@ export class DataLoadReconciler {
       const completed =
         previousStatus?.phase === 'Complete' || previousStatus?.lastSuccessfulTime !== undefined;
       if (!completed) {
-        await this.#setStatus(load, { waitingFor: { operationComplete: false } });
+        // As in Fluid: `operationComplete: true` means waiting for the runAfter operation.
+        await this.#setStatus(load, { waitingFor: { operationComplete: true } });
         await this.#waiting(
           load,
           'WaitingForRunAfter',
@@ -156,7 +157,7 @@ export class DataLoadReconciler {
       phase: 'Executing',
       duration: 'Unfinished',
       progress: { filesDone: 0, bytesDone: 0 },
-      waitingFor: { operationComplete: true },
+      waitingFor: { operationComplete: false },
       conditions: [],
     };
     if ((load.spec.policy ?? 'Once') === 'Cron') status.lastScheduleTime = now.toISOString();
