@@ -198,3 +198,18 @@ function regionFromEndpoint(flavour: S3Flavour, host: string | undefined): strin
 function redact(mountPoint: string): string {
   return mountPoint.replace(/\/\/[^/@]*@/, '//');
 }
+
+/**
+ * A credential provider for the signers: a function, so that the secrets are revealed only while a
+ * request is signed and never held in plain text by the SDK or the signer.
+ */
+export function revealedCredentials(
+  credentials: NonNullable<S3Location['credentials']>,
+): () => Promise<{ accessKeyId: string; secretAccessKey: string; sessionToken?: string }> {
+  return () =>
+    Promise.resolve({
+      accessKeyId: credentials.accessKeyId.reveal(),
+      secretAccessKey: credentials.secretAccessKey.reveal(),
+      ...(credentials.sessionToken === undefined ? {} : { sessionToken: credentials.sessionToken.reveal() }),
+    });
+}

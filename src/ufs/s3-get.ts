@@ -16,7 +16,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { Agent } from 'undici';
 import type { HttpTimeouts } from './http-ufs.ts';
 import { Http1Client } from './http1-client.ts';
-import type { S3Location } from './s3-config.ts';
+import { revealedCredentials, type S3Location } from './s3-config.ts';
 
 export interface S3GetRequest {
   key: string;
@@ -81,15 +81,7 @@ export class S3Getter {
             sha256: NodeSha256,
             uriEscapePath: false,
             applyChecksum: false,
-            // A function, so that the secrets are revealed only while signing.
-            credentials: () =>
-              Promise.resolve({
-                accessKeyId: credentials.accessKeyId.reveal(),
-                secretAccessKey: credentials.secretAccessKey.reveal(),
-                ...(credentials.sessionToken === undefined
-                  ? {}
-                  : { sessionToken: credentials.sessionToken.reveal() }),
-              }),
+            credentials: revealedCredentials(credentials),
           });
     const transport = options.transport ?? (this.#origin.protocol === 'http:' ? 'http1' : 'undici');
     if (transport === 'http1') {

@@ -13,7 +13,7 @@ import { classifyNetworkError, scrubbedCause, transientError } from './failures.
 import type { HttpTimeouts } from './http-ufs.ts';
 import { checkRange, normaliseUfsPath } from './paths.ts';
 import { backoff, withRetry, type ClassifiedFailure, type RetryPolicy } from './retry.ts';
-import type { S3Location } from './s3-config.ts';
+import { revealedCredentials, type S3Location } from './s3-config.ts';
 import { S3Getter, type S3GetResponse } from './s3-get.ts';
 import { UndiciRequestHandler } from './undici-request-handler.ts';
 import type { ByteRange, ListOptions, ReadOptions, UfsEntry, UnderFileSystem } from './types.ts';
@@ -127,14 +127,7 @@ export class S3Ufs implements UnderFileSystem {
             signer: { sign: (request) => Promise.resolve(request) },
           }
         : {
-            credentials: async () =>
-              Promise.resolve({
-                accessKeyId: credentials.accessKeyId.reveal(),
-                secretAccessKey: credentials.secretAccessKey.reveal(),
-                ...(credentials.sessionToken === undefined
-                  ? {}
-                  : { sessionToken: credentials.sessionToken.reveal() }),
-              }),
+            credentials: revealedCredentials(credentials),
           }),
     });
   }
