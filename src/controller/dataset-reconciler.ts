@@ -14,7 +14,7 @@ import { setCondition } from './conditions.ts';
 import { ControllerError } from './errors.ts';
 import type { EventRecorder } from './events.ts';
 import type { MetadataSync, UfsFactory } from './metadata-sync.ts';
-import { ignoredFields, planFor, resolveMounts } from './plan.ts';
+import { ignoredFields, mountsSignature, planFor, resolveMounts } from './plan.ts';
 import { cacheStatesOf, componentPhase, parseFormattedBytes } from './status.ts';
 import type { ReconcileResult } from './work-queue.ts';
 
@@ -136,7 +136,7 @@ export class DatasetReconciler {
     mounts: Awaited<ReturnType<typeof resolveMounts>>,
     signal: AbortSignal,
   ): Promise<void> {
-    const signature = JSON.stringify(mounts.map((mount) => [mount.mountPoint, mount.path, mount.options]));
+    const signature = mountsSignature(mounts);
     const last = this.#originsCheckedMs.get(key);
     if (last?.signature === signature && Date.now() - last.atMs < ORIGIN_RECHECK_MS) return;
     this.#originsCheckedMs.delete(key);

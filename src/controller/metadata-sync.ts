@@ -1,6 +1,7 @@
 import type { Logger } from '../lib/index.ts';
 import type { ResolvedMount } from '../platform/index.ts';
 import type { UnderFileSystem } from '../ufs/index.ts';
+import { mountsSignature } from './plan.ts';
 
 export type UfsFactory = (mount: ResolvedMount) => UnderFileSystem;
 
@@ -57,7 +58,7 @@ export class MetadataSync {
     mounts: readonly ResolvedMount[],
     policy: { autoSync: boolean; intervalMs: number },
   ): void {
-    const signature = JSON.stringify(mounts.map((mount) => [mount.mountPoint, mount.path, mount.options]));
+    const signature = mountsSignature(mounts);
     const entry = this.#entries.get(key);
     const now = (this.#options.now ?? Date.now)();
     if (entry !== undefined && entry.signature === signature) {

@@ -53,6 +53,11 @@ async function secretValue(option: EncryptOption, lookup: SecretLookup, where: s
   return new SecretValue(Buffer.from(encoded, 'base64').toString('utf8'));
 }
 
+/** Changes when a dataset's mounts change where or how they reach their origins. */
+export function mountsSignature(mounts: readonly ResolvedMount[]): string {
+  return JSON.stringify(mounts.map((mount) => [mount.mountPoint, mount.path, mount.options]));
+}
+
 /** Fields of a seed runtime kind that the Tide engine honours; the rest are reported as ignored. */
 const HONOURED: Record<string, readonly string[] | true> = {
   replicas: true,
