@@ -313,7 +313,7 @@ test('prune drops the blocks of files changed or deleted at the origin and keeps
   await client.load('/dir');
   assert.equal(held(), 2 + 3 + 2 + 1 + 4, 'the new version is cached beside the old one');
 
-  const released = await client.prune('/dir', current);
+  const released = await client.prune(['/dir'], current);
   assert.equal(released.blocks, 3 + 2);
   assert.equal(released.bytes, 3 * BLOCK + BLOCK + 1);
   assert.equal(held(), 2 + 4 + 1, 'kept, the new version of changed, and the file outside the target');
@@ -321,7 +321,7 @@ test('prune drops the blocks of files changed or deleted at the origin and keeps
     c.workers.reduce((sum, worker) => sum + worker.stats().counters.forgottenBlocks, 0),
     5,
   );
-  const again = await client.prune('/dir', current);
+  const again = await client.prune(['/dir'], current);
   assert.deepEqual(again, { blocks: 0, bytes: 0 });
 });
 

@@ -114,11 +114,11 @@ export interface CacheClient {
   /** Caches a file, or every file under a directory, on its owner workers (DataLoad). */
   load(path: string, options?: LoadOptions): Promise<LoadResult>;
   /**
-   * Drops from the workers the blocks of files under `path` whose version differs from `current`
-   * (dataset path → version, from a listing of `path`): files changed or gone at the origin.
+   * Drops from the workers the blocks of files under `paths` whose version differs from `current`
+   * (dataset path → version, from the listings of `paths`): files changed or gone at the origin.
    */
   prune(
-    path: string,
+    paths: readonly string[],
     current: ReadonlyMap<string, string>,
     options?: { signal?: AbortSignal },
   ): Promise<PruneResult>;
@@ -525,7 +525,7 @@ class Client implements CacheClient {
   }
 
   prune(
-    path: string,
+    paths: readonly string[],
     current: ReadonlyMap<string, string>,
     options: { signal?: AbortSignal } = {},
   ): Promise<PruneResult> {
@@ -538,7 +538,7 @@ class Client implements CacheClient {
         logger: this.#logger,
         ...(options.signal === undefined ? {} : { signal: options.signal }),
       },
-      path,
+      paths,
       current,
     );
   }

@@ -24,19 +24,19 @@ export interface PruneContext {
 }
 
 /**
- * Asks every worker which file versions it holds under the dataset directory `path` and makes it
- * drop those whose version is not the one in `current` (dataset path → version, from a listing of
- * `path`): files that changed or disappeared at the origin. Best effort: a worker that does not
+ * Asks every worker once which file versions it holds under the dataset directories `paths` and
+ * makes it drop those whose version is not the one in `current` (dataset path → version, from the
+ * listings of `paths`): files that changed or disappeared at the origin. Best effort: a worker that does not
  * answer keeps its blocks, which no reader asks for any more and the LRU evicts in time.
  */
 export async function pruneStaleBlocks(
   context: PruneContext,
-  path: string,
+  paths: readonly string[],
   current: ReadonlyMap<string, string>,
 ): Promise<PruneResult> {
-  const target = normaliseDatasetPath(path);
+  const targets = paths.map(normaliseDatasetPath);
   const under = (datasetPath: string): boolean =>
-    target === '' || datasetPath === target || datasetPath.startsWith(`${target}/`);
+    targets.some((target) => target === '' || datasetPath === target || datasetPath.startsWith(`${target}/`));
   const result: PruneResult = { blocks: 0, bytes: 0 };
   await Promise.all(
     context.workers.map(async (worker) => {

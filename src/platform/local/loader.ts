@@ -68,8 +68,8 @@ export async function loadTargets(
   let filesTotal = 0;
   let bytesTotal = 0;
   let neededBytes = 0;
-  /** What each target's listing found, for dropping the blocks of other versions afterwards. */
-  const listed = plan.targets.map(() => new Map<string, string>());
+  /** What the targets' listings found, for dropping the blocks of other versions afterwards. */
+  const listed = new Map<string, string>();
 
   const loadFile = async (entry: UfsEntry, replicas: number): Promise<void> => {
     await bandwidth?.take(entry.sizeBytes, signal);
@@ -81,8 +81,7 @@ export async function loadTargets(
     onProgress({ ...progress });
   };
 
-  for (const [index, target] of plan.targets.entries()) {
-    const versions = listed[index] as Map<string, string>;
+  for (const target of plan.targets) {
     const top = await client.stat(target.path, { signal });
     const files: AsyncIterable<UfsEntry> =
       top.type === 'file' ? single(top) : client.list(target.path, { recursive: true, signal });
@@ -90,7 +89,7 @@ export async function loadTargets(
       if (failure !== undefined) break;
       if (entry.type !== 'file') continue;
       options.onListed?.(entry);
-      versions.set(entry.path, entry.version);
+      listed.set(entry.path, entry.version);
       filesTotal += 1;
       bytesTotal += entry.sizeBytes;
       neededBytes += entry.sizeBytes * target.replicas;
@@ -117,10 +116,13 @@ export async function loadTargets(
   if (failure !== undefined) throw failure;
   // Blocks of versions no listing names any more (changed or deleted at the origin) free their
   // space now, and a file deleted at the origin leaves nothing behind in the cache.
-  let released = 0;
-  for (const [index, target] of plan.targets.entries()) {
-    released += (await client.prune(target.path, listed[index] as Map<string, string>, { signal })).bytes;
-  }
+  const released = (
+    await client.prune(
+      plan.targets.map((target) => target.path),
+      listed,
+      { signal },
+    )
+  ).bytes;
   if (released > 0) progress.staleBytesReleased = released;
   onProgress({ ...progress });
   return progress;
