@@ -1,4 +1,5 @@
-import { copyFile, mkdir, opendir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { closeSync, constants, openSync } from 'node:fs';
+import { copyFile, mkdir, opendir, rename, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { MediumType } from '../api/index.ts';
@@ -6,6 +7,7 @@ import { silentLogger, toError, type Logger } from '../lib/index.ts';
 import { blockIdOf, type BlockKey } from './block-key.ts';
 import { readBlockMeta, readCheckedBlock, trailerOf, writeBlockFile } from './block-file.ts';
 import { checksumsOf, type BlockChecksums } from './block-checksum.ts';
+import { DIRECT_IO_ALIGN_BYTES, directIoProbeOf, type DirectIoProbe } from './buffer-pool.ts';
 import { CacheError } from './errors.ts';
 import type { TierConfig } from './tiers.ts';
 
@@ -21,6 +23,11 @@ export interface BlockStoreOptions {
   blockSizeBytes: number;
   /** Share of a tier the protected segment of its segmented LRU may fill; default 0.8. */
   protectedRatio?: number;
+  /**
+   * Write and read SSD and HDD block files with O_DIRECT where the file system takes it (not on
+   * tmpfs, never for MEM); default true. See block-file.ts.
+   */
+  directIo?: boolean;
   logger?: Logger;
 }
 
@@ -74,6 +81,8 @@ interface Dir {
   readonly capacityBytes: number;
   usedBytes: number;
   reservedBytes: number;
+  /** Block files here are written and read with O_DIRECT (decided at open). */
+  direct: boolean;
 }
 
 interface Tier {
@@ -140,12 +149,16 @@ export class BlockStore {
     corruptBlocks: 0,
     rejectedWrites: 0,
   };
+  readonly #directIo: boolean;
+  /** O_DIRECT descriptors of a 4 KiB probe file per direct directory (see directIoProbe). */
+  readonly #probeFds: number[] = [];
   #closed = false;
 
-  private constructor(tiers: readonly Tier[], blockSizeBytes: number, logger: Logger) {
+  private constructor(tiers: readonly Tier[], blockSizeBytes: number, logger: Logger, directIo: boolean) {
     this.#tiers = tiers;
     this.#blockSizeBytes = blockSizeBytes;
     this.#logger = logger;
+    this.#directIo = directIo;
   }
 
   /**
@@ -171,6 +184,7 @@ export class BlockStore {
           capacityBytes: dir.capacityBytes,
           usedBytes: 0,
           reservedBytes: 0,
+          direct: false,
         };
       });
       const capacityBytes = dirs.reduce((sum, dir) => sum + dir.capacityBytes, 0);
@@ -195,9 +209,20 @@ export class BlockStore {
       tiers,
       options.blockSizeBytes,
       (options.logger ?? silentLogger()).child({ component: 'block-store' }),
+      options.directIo ?? true,
     );
     await store.#prepare();
     return store;
+  }
+
+  /**
+   * A probe that finds memory every direct directory of this store accepts for O_DIRECT, for a
+   * BufferPool whose buffers are written here; undefined when no directory uses direct I/O.
+   */
+  directIoProbe(): DirectIoProbe | undefined {
+    if (this.#probeFds.length === 0) return undefined;
+    const probes = this.#probeFds.map((fd) => directIoProbeOf(fd));
+    return (view) => !this.#closed && probes.every((probe) => probe(view));
   }
 
   /** The file of a cached block for a same-host reader, counting as an access; undefined on a miss. */
@@ -234,6 +259,7 @@ export class BlockStore {
         data = await readCheckedBlock(filePath, entry, {
           into: options.into,
           memory: entry.tier.medium === 'MEM',
+          direct: entry.dir.direct,
         });
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
@@ -324,6 +350,7 @@ export class BlockStore {
     if (this.#closed) return;
     this.#closed = true;
     await this.whenIdle();
+    for (const fd of this.#probeFds.splice(0)) closeSync(fd);
     for (const tier of this.#tiers) {
       if (tier.medium !== 'MEM') continue;
       for (const dir of tier.dirs) await rm(dir.root, { recursive: true, force: true });
@@ -337,6 +364,7 @@ export class BlockStore {
           if (tier.medium === 'MEM') await rm(dir.root, { recursive: true, force: true });
           else await rm(dir.tmp, { recursive: true, force: true });
           await mkdir(dir.tmp, { recursive: true, mode: 0o700 });
+          if (this.#directIo && tier.medium !== 'MEM') await this.#probeDirectIo(dir);
         } catch (error) {
           throw new CacheError(
             'ERR_CACHE_BAD_CONFIG',
@@ -368,6 +396,25 @@ export class BlockStore {
     // A quota lowered since the last run: get back under the low watermark before serving.
     for (const tier of this.#tiers) {
       if (usageOf(tier) > tier.highBytes) await this.#evictDownTo(tier, tier.lowBytes);
+    }
+  }
+
+  /**
+   * Decides whether `dir` uses direct I/O: not on tmpfs or ramfs (their O_DIRECT is a memory copy,
+   * if taken at all), and only where a file opened with O_DIRECT can be read. The probe file stays
+   * open for directIoProbe and is unlinked at once, so it takes no quota and leaves nothing behind.
+   */
+  async #probeDirectIo(dir: Dir): Promise<void> {
+    if (MEMORY_FS_TYPES.has((await statfs(dir.tmp)).type)) return;
+    const probePath = join(dir.tmp, 'direct-io-probe');
+    await writeFile(probePath, Buffer.alloc(DIRECT_IO_ALIGN_BYTES), { mode: 0o600 });
+    try {
+      this.#probeFds.push(openSync(probePath, constants.O_RDONLY | constants.O_DIRECT));
+      dir.direct = true;
+    } catch (error) {
+      this.#logger.info({ err: toError(error), dir: dir.root }, 'no direct I/O in this directory');
+    } finally {
+      await unlink(probePath).catch(() => undefined);
     }
   }
 
@@ -449,7 +496,13 @@ export class BlockStore {
       const filePath = blockPathOf(dir, id);
       try {
         await this.#ensureShard(dir, id);
-        await writeBlockFile({ tmpPath: tmpPathOf(dir, id), finalPath: filePath, data, trailer });
+        await writeBlockFile({
+          tmpPath: tmpPathOf(dir, id),
+          finalPath: filePath,
+          data,
+          trailer,
+          direct: dir.direct,
+        });
       } catch (error) {
         dir.reservedBytes -= allocBytes;
         this.#logger.warn({ err: toError(error), medium: tier.medium }, 'cannot write a block file');
@@ -652,6 +705,9 @@ export class BlockStore {
     }
   }
 }
+
+/** statfs f_type of tmpfs and ramfs (linux/magic.h). */
+const MEMORY_FS_TYPES = new Set([0x01021994, 0x858458f6]);
 
 function locationOf(entry: Entry): BlockLocation {
   return {

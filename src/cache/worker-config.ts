@@ -25,6 +25,8 @@ export const WorkerProcessConfig = Type.Object(
     /** `spec.worker.blockSize`: a quantity (`4Mi`) or a byte count. */
     blockSize: Type.Optional(Type.Union([Type.String(), Type.Integer({ minimum: 1 })])),
     originConcurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),
+    /** O_DIRECT for SSD/HDD block files where the file system takes it; default true. */
+    directIo: Type.Optional(Type.Boolean()),
     tieredstore: Type.Object({ levels: Type.Array(Level, { minItems: 1 }) }),
     mounts: Type.Array(
       Type.Object(
@@ -135,5 +137,6 @@ export function workerOptionsFromConfig(
   if (config.token !== undefined) options.token = new SecretValue(config.token);
   if (blockSizeBytes !== undefined) options.blockSizeBytes = blockSizeBytes;
   if (config.originConcurrency !== undefined) options.originConcurrency = config.originConcurrency;
+  if (config.directIo !== undefined) options.directIo = config.directIo;
   return options;
 }

@@ -67,6 +67,11 @@ export interface WorkerOptions {
   token?: SecretValue;
   /** Ranged reads the worker sends to the origin at once; default 8. */
   originConcurrency?: number;
+  /**
+   * Write and read SSD/HDD block files with O_DIRECT where the file system takes it; default true
+   * (see block-file.ts).
+   */
+  directIo?: boolean;
   /** Add process metrics (CPU, memory, event loop) to `/metrics`; default false. */
   processMetrics?: boolean;
   logger?: Logger;
@@ -191,6 +196,7 @@ export async function startWorker(options: WorkerOptions): Promise<CacheWorker> 
     datasetId: options.datasetId,
     blockSizeBytes,
     logger,
+    directIo: options.directIo ?? true,
   });
   const worker = new Worker({ ...options, blockSizeBytes, logger, store });
   try {
@@ -229,7 +235,8 @@ class Worker implements CacheWorker {
     this.#mounts = new Map(options.mounts.map((mount) => [mount.id, mount.ufs]));
     this.#blockSizeBytes = options.blockSizeBytes;
     this.#store = options.store;
-    this.#buffers = new BufferPool(options.blockSizeBytes, 16);
+    // Aligned for direct I/O when the store uses it: the blocks filled here are written from them.
+    this.#buffers = new BufferPool(options.blockSizeBytes, 16, { directIo: options.store.directIoProbe() });
     this.#tokenDigest = options.token === undefined ? undefined : digest(options.token.reveal());
     this.#originLimit = new Semaphore(options.originConcurrency ?? DEFAULT_ORIGIN_CONCURRENCY);
     this.#logger = options.logger;
