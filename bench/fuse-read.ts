@@ -2,12 +2,16 @@
  * FUSE read benchmark (not a test): a 1 GiB file and a tree of many entries in a local directory,
  * served through a supervised mount (src/fuse/mount-main.ts).
  *
- *   node bench/fuse-read.ts [--size-mib 1024] [--entries 20000] [--source local|http] [--json out.json]
+ *   node bench/fuse-read.ts [--size-mib 1024] [--entries 20000] [--source local|http] [--workers 1]
+ *     [--origin-rate-mib N] [--json out.json]
  *
  * `--source http` serves the same files through nginx and the local platform's dataset source
- * (metadata from the HTTP connector, bytes through the cache client with no workers, so from the
- * origin), with the fuse args of seed 004; it measures the metadata path and the server's peak RSS
- * while reading the big file, and skips the page-cache comparisons of the local source.
+ * (metadata from the HTTP connector, bytes through the cache client: from the origin with
+ * `--workers 0`, else through that many real workers), with the fuse args of seed 004; it measures
+ * the metadata path, the read path's throughput and the FUSE server's CPU per GiB, and the
+ * server's peak RSS, and skips the page-cache comparisons of the local source.
+ * `--origin-rate-mib N` serves the origin through nginx's `limit_rate` of N MiB/s per connection,
+ * as the full benchmark's remote store does (then only enough blocks in flight reach its speed).
  *
  * Measures: the first read through the mount with every page cache dropped (disk → daemon →
  * kernel), the first read with only the mount's cache cold (source in memory: the daemon's own
@@ -29,6 +33,7 @@ const { values } = parseArgs({
     entries: { type: 'string', default: '20000' },
     source: { type: 'string', default: 'local' },
     workers: { type: 'string', default: '1' },
+    'origin-rate-mib': { type: 'string' },
     json: { type: 'string' },
   },
 });
@@ -144,6 +149,9 @@ async function benchHttp(origin: string): Promise<void> {
     root: origin,
     fuseArgs: ['-okernel_cache', '-oattr_timeout=60', '-oentry_timeout=60', '-onegative_timeout=60', '-oro'],
     workers: Number(values.workers),
+    ...(values['origin-rate-mib'] === undefined
+      ? {}
+      : { originRateBytesPerSecond: Number(values['origin-rate-mib']) * 1024 * 1024 }),
   });
   try {
     const tree = join(dataset.mount.target, 'tree');
@@ -155,7 +163,10 @@ async function benchHttp(origin: string): Promise<void> {
     results.warmLsOriginRequests = (await dataset.nginx.accessLog()).length - requestsBefore;
     const rssBefore = (await peakRssBytesOf(dataset.mount.serverPid())) ?? 0;
     results.serverPeakRssBeforeReadMB = rssBefore / 1e6;
+    const coldCpuBefore = await cpuSecondsOf(dataset.mount.serverPid());
     results.coldOriginReadMBps = (await readThrough(join(dataset.mount.target, 'big.bin'))) / 1e6;
+    results.coldServerCpuSecondsPerGiB =
+      ((await cpuSecondsOf(dataset.mount.serverPid())) - coldCpuBefore) / (sizeBytes / 2 ** 30);
     await dropCaches();
     const cpuBefore = await cpuSecondsOf(dataset.mount.serverPid());
     results.warmCacheReadMBps = (await readThrough(join(dataset.mount.target, 'big.bin'))) / 1e6;
@@ -248,8 +259,8 @@ const httpRows = [
   ],
   ['origin requests during the second warm ls -lR', fmt(results.warmLsOriginRequests)],
   [
-    `first read of the big file (origin, ${values.workers} workers)`,
-    `${fmt(results.coldOriginReadMBps)} MB/s`,
+    `first read of the big file (origin${values['origin-rate-mib'] === undefined ? '' : ` at ${values['origin-rate-mib']} MiB/s per connection`}, ${values.workers} workers)`,
+    `${fmt(results.coldOriginReadMBps)} MB/s, server CPU ${(results.coldServerCpuSecondsPerGiB ?? Number.NaN).toFixed(2)} s/GiB`,
   ],
   [
     // The client keeps 256 MiB of blocks: a smaller file is then read from its memory, not the SSD.

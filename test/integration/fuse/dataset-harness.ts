@@ -39,8 +39,16 @@ export async function startHttpDatasetMount(options: {
   fuseArgs?: string[];
   /** Cache workers (one SSD tier each, in a temporary directory) the mount reads through. */
   workers?: number;
+  /** Serve the origin through nginx's `limit_rate` (bytes per second per connection), as a remote store. */
+  originRateBytesPerSecond?: number;
 }): Promise<MountedHttpDataset> {
-  const nginx = await startNginx({ root: options.root });
+  const nginx = await startNginx({
+    root: options.root,
+    ...(options.originRateBytesPerSecond === undefined
+      ? {}
+      : { rateLimitBytesPerSecond: options.originRateBytesPerSecond }),
+  });
+  const originUrl = nginx.slowUrl ?? nginx.url;
   const runDir = await makeTempDir('tide-fuse-dataset-');
   const cleanups: (() => Promise<void> | void)[] = [];
   const cleanup = async (): Promise<void> => {
@@ -58,7 +66,7 @@ export async function startHttpDatasetMount(options: {
         nodeName: hostname(),
         blockSize: '4Mi',
         tieredstore: { levels: [{ mediumtype: 'SSD', path: ssd, quota: '4Gi' }] },
-        mounts: [{ mountPoint: nginx.url }],
+        mounts: [{ mountPoint: originUrl }],
         logLevel: 'warn',
       });
       workers.push(worker.endpoint);
@@ -73,7 +81,7 @@ export async function startHttpDatasetMount(options: {
         blockSizeBytes: 4 * 1024 * 1024,
         membershipPath,
         pvcRoot: runDir,
-        mounts: [{ path: '/', mountPoint: nginx.url, options: {}, secrets: {} }],
+        mounts: [{ path: '/', mountPoint: originUrl, options: {}, secrets: {} }],
       }),
     );
     const mount = await startMount({
