@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { Pool } from 'undici';
 import { raceAbort, silentLogger, toError, type Logger, type SecretValue } from '../lib/index.ts';
-import { UfsError, type UfsEntry } from '../ufs/index.ts';
+import { Http1Client, UfsError, type UfsEntry } from '../ufs/index.ts';
 import { blockIdOf, fileVersionIdOf, type BlockKey } from './block-key.ts';
 import { readCheckedBlock, readCheckedRange } from './block-file.ts';
 import { CacheError, cacheAborted, throwIfAborted } from './errors.ts';
@@ -19,7 +19,6 @@ import {
 import { rankByRendezvous } from './rendezvous.ts';
 import { Semaphore } from './semaphore.ts';
 import { BufferPool } from './buffer-pool.ts';
-import { requestBlock } from './block-request.ts';
 import { pruneStaleBlocks, type PruneResult } from './prune.ts';
 
 export interface CacheClientOptions {
@@ -130,6 +129,8 @@ const MAX_FILES_REMEMBERED = 4096;
 /** Where the local workers keep blocks, remembered for random reads of a few pieces. */
 const MAX_LOCATIONS_REMEMBERED = 16_384;
 const MAX_STREAMS_PER_FILE = 4;
+/** Longest non-block answer kept (problem details, a block location): they are small. */
+const MAX_TEXT_BYTES = 64 * 1024;
 /** Live owners tried for a block before reading the origin directly. */
 const OWNER_ATTEMPTS = 2;
 
@@ -265,6 +266,8 @@ class Client implements CacheClient {
   readonly #logger: Logger;
   readonly #unsubscribe: () => void;
   readonly #pools = new Map<string, Pool>();
+  /** Block GETs, by worker URL: answers land in the slot's buffer straight from the socket. */
+  readonly #blockClients = new Map<string, Http1Client>();
   readonly #downUntil = new Map<string, number>();
   readonly #slots = new Map<string, Slot>();
   readonly #buffers: BufferPool;
@@ -549,6 +552,8 @@ class Client implements CacheClient {
     this.#unsubscribe();
     const pools = [...this.#pools.values()];
     this.#pools.clear();
+    for (const blockClient of this.#blockClients.values()) blockClient.close();
+    this.#blockClients.clear();
     this.#slots.clear();
     this.#bufferedBytes = 0;
     await Promise.allSettled(pools.map((pool) => pool.destroy()));
@@ -833,8 +838,9 @@ class Client implements CacheClient {
     let answer;
     try {
       answer = await requestBlock(
-        this.#pool(worker),
-        { path: `${BLOCKS_PATH}?${query}`, headers: this.#headers() },
+        this.#blockClient(worker),
+        `${BLOCKS_PATH}?${query}`,
+        this.#headers(),
         buffer,
         // Counted as they arrive: a reader may have its bytes (and return) before the body ends.
         (arrived) => {
@@ -964,8 +970,32 @@ class Client implements CacheClient {
     return pool;
   }
 
+  #blockClient(worker: WorkerEndpoint): Http1Client {
+    if (this.#closed)
+      throw new CacheError('ERR_CACHE_UNAVAILABLE', 'Cannot read through a closed cache client');
+    let blockClient = this.#blockClients.get(worker.url);
+    if (blockClient === undefined) {
+      blockClient = new Http1Client({
+        origin: new URL(worker.url),
+        connections: this.#connectionsPerWorker,
+        timeouts: {
+          connectTimeoutMs: 5_000,
+          headersTimeoutMs: this.#requestTimeoutMs,
+          bodyIdleTimeoutMs: 30_000,
+        },
+      });
+      this.#blockClients.set(worker.url, blockClient);
+    }
+    return blockClient;
+  }
+
   #forgetGoneWorkers(workers: readonly WorkerEndpoint[]): void {
     const urls = new Set(workers.map((worker) => worker.url));
+    for (const [url, blockClient] of this.#blockClients) {
+      if (urls.has(url)) continue;
+      this.#blockClients.delete(url);
+      blockClient.close();
+    }
     for (const [url, pool] of this.#pools) {
       if (urls.has(url)) continue;
       this.#pools.delete(url);
@@ -1004,6 +1034,51 @@ class Client implements CacheClient {
     if (entry.type !== 'file') return;
     this.#fileState(mount, entry.path, entry.version).sizeBytes = entry.sizeBytes;
   }
+}
+
+interface BlockAnswer {
+  statusCode: number;
+  contentType: string | undefined;
+  /** For a 200 `application/octet-stream` answer: the bytes written to the buffer. */
+  bytes: number;
+  /** Any other answer's body as text. */
+  text: string;
+}
+
+/**
+ * GETs a block from a worker. The answer's body lands in `buffer` straight from the socket
+ * (Http1Client's `intoAnyAnswer`: a cold block streamed chunked is decoded in place), so a block
+ * costs no allocation and no copy in this process besides the kernel's; progress is reported as
+ * the bytes arrive. Rejects when the connection fails before the answer is complete, including a
+ * chunked answer cut before its last chunk (a worker whose origin fetch failed), or when the
+ * answer would not fit in `buffer`.
+ */
+async function requestBlock(
+  client: Http1Client,
+  path: string,
+  headers: Record<string, string>,
+  buffer: Buffer,
+  progress: Progress,
+): Promise<BlockAnswer> {
+  const response = await client.request({ method: 'GET', path, headers, into: buffer, intoAnyAnswer: true });
+  const contentType = response.headers['content-type'];
+  const answer: BlockAnswer = { statusCode: response.statusCode, contentType, bytes: 0, text: '' };
+  if (response.statusCode !== 200 || contentType !== 'application/octet-stream') {
+    answer.text = await response.body.text(MAX_TEXT_BYTES);
+    return answer;
+  }
+  for await (const chunk of response.body) {
+    // Not in place only for an answer framed by the close of the connection (not the workers').
+    if (chunk.buffer !== buffer.buffer || chunk.byteOffset !== buffer.byteOffset + answer.bytes) {
+      if (answer.bytes + chunk.length > buffer.length) {
+        throw new RangeError('The worker sent more than a block');
+      }
+      buffer.set(chunk, answer.bytes);
+    }
+    answer.bytes += chunk.length;
+    progress(answer.bytes);
+  }
+  return answer;
 }
 
 /**

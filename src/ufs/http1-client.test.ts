@@ -250,3 +250,65 @@ test('a 206 body that fits lands in the caller buffer; other answers leave it al
     'a 200 body is not written',
   );
 });
+
+test('with intoAnyAnswer a chunked or 200 body lands in the caller buffer, decoded in place', async (t) => {
+  const data = randomBytes(3 * 1024 * 1024 + 7);
+  // Pieces of many sizes, so that socket reads straddle chunk framing anywhere.
+  const pieces: Buffer[] = [];
+  for (let at = 0, step = 1; at < data.length; step = (step * 7 + 13) % 300_000) {
+    pieces.push(data.subarray(at, Math.min(data.length, at + step + 1)));
+    at += step + 1;
+  }
+  const server = createHttpServer((req: IncomingMessage, res: ServerResponse) => {
+    if (req.url === '/length') {
+      res.writeHead(200, { 'content-length': data.length });
+      res.end(data);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    void (async () => {
+      for (const [index, piece] of pieces.entries()) {
+        res.write(piece);
+        if (index % 16 === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+      if (req.url === '/cut') res.destroy();
+      else res.end();
+    })();
+  });
+  const http1 = client(t, await listen(t, server), 1);
+
+  for (const path of ['/chunked', '/length', '/chunked']) {
+    const into = Buffer.alloc(data.length + 10);
+    const response = await http1.request({ method: 'GET', path, headers: {}, into, intoAnyAnswer: true });
+    let position = 0;
+    for await (const chunk of response.body) {
+      assert.equal(chunk.buffer, into.buffer, `${path}: each chunk is a view of the caller buffer`);
+      assert.equal(chunk.byteOffset, into.byteOffset + position);
+      position += chunk.length;
+    }
+    assert.equal(position, data.length);
+    assert.ok(into.subarray(0, data.length).equals(data), `${path}: the bytes are the body`);
+  }
+
+  const small = Buffer.alloc(data.length - 1);
+  const chunked = await http1.request({
+    method: 'GET',
+    path: '/chunked',
+    headers: {},
+    into: small,
+    intoAnyAnswer: true,
+  });
+  await assert.rejects(bodyOf(chunked.body), { code: 'ERR_HTTP1_BAD_RESPONSE' });
+  await assert.rejects(
+    http1.request({ method: 'GET', path: '/length', headers: {}, into: small, intoAnyAnswer: true }),
+    { code: 'ERR_HTTP1_BAD_RESPONSE' },
+  );
+  const cut = await http1.request({
+    method: 'GET',
+    path: '/cut',
+    headers: {},
+    into: Buffer.alloc(data.length),
+    intoAnyAnswer: true,
+  });
+  await assert.rejects(bodyOf(cut.body), { code: 'ERR_HTTP1_EARLY_END' });
+});

@@ -30,6 +30,12 @@ const SCRATCH_BYTES = 16 * 1024;
 const MAX_HEAD_BYTES = 64 * 1024;
 /** Body bytes queued for a slow consumer before the socket stops reading. */
 const HIGH_WATER_BYTES = 4 * 1024 * 1024;
+/**
+ * A chunked body read into the caller's buffer goes there straight from the socket while this much
+ * room is left; the last bytes come through the scratch, so that the framing after the data (a
+ * chunk's CRLF, the last chunk) never needs room past the end of the buffer.
+ */
+const MIN_DIRECT_CHUNKED_BYTES = 64 * 1024;
 
 export type Http1ErrorCode =
   | 'ERR_HTTP1_CONNECT_TIMEOUT'
@@ -72,6 +78,13 @@ export interface Http1Request {
    * body ended or was destroyed.
    */
   into?: Uint8Array | undefined;
+  /**
+   * With `into`: the body of every answer lands in it, whatever its status and framing (a chunked
+   * body is decoded in place: the socket reads into the buffer and the data moves down over the
+   * framing), and a body longer than `into` fails the request (ERR_HTTP1_BAD_RESPONSE). For a
+   * server of our own whose answers have a known bound: a cache worker's blocks.
+   */
+  intoAnyAnswer?: boolean | undefined;
 }
 
 export interface Http1Response {
@@ -236,6 +249,7 @@ interface Exchange {
   into: Uint8Array | undefined;
   /** Bytes of `into` filled so far. */
   intoUsed: number;
+  intoAnyAnswer: boolean;
   resolveHead: (response: Http1Response) => void;
   rejectHead: (error: Error) => void;
   headDone: boolean;
@@ -355,6 +369,7 @@ class Connection {
         method: request.method,
         into: request.into,
         intoUsed: 0,
+        intoAnyAnswer: request.intoAnyAnswer === true,
         resolveHead: resolve,
         rejectHead: reject,
         headDone: false,
@@ -397,7 +412,12 @@ class Connection {
   /** Where the next socket read lands: the body's segment on the fast path, else the scratch. */
   #nextBuffer(): Uint8Array {
     const framing = this.#exchange?.framing;
-    if (this.#exchange?.headDone !== true || framing?.kind !== 'length') return this.#scratch;
+    if (this.#exchange?.headDone !== true) return this.#scratch;
+    if (framing?.kind === 'chunked' && this.#exchange.into !== undefined) {
+      const { into, intoUsed } = this.#exchange;
+      return into.length - intoUsed >= MIN_DIRECT_CHUNKED_BYTES ? into.subarray(intoUsed) : this.#scratch;
+    }
+    if (framing?.kind !== 'length') return this.#scratch;
     const into = this.#exchange.into;
     if (into !== undefined) {
       const used = this.#exchange.intoUsed;
@@ -422,6 +442,8 @@ class Connection {
     exchange.answered = true;
     if (!exchange.headDone) {
       this.#onHeadBytes(exchange, Buffer.from(buffer.buffer, buffer.byteOffset, bytes));
+    } else if (exchange.framing.kind === 'chunked' && exchange.into !== undefined) {
+      this.#onChunkedIntoBytes(exchange, Buffer.from(buffer.buffer, buffer.byteOffset, bytes));
     } else if (exchange.framing.kind === 'length' && exchange.into !== undefined) {
       // The read went into the caller's buffer (see #nextBuffer).
       const chunk = exchange.into.subarray(exchange.intoUsed, exchange.intoUsed + bytes);
@@ -464,14 +486,24 @@ class Connection {
       this.#onHeadBytes(exchange, head.subarray(end + 4));
       return;
     }
+    const framing = framingOf(exchange.method, parsed.statusCode, parsed.headers);
+    const intoBytes = exchange.into?.length ?? 0;
+    if (exchange.intoAnyAnswer && framing.kind === 'length' && framing.remaining > intoBytes) {
+      this.destroy(
+        new Http1Error(
+          'ERR_HTTP1_BAD_RESPONSE',
+          `the answer of ${framing.remaining} bytes does not fit in the ${intoBytes}-byte buffer`,
+        ),
+      );
+      return;
+    }
     clearTimeout(exchange.headersTimer);
     exchange.headDone = true;
     exchange.keepAlive = parsed.keepAlive;
-    exchange.framing = framingOf(exchange.method, parsed.statusCode, parsed.headers);
-    const fits =
-      parsed.statusCode === 206 &&
-      exchange.framing.kind === 'length' &&
-      exchange.framing.remaining <= (exchange.into?.length ?? 0);
+    exchange.framing = framing;
+    const fits = exchange.intoAnyAnswer
+      ? framing.kind === 'length' || framing.kind === 'chunked'
+      : parsed.statusCode === 206 && framing.kind === 'length' && framing.remaining <= intoBytes;
     if (!fits) exchange.into = undefined;
     if (
       exchange.framing.kind === 'none' ||
@@ -500,6 +532,8 @@ class Connection {
         exchange.intoUsed += take;
         this.#onBodyBytes(exchange, exchange.into.subarray(exchange.intoUsed - take, exchange.intoUsed));
       }
+    } else if (exchange.framing.kind === 'chunked' && exchange.into !== undefined) {
+      this.#onChunkedIntoBytes(exchange, rest);
     } else {
       this.#onSlowBodyBytes(exchange, rest);
     }
@@ -527,6 +561,42 @@ class Connection {
     }
     for (const chunk of result.chunks) this.#push(exchange, chunk);
     if (result.done) this.#finish(exchange);
+  }
+
+  /**
+   * Chunked bytes for the caller's buffer: `bytes` is either the buffer itself right after the data
+   * so far (a direct read) or the scratch. The data moves to the end of the data so far (memmove
+   * within the buffer, or a copy from the scratch) and goes out as one view.
+   */
+  #onChunkedIntoBytes(exchange: Exchange, bytes: Buffer): void {
+    const framing = exchange.framing;
+    const into = exchange.into;
+    if (framing.kind !== 'chunked' || into === undefined) return;
+    const ranges: number[] = [];
+    const result = decodeChunkedRanges(framing.state, bytes, ranges);
+    if (result === undefined) {
+      this.destroy(new Http1Error('ERR_HTTP1_BAD_RESPONSE', 'the chunked body is malformed'));
+      return;
+    }
+    const first = exchange.intoUsed;
+    // A direct read starts right after the data so far; anything else is a copy elsewhere.
+    const inPlace = bytes.buffer === into.buffer && bytes.byteOffset === into.byteOffset + first;
+    for (let index = 0; index < ranges.length; index += 2) {
+      const from = ranges[index] ?? 0;
+      const to = ranges[index + 1] ?? 0;
+      if (exchange.intoUsed + (to - from) > into.length) {
+        this.destroy(
+          new Http1Error('ERR_HTTP1_BAD_RESPONSE', `the body does not fit in the ${into.length}-byte buffer`),
+        );
+        return;
+      }
+      if (!inPlace) into.set(bytes.subarray(from, to), exchange.intoUsed);
+      else if (first + from !== exchange.intoUsed)
+        into.copyWithin(exchange.intoUsed, first + from, first + to);
+      exchange.intoUsed += to - from;
+    }
+    this.#push(exchange, into.subarray(first, exchange.intoUsed));
+    if (result === 'done') this.#finish(exchange);
   }
 
   #push(exchange: Exchange, chunk: Uint8Array): void {
@@ -690,7 +760,26 @@ export function decodeChunked(
   state: ChunkedState,
   bytes: Buffer,
 ): { chunks: Buffer[]; done: boolean } | undefined {
+  const ranges: number[] = [];
+  const result = decodeChunkedRanges(state, bytes, ranges);
+  if (result === undefined) return undefined;
   const chunks: Buffer[] = [];
+  for (let index = 0; index < ranges.length; index += 2) {
+    chunks.push(Buffer.from(bytes.subarray(ranges[index], ranges[index + 1])));
+  }
+  return { chunks, done: result === 'done' };
+}
+
+/**
+ * Decodes what `bytes` holds of a chunked body (RFC 9112 §7.1): appends the `[from, to)` offsets of
+ * its data in `bytes` to `ranges`. 'done' after the last chunk and its trailer section, undefined
+ * when it is malformed.
+ */
+export function decodeChunkedRanges(
+  state: ChunkedState,
+  bytes: Buffer,
+  ranges: number[],
+): 'more' | 'done' | undefined {
   let at = 0;
   while (at < bytes.length) {
     if (state.skipCrlf > 0) {
@@ -701,7 +790,7 @@ export function decodeChunked(
     }
     if (state.remaining > 0) {
       const take = Math.min(state.remaining, bytes.length - at);
-      chunks.push(Buffer.from(bytes.subarray(at, at + take)));
+      ranges.push(at, at + take);
       state.remaining -= take;
       at += take;
       if (state.remaining === 0) {
@@ -714,13 +803,13 @@ export function decodeChunked(
     if (newline === -1) {
       state.line += bytes.toString('latin1', at);
       if (state.line.length > 4096) return undefined;
-      return { chunks, done: false };
+      return 'more';
     }
     const line = (state.line + bytes.toString('latin1', at, newline)).replace(/\r$/, '');
     state.line = '';
     at = newline + 1;
     if (state.inTrailer) {
-      if (line === '') return { chunks, done: true };
+      if (line === '') return 'done';
       continue;
     }
     const size = /^([0-9a-fA-F]+)(?:;.*)?$/.exec(line.trim());
@@ -730,5 +819,5 @@ export function decodeChunked(
     if (length === 0) state.inTrailer = true;
     else state.remaining = length;
   }
-  return { chunks, done: false };
+  return 'more';
 }

@@ -12,6 +12,7 @@ export { LocalUfs, type LocalUfsOptions } from './local-ufs.ts';
 export { HttpUfs, DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts, type HttpUfsOptions } from './http-ufs.ts';
 export { S3Ufs, type S3UfsOptions } from './s3-ufs.ts';
 export { UndiciRequestHandler } from './undici-request-handler.ts';
+export { Http1Client, Http1Error, type Http1ErrorCode, type Http1Response } from './http1-client.ts';
 export { parseS3Location, S3_OPTION_NAMES, type S3Location, type S3Flavour } from './s3-config.ts';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
 export { normaliseUfsPath } from './paths.ts';
