@@ -110,6 +110,8 @@ const PAGE_SIZE = 4096;
 const SYNC_REPLY_MAX_BYTES = 64 * 1024;
 /** READ replies are built in pooled buffers: 1 MiB (max_pages) plus the reply header. */
 const READ_BUFFER_BYTES = OUT_HEADER_SIZE + MAX_PAGES * PAGE_SIZE;
+/** The epoll reader's buffer: what libuv would allocate per read, max_write (32 KiB) plus headers. */
+const EPOLL_READ_BUFFER_BYTES = 64 * 1024;
 /** Idle pooled buffers kept; more are allocated under load and left to the GC afterwards. */
 const READ_BUFFER_POOL_SIZE = 32;
 
@@ -344,15 +346,22 @@ export class FuseServer {
     const status = handle.open(this.#fd);
     if (status !== 0)
       throw new FuseError('ERR_FUSE_DEVICE', `Cannot watch /dev/fuse with epoll (uv error ${status})`);
+    // One buffer for every read (`onread`): by default a stream allocates 64 KiB per read, so per
+    // request. A request's body is copied out of it (#dispatch), which for a READ is 40 bytes.
+    const readBuffer = Buffer.allocUnsafeSlow(EPOLL_READ_BUFFER_BYTES);
     const socket = new Socket({
       handle,
       readable: true,
       writable: false,
+      onread: {
+        buffer: readBuffer,
+        callback: (bytes: number) => {
+          if (bytes >= IN_HEADER_SIZE) this.#dispatch(readBuffer, bytes);
+          return true;
+        },
+      },
     } as unknown as SocketConstructorOpts);
     this.#activeReaders += 1;
-    socket.on('data', (chunk: Buffer) => {
-      if (chunk.length >= IN_HEADER_SIZE) this.#dispatch(chunk, chunk.length, true);
-    });
     socket.on('error', (error: NodeJS.ErrnoException) => {
       if (error.code !== 'ENODEV') this.#logger.error({ err: error }, 'reading /dev/fuse failed');
     });
@@ -392,27 +401,25 @@ export class FuseServer {
     if (this.#activeReaders === 0) this.stop();
   }
 
-  /** `owned`: the buffer is this request's alone (epoll chunks); else it is reused for the next read. */
-  #dispatch(buffer: Buffer, length: number, owned = false): void {
+  /** `buffer` is reused for the next read as soon as this returns. */
+  #dispatch(buffer: Buffer, length: number): void {
     const header = decodeInHeader(buffer);
     const view = buffer.subarray(IN_HEADER_SIZE, Math.min(length, header.len));
-    // A reused read buffer takes the next request at once: the body is copied out of it.
-    const body = owned ? view : Buffer.from(view);
     if (header.opcode === Opcode.FORGET) {
-      this.#table.forget(header.nodeid, Number(body.readBigUInt64LE(0)));
+      this.#table.forget(header.nodeid, Number(view.readBigUInt64LE(0)));
       return;
     }
     if (header.opcode === Opcode.BATCH_FORGET) {
-      const count = body.readUInt32LE(0);
+      const count = view.readUInt32LE(0);
       for (let index = 0; index < count; index += 1) {
         const offset = 8 + index * 16;
-        if (offset + 16 > body.length) break;
-        this.#table.forget(body.readBigUInt64LE(offset), Number(body.readBigUInt64LE(offset + 8)));
+        if (offset + 16 > view.length) break;
+        this.#table.forget(view.readBigUInt64LE(offset), Number(view.readBigUInt64LE(offset + 8)));
       }
       return;
     }
     if (header.opcode === Opcode.INTERRUPT) {
-      this.#inFlight.get(body.readBigUInt64LE(0))?.abort();
+      this.#inFlight.get(view.readBigUInt64LE(0))?.abort();
       return;
     }
     const handler = this.#handlers.get(header.opcode);
@@ -420,6 +427,8 @@ export class FuseServer {
       this.#replyError(header.unique, Errno.ENOSYS);
       return;
     }
+    // The read buffer takes the next request at once: a handler's body is copied out of it.
+    const body = Buffer.from(view);
     const controller = new AbortController();
     this.#inFlight.set(header.unique, controller);
     const request: Request = { header, body, signal: controller.signal };
