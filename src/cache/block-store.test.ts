@@ -5,7 +5,9 @@ import { mkdtemp, open, readdir, rm, stat, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { crc32 } from 'node:zlib';
 import { BlockStore } from './block-store.ts';
+import { BufferPool, isDirectIoAligned } from './buffer-pool.ts';
 import { tiersFromLevels, type TierConfig } from './tiers.ts';
 import type { BlockKey } from './block-key.ts';
 import { CacheError } from './errors.ts';
@@ -329,4 +331,81 @@ test('a store reopened with another block size drops the blocks cut with the old
   t.after(() => reopened.close());
   assert.equal(reopened.has(key(1)), false, 'block 1 of 64 KiB is not block 1 of 128 KiB');
   assert.equal(diskUsage(disk), 0);
+});
+
+function ssdTier(path: string, capacityBytes = 64 << 20): TierConfig[] {
+  return [{ medium: 'SSD', dirs: [{ path, capacityBytes }], highRatio: 0.95, lowRatio: 0.7 }];
+}
+
+test('writes SSD blocks with direct I/O; they survive a reopen, with or without direct I/O', async (t) => {
+  const disk = await tempDir(t);
+  const blockSizeBytes = 4 << 20;
+  const store = await BlockStore.open({ tiers: ssdTier(disk), datasetId: 'd', blockSizeBytes });
+  if (store.stats().tiers[0]?.directIo !== true) {
+    await store.close();
+    t.skip('no file system with O_DIRECT under the temporary directory');
+    return;
+  }
+  const probe = store.directIoProbe();
+  assert.ok(probe !== undefined, 'a direct store offers a probe for aligned buffers');
+  const pool = new BufferPool(blockSizeBytes, 1, { directIo: probe });
+  const aligned = pool.acquire();
+  assert.ok(isDirectIoAligned(aligned), 'the probe finds memory the tier takes');
+  randomBytes(blockSizeBytes).copy(aligned);
+  // Whole blocks from aligned memory (as the worker fills them), the short last block of a file,
+  // plain memory (copied through a bounce buffer) and a tiny block (buffered).
+  const blocks = [
+    aligned,
+    aligned.subarray(0, 3 * 1024 * 1024 + 999),
+    randomBytes(1 << 20),
+    randomBytes(2000),
+  ];
+  for (const [index, data] of blocks.entries()) assert.ok(await store.put(key(index), data));
+  for (const [index, data] of blocks.entries()) {
+    const into = Buffer.alloc(blockSizeBytes);
+    const stored = await store.get(key(index), { into });
+    assert.ok(stored?.data.equals(data), `block ${index} reads back`);
+    assert.equal(stored?.crc32, crc32(data), `block ${index} has its CRC-32`);
+  }
+  await store.close();
+
+  const buffered = await BlockStore.open({
+    tiers: ssdTier(disk),
+    datasetId: 'd',
+    blockSizeBytes,
+    directIo: false,
+  });
+  assert.equal(buffered.stats().tiers[0]?.directIo, false);
+  assert.equal(buffered.directIoProbe(), undefined);
+  for (const [index, data] of blocks.entries()) {
+    assert.ok((await buffered.get(key(index)))?.data.equals(data), `block ${index} reads back buffered`);
+  }
+  const later = randomBytes(1 << 20);
+  await buffered.put(key(9), later);
+  await buffered.close();
+
+  const direct = await BlockStore.open({ tiers: ssdTier(disk), datasetId: 'd', blockSizeBytes });
+  t.after(() => direct.close());
+  assert.equal(direct.stats().counters.corruptBlocks, 0);
+  assert.ok((await direct.get(key(9)))?.data.equals(later), 'a block written buffered reads back directly');
+  assert.ok((await direct.get(key(0)))?.data.equals(blocks[0] ?? Buffer.alloc(0)));
+});
+
+test('MEM tiers and tiers on tmpfs keep to the page cache', async (t) => {
+  const shm = await tempDir(t, '/dev/shm');
+  const shmAsSsd = await tempDir(t, '/dev/shm');
+  const tiers: TierConfig[] = [
+    { medium: 'MEM', dirs: [{ path: shm, capacityBytes: 8 << 20 }], highRatio: 0.95, lowRatio: 0.7 },
+    ...ssdTier(shmAsSsd),
+  ];
+  const store = await BlockStore.open({ tiers, datasetId: 'd', blockSizeBytes: 1 << 20 });
+  t.after(() => store.close());
+  assert.deepEqual(
+    store.stats().tiers.map((tier) => tier.directIo),
+    [false, false],
+  );
+  assert.equal(store.directIoProbe(), undefined);
+  const data = randomBytes(1 << 20);
+  assert.equal((await store.put(key(0), data))?.medium, 'MEM');
+  assert.ok((await store.get(key(0)))?.data.equals(data));
 });

@@ -56,6 +56,8 @@ export interface TierStats {
   /** Bytes of block data held (what `cached` counts). */
   dataBytes: number;
   blockCount: number;
+  /** True when every directory of the tier writes and reads its block files with O_DIRECT. */
+  directIo: boolean;
 }
 
 export interface BlockStoreCounters {
@@ -317,6 +319,7 @@ export class BlockStore {
         usedBytes: usageOf(tier),
         dataBytes: tier.dataBytes,
         blockCount: tier.blockCount,
+        directIo: tier.dirs.every((dir) => dir.direct),
       })),
       counters: { ...this.#counters },
     };
