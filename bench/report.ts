@@ -138,7 +138,7 @@ export function metricDescriptors(readerCounts: readonly number[]): MetricDescri
       title: 'stat of every tree entry, warm',
       unit: 'entries/s',
       better: 'higher',
-      how: 'readdir + lstat of every entry (8 directories at a time) right after the cold ls -lR.',
+      how: 'readdir + lstat of every entry, one call at a time as find, du and os.walk do, right after the cold ls -lR.',
       refs: [{ system: 'local', metric: 'statWarm', label: 'limit: local, dentries cached' }],
       digits: 0,
     },

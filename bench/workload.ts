@@ -194,7 +194,7 @@ async function measureMetadata(
     discardStdout: true,
   });
   ctx.results.record(id, 'lsCold', entries / lsCold.seconds);
-  const stat = await reader({ kind: 'stat', root: tree, concurrency: 8 }, timeoutFor(entries, 20));
+  const stat = await reader({ kind: 'stat', root: tree }, timeoutFor(entries, 20));
   if (stat.items !== entries) ctx.results.note(id, `the stat walk saw ${stat.items} of ${entries} entries`);
   ctx.results.record(id, 'statWarm', stat.items / stat.seconds[0]!);
   const lsWarm = await runOk('ls', ['-lR', tree], {
