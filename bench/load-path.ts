@@ -1,10 +1,11 @@
 /**
  * The DataLoad path on one machine: two worker processes in front of nginx limited per connection
- * (`limit_rate`), and `client.load` of one file through them. Prints the load's MB/s and the CPU
+ * (`limit_rate`), and the DataLoad loader (`loadTargets`, 16 files at once) of one file or of a
+ * directory (the small-files case) through them. Prints the load's MB/s and the CPU
  * seconds each worker spent (from /proc/<pid>/stat), the figure that bounds cold reads when the
  * workers share the machine's cores.
  *
- * usage: node bench/load-path.ts <file> [rateMiBps=100] [concurrency=16]
+ * usage: node bench/load-path.ts <file or directory> [rateMiBps=100]
  */
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, symlink } from 'node:fs/promises';
@@ -16,14 +17,15 @@ import {
   mountIdOf,
   type WorkerProcessConfig,
 } from '../src/cache/index.ts';
+import { loadTargets } from '../src/platform/local/loader.ts';
 import { createUnderFileSystem } from '../src/ufs/index.ts';
 import { startNginx } from '../test/helpers/nginx.ts';
 import { spawnWorker, type WorkerProcess } from '../test/integration/cache/helpers.ts';
 
 const MiB = 1024 * 1024;
-const [file, rateArg = '100', concurrencyArg = '16'] = process.argv.slice(2);
+const [file, rateArg = '100'] = process.argv.slice(2);
 if (file === undefined) {
-  console.error('usage: node bench/load-path.ts <file> [rateMiBps=100] [concurrency=16]');
+  console.error('usage: node bench/load-path.ts <file or directory> [rateMiBps=100]');
   process.exit(2);
 }
 
@@ -75,18 +77,26 @@ try {
   const before = pids.map((pid) => cpuSeconds(pid));
   const beforeSystem = pids.map((pid) => cpuSeconds(pid, 'system'));
   const started = process.hrtime.bigint();
-  const result = await client.load(name, { concurrency: Number(concurrencyArg) });
+  const result = await loadTargets(
+    client,
+    {
+      dataset: { namespace: 'default', name: 'bench' },
+      targets: [{ path: `/${name}`, replicas: 1 }],
+      loadMetadata: false,
+      parallelism: 16,
+    },
+    { signal: AbortSignal.timeout(600_000), onProgress: () => undefined },
+  );
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const cpu = pids.map((pid, i) => cpuSeconds(pid) - (before[i] ?? 0));
   const system = pids.map((pid, i) => cpuSeconds(pid, 'system') - (beforeSystem[i] ?? 0));
-  const bytes = result.bytes;
+  const bytes = result.bytesDone;
   console.log(JSON.stringify({ seconds: +seconds.toFixed(2), result }));
   const total = cpu.reduce((a, b) => a + b, 0);
   console.log(
     `load: ${seconds.toFixed(2)} s; worker CPU ${cpu.map((c) => c.toFixed(2)).join(' + ')} = ${total.toFixed(2)} s (kernel ${system.reduce((a, b) => a + b, 0).toFixed(2)} s)` +
-      (bytes > 0
-        ? `; ${(bytes / seconds / 1e6).toFixed(0)} MB/s, ${((total / bytes) * 2 ** 30).toFixed(2)} CPU-s/GiB`
-        : ''),
+      `; ${(bytes / seconds / 1e6).toFixed(0)} MB/s, ${((total / bytes) * 2 ** 30).toFixed(2)} CPU-s/GiB` +
+      `; ${(result.filesDone / seconds).toFixed(0)} files/s, ${((total / result.filesDone) * 1000).toFixed(2)} worker CPU-ms/file`,
   );
   // A graceful stop, so that a worker run with --cpu-prof (in NODE_OPTIONS) writes its profile.
   await Promise.all(workers.map((worker) => worker.kill('SIGTERM')));
