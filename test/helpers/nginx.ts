@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { ThrottledLink } from './throttled-link.ts';
 
 export interface NginxOptions {
   /** Directory served (read-only) by every server block. */
@@ -20,6 +21,11 @@ export interface NginxOptions {
   autoindexLocaltime?: boolean;
   /** nginx binary; default `nginx` from PATH (Debian's /usr/sbin/nginx). */
   binary?: string;
+  /**
+   * Serve over this link (its network namespace and address) instead of 127.0.0.1, so that all
+   * responses together share the link's bandwidth.
+   */
+  link?: ThrottledLink;
   /** How long to wait for the ports to open. Default 10 s. */
   startTimeoutMs?: number;
 }
@@ -37,7 +43,7 @@ export interface AccessLogRecord {
 }
 
 export interface NginxServer {
-  /** `http://127.0.0.1:<port>/`, ranges on. */
+  /** `http://127.0.0.1:<port>/` (or the link's address), ranges on. */
   url: string;
   /** The same root through `limit_rate`, when `rateLimitBytesPerSecond` was given. */
   slowUrl?: string;
@@ -58,6 +64,7 @@ export interface NginxServer {
  */
 export async function startNginx(options: NginxOptions): Promise<NginxServer> {
   const prefix = await mkdtemp(join(tmpdir(), 'tide-nginx-'));
+  const host = options.link?.remoteAddress ?? '127.0.0.1';
   const ports = {
     main: await freePort(),
     slow: options.rateLimitBytesPerSecond === undefined ? undefined : await freePort(),
@@ -68,7 +75,7 @@ export async function startNginx(options: NginxOptions): Promise<NginxServer> {
   const autoindexLocaltime = options.autoindexLocaltime === true ? 'on' : 'off';
   const block = (name: string, port: number, extra: string): string => `
     server {
-      listen 127.0.0.1:${port};
+      listen ${host}:${port};
       server_name ${name};
       root ${JSON.stringify(options.root)};
       autoindex ${autoindex};
@@ -100,13 +107,10 @@ http {
 `;
   const configPath = join(prefix, 'nginx.conf');
   await writeFile(configPath, config);
-  const child: ChildProcess = spawn(
-    options.binary ?? 'nginx',
-    ['-p', prefix, '-c', configPath, '-e', join(prefix, 'error.log')],
-    {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
+  const argv = [options.binary ?? 'nginx', '-p', prefix, '-c', configPath, '-e', join(prefix, 'error.log')];
+  // `ip netns exec` execs nginx in place: the child is nginx itself, and signals reach it.
+  const [command = 'nginx', ...args] = options.link?.wrap(argv) ?? argv;
+  const child: ChildProcess = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   let exited: string | undefined;
   child.stderr?.on('data', (chunk: Buffer) => {
@@ -150,6 +154,7 @@ http {
     for (const port of Object.values(ports)) {
       if (port === undefined) continue;
       await waitForPort(port, {
+        host,
         timeoutMs: options.startTimeoutMs ?? 10_000,
         what: 'nginx',
         failed: () => exited,
@@ -180,9 +185,9 @@ http {
   };
 
   return {
-    url: `http://127.0.0.1:${ports.main}/`,
-    ...(ports.slow === undefined ? {} : { slowUrl: `http://127.0.0.1:${ports.slow}/` }),
-    ...(ports.rangeless === undefined ? {} : { rangeLessUrl: `http://127.0.0.1:${ports.rangeless}/` }),
+    url: `http://${host}:${ports.main}/`,
+    ...(ports.slow === undefined ? {} : { slowUrl: `http://${host}:${ports.slow}/` }),
+    ...(ports.rangeless === undefined ? {} : { rangeLessUrl: `http://${host}:${ports.rangeless}/` }),
     accessLog,
     accessLogBytes: async (server) =>
       (await accessLog())
@@ -214,17 +219,18 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Resolves once 127.0.0.1:`port` accepts connections; rejects after `timeoutMs` or when `failed()` says so. */
+/** Resolves once `host` (default 127.0.0.1):`port` accepts connections; rejects after `timeoutMs` or when `failed()` says so. */
 export async function waitForPort(
   port: number,
-  options: { timeoutMs: number; what: string; failed?: () => string | undefined },
+  options: { host?: string; timeoutMs: number; what: string; failed?: () => string | undefined },
 ): Promise<void> {
+  const host = options.host ?? '127.0.0.1';
   const deadline = Date.now() + options.timeoutMs;
   for (;;) {
     const failure = options.failed?.();
     if (failure !== undefined) throw new Error(`${options.what} did not start: ${failure}`);
     const open = await new Promise<boolean>((resolve) => {
-      const socket = connect({ port, host: '127.0.0.1' });
+      const socket = connect({ port, host });
       socket.once('connect', () => {
         socket.destroy();
         resolve(true);
@@ -235,7 +241,7 @@ export async function waitForPort(
     });
     if (open) return;
     if (Date.now() > deadline) {
-      throw new Error(`${options.what} did not listen on 127.0.0.1:${port} within ${options.timeoutMs} ms`);
+      throw new Error(`${options.what} did not listen on ${host}:${port} within ${options.timeoutMs} ms`);
     }
     await sleep(50);
   }

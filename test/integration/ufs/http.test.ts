@@ -6,10 +6,14 @@ import { copyFile, mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createUnderFileSystem, type UnderFileSystem, type UfsEntry } from '../../../src/ufs/index.ts';
 import { startNginx, type NginxServer } from '../../helpers/nginx.ts';
+import { createThrottledLink } from '../../helpers/throttled-link.ts';
 
 const MiB = 1024 * 1024;
+const run = promisify(execFile);
 
 async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
   const items: T[] = [];
@@ -735,5 +739,31 @@ describe('web UFS listing from index pages', () => {
       // The origin check and the stat above.
       assert.ok(heads <= 2, `${format}: ${heads} HEADs`);
     }
+  });
+});
+
+describe('web origin behind a throttled link (its own network namespace)', () => {
+  test('reads the right bytes over the link, and closing it removes the namespace', async (t) => {
+    const root = await mkdtemp(join(tmpdir(), 'tide-link-'));
+    t.after(() => rm(root, { recursive: true, force: true }));
+    const content = randomBytes(3 * MiB + 17);
+    await writeFile(join(root, 'file.bin'), content);
+    const link = await createThrottledLink({ rateBitsPerSecond: 400_000_000 });
+    t.after(() => link.close());
+    const server = await startNginx({ root, link });
+    t.after(() => server.stop());
+    assert.ok(server.url.startsWith(`http://${link.remoteAddress}:`), server.url);
+
+    const ufs = webWith(server.url);
+    t.after(() => ufs.close());
+    const entry = await ufs.stat('file.bin');
+    assert.equal(entry.sizeBytes, content.length);
+    assert.deepEqual(await readRange(ufs, 'file.bin', 0, content.length), content);
+    assert.deepEqual(await readRange(ufs, 'file.bin', MiB + 5, 1000), content.subarray(MiB + 5, MiB + 1005));
+
+    await server.stop();
+    await link.close();
+    const { stdout } = await run('ip', ['netns', 'list']);
+    assert.ok(!stdout.includes(link.namespace), `namespace ${link.namespace} left behind`);
   });
 });
