@@ -258,9 +258,11 @@ async function measureDataLoad(system: System, ctx: WorkloadContext): Promise<vo
 }
 
 /** The component benchmarks other engineers wrote, run as they are; their tables go in the report. */
-async function runComponentBenchmarks(): Promise<string> {
+async function runComponentBenchmarks(data: DataSet): Promise<string> {
   const quick = profile.name === 'quick';
   const benches: [string, string[]][] = [
+    // The DataLoad path against an origin of known bandwidth as a whole (issue 7's reference).
+    ['load-path.ts', [join(data.root, data.model), '--link-mbit', quick ? '1000' : '2000']],
     ['ufs-read.ts', quick ? ['--size-mib', '64', '--rounds', '1'] : []],
     ['cache-read.ts', quick ? ['--size-mib', '64'] : []],
     ['fuse-read.ts', quick ? ['--size-mib', '64', '--entries', '2000'] : []],
@@ -383,7 +385,7 @@ async function main(): Promise<void> {
     done += 1;
     await report({ done, components: '' });
   }
-  const components = values.components ? await runComponentBenchmarks() : '';
+  const components = values.components ? await runComponentBenchmarks(data) : '';
   await report({ done, components });
   log(`wrote ${outPath} and the plots`);
 }
