@@ -44,6 +44,8 @@ const MAGIC = Buffer.from('TDB1', 'latin1');
 const FOOTER_BYTES = 8;
 /** Longest trailer a reader accepts: paths and versions are short; a larger value means garbage. */
 const MAX_META_BYTES = 64 * 1024;
+/** The longest trailer a block file may end with. */
+export const MAX_TRAILER_BYTES = MAX_META_BYTES + FOOTER_BYTES;
 
 export function trailerOf(meta: BlockFileMeta): Buffer {
   const json = Buffer.from(JSON.stringify(meta), 'utf8');
@@ -150,26 +152,29 @@ async function writeDirect(tmpPath: string, data: Uint8Array, trailer: Uint8Arra
 /** Writes `data` (a multiple of 4 KiB) at 0 with a direct descriptor; false without aligned memory. */
 async function writeAligned(handle: FileHandle, data: Uint8Array): Promise<boolean> {
   if (isDirectIoAligned(data)) {
-    for (let written = 0; written < data.length;) {
-      written += (await handle.write(data, written, data.length - written, written)).bytesWritten;
-    }
+    await writeFully(handle, data, 0);
     return true;
   }
   const bounce = acquireBounce(directIoProbeOf(handle.fd, 'write'));
   if (bounce === undefined) return false;
   try {
-    for (let position = 0; position < data.length;) {
+    for (let position = 0; position < data.length; position += bounce.length) {
       const length = Math.min(bounce.length, data.length - position);
       bounce.set(data.subarray(position, position + length));
-      for (let written = 0; written < length;) {
-        written += (await handle.write(bounce, written, length - written, position + written)).bytesWritten;
-      }
-      position += length;
+      await writeFully(handle, bounce.subarray(0, length), position);
     }
   } finally {
     releaseBounce(bounce);
   }
   return true;
+}
+
+async function writeFully(handle: FileHandle, data: Uint8Array, position: number): Promise<void> {
+  for (let written = 0; written < data.length;) {
+    const { bytesWritten } = await handle.write(data, written, data.length - written, position + written);
+    if (bytesWritten === 0) throw new Error(`Wrote 0 of ${data.length - written} bytes of a block file`);
+    written += bytesWritten;
+  }
 }
 
 /** Aligned buffers for direct I/O of memory that is not aligned (a copy costs less than the page cache). */

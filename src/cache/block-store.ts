@@ -1,13 +1,30 @@
 import { closeSync, constants, openSync } from 'node:fs';
-import { copyFile, mkdir, opendir, rename, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
+import {
+  copyFile,
+  mkdir,
+  open,
+  opendir,
+  rename,
+  rm,
+  stat,
+  statfs,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { MediumType } from '../api/index.ts';
 import { silentLogger, toError, type Logger } from '../lib/index.ts';
 import { blockIdOf, type BlockKey } from './block-key.ts';
-import { readBlockMeta, readCheckedBlock, trailerOf, writeBlockFile } from './block-file.ts';
+import {
+  MAX_TRAILER_BYTES,
+  readBlockMeta,
+  readCheckedBlock,
+  trailerOf,
+  writeBlockFile,
+} from './block-file.ts';
 import { checksumsOf, type BlockChecksums } from './block-checksum.ts';
-import { DIRECT_IO_ALIGN_BYTES, directIoProbeOf, type DirectIoProbe } from './buffer-pool.ts';
+import { BufferPool, DIRECT_IO_ALIGN_BYTES, directIoProbeOf, type DirectIoProbe } from './buffer-pool.ts';
 import { CacheError } from './errors.ts';
 import type { TierConfig } from './tiers.ts';
 
@@ -154,6 +171,8 @@ export class BlockStore {
   readonly #directIo: boolean;
   /** O_DIRECT descriptors of a 4 KiB probe file per direct directory (see directIoProbe). */
   readonly #probeFds: number[] = [];
+  /** Aligned buffers for demotions into direct directories (a whole file: block and trailer). */
+  #copyBuffers: BufferPool | undefined;
   #closed = false;
 
   private constructor(tiers: readonly Tier[], blockSizeBytes: number, logger: Logger, directIo: boolean) {
@@ -593,8 +612,7 @@ export class BlockStore {
       const tmpPath = tmpPathOf(target, entry.id);
       try {
         await this.#ensureShard(target, entry.id);
-        await copyFile(fromPath, tmpPath);
-        await renameInto(tmpPath, toPath);
+        await this.#copyBlockFile(fromPath, tmpPath, toPath, target.direct);
         target.reservedBytes -= entry.allocBytes;
         target.usedBytes += entry.allocBytes;
         entry.tier = below;
@@ -616,6 +634,44 @@ export class BlockStore {
     if (this.#entries.get(entry.id) === entry) this.#entries.delete(entry.id);
     await unlink(fromPath).catch(() => undefined);
     fromDir.usedBytes -= entry.allocBytes;
+  }
+
+  /**
+   * Copies a block file for a demotion. Into a direct directory, the file is read into an aligned
+   * buffer and written with O_DIRECT (writeBlockFile with the whole file as data): a plain copy
+   * would allocate the page cache that direct writes avoid.
+   */
+  async #copyBlockFile(fromPath: string, tmpPath: string, toPath: string, direct: boolean): Promise<void> {
+    if (direct) {
+      this.#copyBuffers ??= new BufferPool(this.#blockSizeBytes + MAX_TRAILER_BYTES, 2, {
+        directIo: this.directIoProbe(),
+      });
+      const buffer = this.#copyBuffers.acquire();
+      try {
+        const handle = await open(fromPath, 'r');
+        let length = 0;
+        try {
+          for (;;) {
+            const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
+            if (bytesRead === 0) break;
+            length += bytesRead;
+            if (length === buffer.length) break;
+          }
+        } finally {
+          await handle.close();
+        }
+        if (length < buffer.length) {
+          const empty = buffer.subarray(0, 0);
+          const data = buffer.subarray(0, length);
+          await writeBlockFile({ tmpPath, finalPath: toPath, data, trailer: empty, direct: true });
+          return;
+        }
+      } finally {
+        this.#copyBuffers.release(buffer);
+      }
+    }
+    await copyFile(fromPath, tmpPath);
+    await renameInto(tmpPath, toPath);
   }
 
   /** Removes a block from the index and its tier, then deletes its file. */
