@@ -42,7 +42,10 @@ export interface CacheClientOptions {
   readAheadBlocks?: number;
   /** Memory for buffered blocks (read, in flight and read ahead); default 256 MiB. */
   maxBufferBytes?: number;
-  /** Keep-alive connections per worker; default 8. */
+  /**
+   * Keep-alive connections per worker; default 16, so that a read-ahead window whose blocks all
+   * rank one worker first does not queue behind its own cold blocks.
+   */
   connectionsPerWorker?: number;
   /** How long a worker that failed is skipped; default 2 s. */
   workerRetryMs?: number;
@@ -302,7 +305,7 @@ class Client implements CacheClient {
     this.#shortCircuit = options.shortCircuit ?? true;
     this.#readAheadBlocks = options.readAheadBlocks ?? 16;
     this.#maxBufferBytes = options.maxBufferBytes ?? 256 * 1024 * 1024;
-    this.#connectionsPerWorker = options.connectionsPerWorker ?? 8;
+    this.#connectionsPerWorker = options.connectionsPerWorker ?? 16;
     this.#workerRetryMs = options.workerRetryMs ?? 2000;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 120_000;
     this.#originLimit = new Semaphore(options.originConcurrency ?? 4);
