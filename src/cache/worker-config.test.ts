@@ -49,3 +49,16 @@ test('mount ids drop user information so that credentials never reach block keys
   assert.equal(mountIdOf('s3://bucket/prefix'), 's3://bucket/prefix');
   assert.equal(mountIdOf('local:///data'), 'local:///data');
 });
+
+test('direct I/O is left to the worker default unless the configuration turns it off', () => {
+  const logger = silentLogger();
+  assert.equal(
+    workerOptionsFromConfig(parseWorkerConfig(structuredClone(valid)), { logger }).directIo,
+    undefined,
+  );
+  const off = parseWorkerConfig({ ...structuredClone(valid), directIo: false });
+  assert.equal(workerOptionsFromConfig(off, { logger }).directIo, false);
+  assert.throws(() => parseWorkerConfig({ ...structuredClone(valid), directIo: 'no' }), {
+    code: 'ERR_CACHE_BAD_CONFIG',
+  });
+});
