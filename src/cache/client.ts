@@ -358,16 +358,18 @@ class Client implements CacheClient {
     }
     const slots: Slot[] = [];
     const reading = new Set<string>();
+    let missed = false;
     for (let index = first; index <= last; index += 1) {
       const ref = refOf(index);
       reading.add(ref.id);
+      missed ||= !this.#slots.has(ref.id);
       const slot = this.#slotOf(ref);
       // Pinned: neither evicted nor its buffer reused until the bytes are copied out.
       slot.pins += 1;
       slots.push(slot);
     }
     try {
-      this.#readAhead(file, { offset, end, last, refOf, reading });
+      this.#readAhead(file, { offset, end, last, refOf, reading, missed });
       const what = `the read of ${path}`;
       const needOf = (i: number): number => Math.min(end - (first + i) * blockSize, blockSize);
       await Promise.all(
@@ -709,6 +711,8 @@ class Client implements CacheClient {
       last: number;
       refOf: (index: number) => BlockRef;
       reading: ReadonlySet<string>;
+      /** A block of this read was neither buffered nor on its way. */
+      missed: boolean;
     },
   ): void {
     if (this.#readAheadBlocks === 0) return;
@@ -722,6 +726,8 @@ class Client implements CacheClient {
     } else {
       stream.window = Math.min(Math.max(1, stream.window * 2), this.#readAheadBlocks);
       stream.next = Math.max(stream.next, read.end);
+      // What was read ahead is gone (evicted, or its fetch failed): fetch the window again.
+      if (read.missed) stream.ahead = Math.min(stream.ahead, read.last);
     }
     const lastBlock = file.sizeBytes === undefined ? Infinity : Math.ceil(file.sizeBytes / blockSize) - 1;
     // Blocks up to `ahead` were started by earlier reads of this stream (a block id is a hash).
