@@ -106,3 +106,17 @@ test('a pool without a probe, or whose probe refuses, hands out plain buffers', 
   assert.equal(refused.length, 64 * 1024);
   assert.ok(!isDirectIoAligned(refused));
 });
+
+test('a pool told to use direct I/O later aligns the buffers it makes from then on', async (t) => {
+  const fd = await directFd(t);
+  if (fd === undefined) {
+    t.skip('no file system with O_DIRECT under the temporary directory');
+    return;
+  }
+  const pool = new BufferPool(64 * 1024, 2);
+  const before = pool.acquire();
+  pool.useDirectIo(directIoProbeOf(fd));
+  const after = pool.acquire();
+  assert.ok(!isDirectIoAligned(before));
+  assert.ok(isDirectIoAligned(after));
+});

@@ -76,7 +76,7 @@ export function directIoProbeOf(fd: number, mode: 'read' | 'write' = 'read'): Di
 export class BufferPool {
   readonly #sizeBytes: number;
   readonly #maxPooled: number;
-  readonly #probe: DirectIoProbe | undefined;
+  #probe: DirectIoProbe | undefined;
   readonly #free: Buffer[] = [];
   /** The pooled view of each buffer this pool made, by its ArrayBuffer. */
   readonly #owned = new WeakMap<ArrayBufferLike, Buffer>();
@@ -85,6 +85,15 @@ export class BufferPool {
     this.#sizeBytes = sizeBytes;
     this.#maxPooled = maxPooled;
     this.#probe = options.directIo;
+  }
+
+  /**
+   * Aligns the buffers made from now on with `probe` (buffers made before stay as they are): for a
+   * user that learns where its files are only after creating the pool, such as a client that finds
+   * a worker's block files when it first reads one.
+   */
+  useDirectIo(probe: DirectIoProbe): void {
+    this.#probe = probe;
   }
 
   acquire(): Buffer {
