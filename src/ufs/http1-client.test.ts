@@ -312,3 +312,27 @@ test('with intoAnyAnswer a chunked or 200 body lands in the caller buffer, decod
   });
   await assert.rejects(bodyOf(cut.body), { code: 'ERR_HTTP1_EARLY_END' });
 });
+
+test('a connection whose last answer arrived faster than it was read serves the next request', async (t) => {
+  // Exactly what the client queues before it pauses the socket (4 MiB), sent at once: the whole
+  // answer is in before the reader takes a byte, the last socket read fills the queue to its high
+  // water mark and hands the connection back to the pool, which must not leave it paused.
+  const data = randomBytes(4 * 1024 * 1024);
+  const server = createHttpServer((_req: IncomingMessage, res: ServerResponse) => {
+    res.writeHead(206, { 'content-length': data.length, 'content-range': `bytes 0-${data.length - 1}/*` });
+    res.end(data);
+  });
+  const http1 = client(t, await listen(t, server), 1);
+  for (const into of [Buffer.alloc(data.length), undefined]) {
+    const first = await http1.request({ method: 'GET', path: '/a', headers: {}, ...(into ? { into } : {}) });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.deepEqual(await bodyOf(first.body), data);
+    const second = await http1.request({
+      method: 'GET',
+      path: '/b',
+      headers: {},
+      signal: AbortSignal.timeout(1500),
+    });
+    assert.deepEqual(await bodyOf(second.body), data);
+  }
+});

@@ -457,7 +457,9 @@ class Connection {
     } else {
       this.#onSlowBodyBytes(exchange, Buffer.from(buffer.buffer, buffer.byteOffset, bytes));
     }
-    if (exchange.queuedBytes >= HIGH_WATER_BYTES && !this.#destroyed) {
+    // An answer that just ended has handed the connection back to the pool (it is no longer the
+    // current exchange): pausing now would leave the next answer unread until its headers timeout.
+    if (this.#exchange === exchange && exchange.queuedBytes >= HIGH_WATER_BYTES && !this.#destroyed) {
       this.#paused = true;
       return false;
     }
