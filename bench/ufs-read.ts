@@ -11,8 +11,10 @@
  * The server is versitygw on 127.0.0.1 (test/helpers/s3-server.ts) over a temporary directory; the
  * object is written once and read once unmeasured so that both clients read from the page cache and
  * the numbers compare the clients, not the disk. Rounds alternate curl and connector; the medians are
- * reported. Target: connector ≥ 0.9 × curl. The connector's process CPU per GiB is reported too: on
- * two busy cores it, not the network, bounds a Node client.
+ * reported. Target: connector ≥ 0.9 × curl. The connector reads into a reused buffer per lane, as the
+ * cache workers do (`connectorMBps`); `connectorChunksMBps` is the same read with the connector's
+ * own chunks. The connector's process CPU per GiB is reported too: on two busy cores it, not the
+ * network, bounds a Node client.
  */
 import { spawn } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
@@ -71,15 +73,25 @@ function blocks(): Array<{ offset: number; length: number }> {
   return list;
 }
 
-/** Reads every block through the connector, `concurrency` at a time; returns bytes per second. */
-async function readThroughConnector(ufs: UnderFileSystem, version: string): Promise<number> {
+/**
+ * Reads every block through the connector, `concurrency` at a time; returns bytes per second. With
+ * `into`, each lane reads into one buffer of its own, reused for every block, as the cache workers
+ * read into their pooled block buffers; without it the connector hands out chunks of its own.
+ */
+async function readThroughConnector(
+  ufs: UnderFileSystem,
+  version: string,
+  mode: 'into' | 'chunks',
+): Promise<number> {
   const queue = blocks();
   let total = 0;
   const started = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
+      const into = mode === 'into' ? Buffer.allocUnsafe(blockBytes) : undefined;
       for (let block = queue.shift(); block !== undefined; block = queue.shift()) {
-        for await (const chunk of await ufs.read('object.bin', block, { version })) total += chunk.length;
+        const options = into === undefined ? { version } : { version, into };
+        for await (const chunk of await ufs.read('object.bin', block, options)) total += chunk.length;
       }
     }),
   );
@@ -208,17 +220,19 @@ try {
   });
   await readThroughCurl(curlOptions); // warm-up: page cache and connections
   await readThroughSdk(sdk);
-  await readThroughConnector(ufs, version);
+  await readThroughConnector(ufs, version, 'into');
   const curl: number[] = [];
   const bare: number[] = [];
   const connector: number[] = [];
+  const chunks: number[] = [];
   const cpuPerGiB: number[] = [];
   for (let round = 0; round < rounds; round++) {
     curl.push(await readThroughCurl(curlOptions));
     bare.push(await readThroughSdk(sdk));
     const cpuBefore = cpuSeconds();
-    connector.push(await readThroughConnector(ufs, version));
+    connector.push(await readThroughConnector(ufs, version, 'into'));
     cpuPerGiB.push(((cpuSeconds() - cpuBefore) * 1024 * MiB) / sizeBytes);
+    chunks.push(await readThroughConnector(ufs, version, 'chunks'));
   }
   await ufs.close();
   sdk.destroy();
@@ -234,9 +248,11 @@ try {
     connectorToCurl: Math.round((median(connector) / median(curl)) * 1000) / 1000,
     connectorToSdk: Math.round((median(connector) / median(bare)) * 1000) / 1000,
     connectorCpuSecondsPerGiB: Math.round(median(cpuPerGiB) * 100) / 100,
+    connectorChunksMBps: Math.round(median(chunks) / 1e6),
     allCurlMBps: curl.map((value) => Math.round(value / 1e6)),
     allSdkMBps: bare.map((value) => Math.round(value / 1e6)),
     allConnectorMBps: connector.map((value) => Math.round(value / 1e6)),
+    allConnectorChunksMBps: chunks.map((value) => Math.round(value / 1e6)),
   };
   console.log(JSON.stringify(result, null, 2));
   if (values.json !== undefined) await writeFile(values.json, JSON.stringify(result, null, 2));
