@@ -79,7 +79,7 @@ export class BufferPool {
   #probe: DirectIoProbe | undefined;
   readonly #free: Buffer[] = [];
   /** The pooled view of each buffer this pool made, by its ArrayBuffer. */
-  readonly #owned = new WeakMap<ArrayBufferLike, Buffer>();
+  #owned = new WeakMap<ArrayBufferLike, Buffer>();
 
   constructor(sizeBytes: number, maxPooled: number, options: { directIo?: DirectIoProbe | undefined } = {}) {
     this.#sizeBytes = sizeBytes;
@@ -90,10 +90,13 @@ export class BufferPool {
   /**
    * Aligns the buffers made from now on with `probe` (buffers made before stay as they are): for a
    * user that learns where its files are only after creating the pool, such as a client that finds
-   * a worker's block files when it first reads one.
+   * a worker's block files when it first reads one. The unaligned buffers made before are let go
+   * (the free ones now, the others when released) so that they are not reused in place of aligned ones.
    */
   useDirectIo(probe: DirectIoProbe): void {
     this.#probe = probe;
+    this.#free.length = 0;
+    this.#owned = new WeakMap();
   }
 
   acquire(): Buffer {

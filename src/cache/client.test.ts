@@ -223,6 +223,27 @@ test('random reads of warm blocks on this node read only their pieces, with no r
   assert.equal(client.counters().shortCircuitBytes - before.shortCircuit, 4096 + 100 + 10 + 1);
 });
 
+test('lends bytes inside one block without a copy, kept from reuse until released', async (t) => {
+  const c = await cluster(t, 2);
+  const content = randomBytes(8 * BLOCK);
+  await writeFile(join(c.origin, 'lent'), content);
+  // A budget of two blocks: the reads below push every other block through it.
+  const client = c.client({ nodeName: 'node-a', maxBufferBytes: 2 * BLOCK });
+  assert.ok(client.readLent !== undefined);
+  const lent = await client.readLent('/lent', { offset: 10, length: 1000 });
+  const across = await client.readLent('/lent', { offset: BLOCK - 10, length: 20 });
+  assert.deepEqual(across.data, content.subarray(BLOCK - 10, BLOCK + 10), 'a read across blocks is copied');
+  across.release();
+  assert.equal(sha256(await readWhole(client, 'lent', BLOCK)), sha256(content));
+  assert.deepEqual(lent.data, content.subarray(10, 1010), 'the lent bytes were not overwritten');
+  lent.release();
+  lent.release();
+  assert.equal(sha256(await readWhole(client, 'lent', BLOCK)), sha256(content), 'after the release');
+  const tail = await client.readLent('/lent', { offset: 8 * BLOCK - 5, length: 100 });
+  assert.deepEqual(tail.data, content.subarray(8 * BLOCK - 5), 'short at the end of the file');
+  tail.release();
+});
+
 test('falls back to the next owner, then to the origin, when workers go away', async (t) => {
   const c = await cluster(t, 3);
   const content = randomBytes(30 * BLOCK);

@@ -1,9 +1,10 @@
+import { closeSync, constants, openSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Pool } from 'undici';
 import { raceAbort, silentLogger, toError, type Logger, type SecretValue } from '../lib/index.ts';
 import { Http1Client, UfsError, type UfsEntry } from '../ufs/index.ts';
 import { blockIdOf, fileVersionIdOf, type BlockKey } from './block-key.ts';
-import { readCheckedBlock, readCheckedRange } from './block-file.ts';
+import { DIRECT_IO_MIN_BYTES, readCheckedBlock, readCheckedRange } from './block-file.ts';
 import { CacheError, cacheAborted, throwIfAborted } from './errors.ts';
 import type { Membership, WorkerEndpoint } from './membership.ts';
 import { MountTable, normaliseDatasetPath, type ClientMount } from './mount-table.ts';
@@ -18,7 +19,7 @@ import {
 } from './protocol.ts';
 import { rankByRendezvous } from './rendezvous.ts';
 import { Semaphore } from './semaphore.ts';
-import { BufferPool } from './buffer-pool.ts';
+import { BufferPool, directIoProbeOf } from './buffer-pool.ts';
 import { pruneStaleBlocks, type PruneResult } from './prune.ts';
 
 export interface CacheClientOptions {
@@ -67,6 +68,12 @@ export interface ClientReadOptions {
   signal?: AbortSignal;
 }
 
+/** Bytes on loan from the client's buffers (see CacheClient.readLent). */
+export interface LentBytes {
+  data: Buffer;
+  release: () => void;
+}
+
 export interface LoadOptions {
   /** Workers that should each hold a copy of every block; default 1. */
   replicas?: number;
@@ -113,6 +120,13 @@ export interface CacheClient {
    *   bytes are not cached; ERR_CACHE_NOT_FOUND; ERR_CACHE_ABORTED when `signal` aborts
    */
   read(path: string, options: ClientReadOptions): Promise<Buffer>;
+  /**
+   * The same bytes as `read`, lent rather than copied where they lie in one buffered block: a view
+   * of the block's buffer, kept from reuse until `release` is called (once, when the caller is done
+   * with the bytes; a caller that forgets only leaves the buffer to the collector). `into` is used
+   * only when the bytes must be copied.
+   */
+  readLent?(path: string, options: ClientReadOptions): Promise<LentBytes>;
   /** Metadata of a dataset path, from its mount's connector. */
   stat(path: string, options?: { signal?: AbortSignal }): Promise<UfsEntry>;
   /** Entries under a dataset directory (paths are dataset paths, without a leading slash). */
@@ -173,8 +187,10 @@ class Slot {
   settled = false;
   /** A reader asked for it (a block read ahead is unused until then). */
   used = false;
-  /** Reads copying out of it right now. */
+  /** Reads copying out of it right now, and loans of its bytes (readLent) not yet returned. */
   pins = 0;
+  /** Loans of its bytes not yet returned: its buffer is not reused while any is out. */
+  lent = 0;
   #waiters: { need: number; resolve: () => void; reject: (error: Error) => void }[] = [];
 
   constructor(buffer: Buffer, chargedBytes: number) {
@@ -294,6 +310,8 @@ class Client implements CacheClient {
   };
   #bufferedBytes = 0;
   #closed = false;
+  /** A block file opened with O_DIRECT, which probes the alignment of new block buffers. */
+  #directProbeFd: number | undefined;
 
   constructor(options: CacheClientOptions) {
     this.#datasetId = options.datasetId;
@@ -330,6 +348,14 @@ class Client implements CacheClient {
   }
 
   async read(path: string, options: ClientReadOptions): Promise<Buffer> {
+    return (await this.#read(path, options, false)).data;
+  }
+
+  readLent(path: string, options: ClientReadOptions): Promise<LentBytes> {
+    return this.#read(path, options, true);
+  }
+
+  async #read(path: string, options: ClientReadOptions, lend: boolean): Promise<LentBytes> {
     const { offset, length, signal } = options;
     if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`Cannot read at offset ${offset}`);
     if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`Cannot read ${length} bytes`);
@@ -343,7 +369,7 @@ class Client implements CacheClient {
     const file = this.#fileState(resolved.mount, resolved.relative, version);
     let end = offset + length;
     if (file.sizeBytes !== undefined) end = Math.min(end, file.sizeBytes);
-    if (end <= offset) return Buffer.alloc(0);
+    if (end <= offset) return { data: Buffer.alloc(0), release: noop };
 
     const blockSize = this.#blockSizeBytes;
     const first = Math.floor(offset / blockSize);
@@ -354,11 +380,13 @@ class Client implements CacheClient {
     };
     if (first === last) {
       const direct = await this.#readPieces(file, refOf(first), offset, end, options.into);
-      if (direct !== undefined) return direct;
+      if (direct !== undefined) return { data: direct, release: noop };
     }
     const slots: Slot[] = [];
     const reading = new Set<string>();
     let missed = false;
+    /** The slot whose pin the caller now holds, with the bytes lent from it. */
+    let lentFrom: Slot | undefined;
     for (let index = first; index <= last; index += 1) {
       const ref = refOf(index);
       reading.add(ref.id);
@@ -396,6 +424,14 @@ class Client implements CacheClient {
           break;
         }
       }
+      this.#counters.readBytes += total;
+      const only = pieces.length === 1 ? slots.find((slot) => slot.buffer === pieces[0]?.buffer) : undefined;
+      if (lend && only !== undefined) {
+        lentFrom = only;
+        only.lent += 1;
+        const { buffer, from, to } = pieces[0] as { buffer: Buffer; from: number; to: number };
+        return { data: buffer.subarray(from, to), release: this.#releaseOnce(only) };
+      }
       const into = options.into;
       if (into !== undefined && into.length < total) {
         throw new RangeError(`Cannot read ${total} bytes into a ${into.length}-byte buffer`);
@@ -405,12 +441,23 @@ class Client implements CacheClient {
         into === undefined ? Buffer.allocUnsafe(total) : Buffer.from(into.buffer, into.byteOffset, total);
       let at = 0;
       for (const piece of pieces) at += piece.buffer.copy(result, at, piece.from, piece.to);
-      this.#counters.readBytes += total;
-      return result;
+      return { data: result, release: noop };
     } finally {
-      for (const slot of slots) slot.pins -= 1;
+      for (const slot of slots) if (slot !== lentFrom) slot.pins -= 1;
       this.#trim(this.#maxBufferBytes, true);
     }
+  }
+
+  /** Unpins `slot` the first time it is called: the end of a loan of its bytes. */
+  #releaseOnce(slot: Slot): () => void {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      slot.pins -= 1;
+      slot.lent -= 1;
+      this.#trim(this.#maxBufferBytes, true);
+    };
   }
 
   async stat(path: string, options: { signal?: AbortSignal } = {}): Promise<UfsEntry> {
@@ -567,6 +614,8 @@ class Client implements CacheClient {
     this.#blockClients.clear();
     this.#slots.clear();
     this.#bufferedBytes = 0;
+    if (this.#directProbeFd !== undefined) closeSync(this.#directProbeFd);
+    this.#directProbeFd = undefined;
     await Promise.allSettled(pools.map((pool) => pool.destroy()));
   }
 
@@ -627,7 +676,8 @@ class Client implements CacheClient {
     if (data.length > this.#blockSizeBytes / 2 || data.buffer !== slot.buffer.buffer) return data;
     const exact = Buffer.allocUnsafe(data.length);
     data.copy(exact);
-    this.#buffers.release(slot.buffer);
+    // A loan taken before the block was whole may still be written out of the old buffer.
+    if (slot.lent === 0) this.#buffers.release(slot.buffer);
     slot.buffer = exact;
     return exact;
   }
@@ -823,6 +873,7 @@ class Client implements CacheClient {
     if (local) {
       const answer = await this.#request(worker, ref, { locate: '1' }, buffer, progress);
       if (!('filePath' in answer)) return answer.data;
+      this.#alignBuffersFor(answer);
       let counted = 0;
       // Counted piece by piece: a reader may have its bytes (and return) before the block is read.
       const data = await readLocalBlock(answer, buffer, (verified) => {
@@ -842,6 +893,24 @@ class Client implements CacheClient {
     const answer = await this.#request(worker, ref, {}, buffer, progress);
     if ('filePath' in answer) throw new WorkerFailure('The worker sent a location for a data request');
     return answer.data;
+  }
+
+  /**
+   * On the first block file of a disk tier (SSD, HDD) seen, makes the block buffers aligned for
+   * direct I/O, so that its O_DIRECT reads land in them without a bounce buffer and a copy. The
+   * probe needs a file opened with O_DIRECT: this one is kept open until the client closes (if the
+   * worker evicts it meanwhile, its blocks' space is held until then).
+   */
+  #alignBuffersFor(location: BlockLocationAnswer): void {
+    if (this.#directProbeFd !== undefined || location.medium === 'MEM') return;
+    if (location.sizeBytes < DIRECT_IO_MIN_BYTES) return;
+    try {
+      this.#directProbeFd = openSync(location.filePath, constants.O_RDONLY | constants.O_DIRECT);
+    } catch {
+      // No direct I/O there (or the file is gone): the next block file is tried.
+      return;
+    }
+    this.#buffers.useDirectIo(directIoProbeOf(this.#directProbeFd));
   }
 
   async #request(
@@ -1122,6 +1191,10 @@ async function readLocalBlock(
   } catch {
     return undefined;
   }
+}
+
+function noop(): void {
+  // Nothing was lent.
 }
 
 function problemDetail(text: string): string {
