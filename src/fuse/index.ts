@@ -10,7 +10,7 @@
  * - `runSupervisor` (supervisor.ts) holds the device and the mount and restarts the server process
  *   (server-main.ts) on the same connection; `mount-main.ts` is the process the platform starts.
  */
-export type { FileSource, FileAttributes, DirectoryEntry, SourceReadOptions } from './source.ts';
+export type { FileSource, FileAttributes, DirectoryEntry, LentRead, SourceReadOptions } from './source.ts';
 export { childPath } from './source.ts';
 export { createLocalDirectorySource, type LocalDirectorySourceOptions } from './local-source.ts';
 export { FuseError, type FuseErrorCode } from './errors.ts';

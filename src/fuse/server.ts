@@ -749,15 +749,18 @@ export class FuseServer {
       this.#files.set(fh, handle);
     }
     const pooled = this.#takeReadBuffer(size);
+    const options = {
+      version: handle.version,
+      offset,
+      length: size,
+      signal: request.signal,
+      ...(pooled === undefined ? {} : { buffer: pooled.subarray(OUT_HEADER_SIZE, OUT_HEADER_SIZE + size) }),
+    };
     let data: Uint8Array;
+    let release: (() => void) | undefined;
     try {
-      data = await this.#source.read(handle.inode.path, {
-        version: handle.version,
-        offset,
-        length: size,
-        signal: request.signal,
-        ...(pooled === undefined ? {} : { buffer: pooled.subarray(OUT_HEADER_SIZE, OUT_HEADER_SIZE + size) }),
-      });
+      if (this.#source.readLent === undefined) data = await this.#source.read(handle.inode.path, options);
+      else ({ data, release } = await this.#source.readLent(handle.inode.path, options));
     } catch (error) {
       this.#returnReadBuffer(pooled);
       throw error;
@@ -774,11 +777,37 @@ export class FuseServer {
         0,
       );
       this.#writeOwned(pooled.subarray(0, OUT_HEADER_SIZE + length), pooled);
+      release?.();
       return;
     }
     const bytes = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    this.#reply(request.header.unique, bytes.subarray(0, length));
     this.#returnReadBuffer(pooled);
+    if (release !== undefined) {
+      this.#writeLent(request.header.unique, bytes.subarray(0, length), release);
+      return;
+    }
+    this.#reply(request.header.unique, bytes.subarray(0, length));
+  }
+
+  /**
+   * Writes a READ reply whose bytes are lent by the source (header and bytes in one writev, no
+   * copy into a reply buffer), and gives them back once the kernel has copied them. Through the
+   * threadpool: a synchronous write of a large reply costs milliseconds of the event loop.
+   */
+  #writeLent(unique: bigint, bytes: Buffer, release: () => void): void {
+    const length = OUT_HEADER_SIZE + bytes.length;
+    const buffers = [encodeOutHeader({ length, error: 0, unique }), bytes];
+    if (length <= SYNC_REPLY_MAX_BYTES) {
+      this.#write(buffers, length, 'reply');
+      release();
+      return;
+    }
+    writev(this.#fd, buffers, (error) => {
+      release();
+      if (error && error.code !== 'ENOENT' && error.code !== 'ENODEV') {
+        this.#logger.warn({ err: error }, 'writing to /dev/fuse failed');
+      }
+    });
   }
 
   /** A buffer with header room for a READ reply of `size` bytes, from the pool when one fits. */

@@ -35,6 +35,12 @@ export interface SourceReadOptions {
   buffer?: Uint8Array;
 }
 
+/** Bytes lent by a source (see FileSource.readLent): valid until `release` is called. */
+export interface LentRead {
+  data: Uint8Array;
+  release: () => void;
+}
+
 /**
  * The read-only dataset a FUSE mount serves. Paths are absolute within the dataset: `/` is the root,
  * `/a/b.bin` a file. Methods reject with an AbortError when their signal aborts; any other rejection
@@ -47,6 +53,12 @@ export interface FileSource {
   readdir(path: string, signal: AbortSignal): Promise<readonly DirectoryEntry[]>;
   /** Bytes of the file `path` at `[offset, offset + length)`, short only at end of file. */
   read(path: string, options: SourceReadOptions): Promise<Uint8Array>;
+  /**
+   * The same bytes as `read`, possibly lent from the source's own buffers rather than copied: the
+   * server writes them to the kernel straight from there and calls `release` once written. A
+   * source whose bytes already sit in memory (a block cache) spares a copy per READ this way.
+   */
+  readLent?(path: string, options: SourceReadOptions): Promise<LentRead>;
   /**
    * Calls `onChange(path)` whenever the source learns that `path` changed or disappeared, so that
    * the kernel's caches of it are dropped at once rather than when their timeouts run out.

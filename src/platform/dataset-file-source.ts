@@ -1,6 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { CacheClient } from '../cache/index.ts';
-import type { DirectoryEntry, FileAttributes, FileSource, SourceReadOptions } from '../fuse/index.ts';
+import type {
+  DirectoryEntry,
+  FileAttributes,
+  FileSource,
+  LentRead,
+  SourceReadOptions,
+} from '../fuse/index.ts';
 import { hasCode, raceAbort } from '../lib/index.ts';
 import type { UfsEntry } from '../ufs/index.ts';
 
@@ -27,6 +33,10 @@ interface Listing {
   /** Changes when (and only when) the listed names, types or versions change. */
   version: string;
   expiresMs: number;
+}
+
+function noop(): void {
+  // Nothing was lent.
 }
 
 function attributesOf(entry: UfsEntry): FileAttributes {
@@ -167,6 +177,15 @@ export class DatasetFileSource implements FileSource {
     const { buffer, ...rest } = options;
     // The cache client copies the blocks into the server's reply buffer: no allocation per read.
     return this.#client.read(path, buffer === undefined ? rest : { ...rest, into: buffer });
+  }
+
+  async readLent(path: string, options: SourceReadOptions): Promise<LentRead> {
+    const { buffer, ...rest } = options;
+    const wanted = buffer === undefined ? rest : { ...rest, into: buffer };
+    if (this.#client.readLent === undefined)
+      return { data: await this.#client.read(path, wanted), release: noop };
+    // A READ inside one buffered block is written to the kernel from the block's buffer.
+    return this.#client.readLent(path, wanted);
   }
 
   subscribe(onChange: (path: string) => void): () => void {
