@@ -19,7 +19,9 @@
  * warm. Needs root (mount, drop_caches). Targets: ≥ 1 GB/s through the daemon, ≥ 5 GB/s re-read,
  * ≥ 50,000 entries/s warm stat.
  */
+import { spawn } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -35,6 +37,8 @@ const { values } = parseArgs({
     workers: { type: 'string', default: '1' },
     'origin-rate-mib': { type: 'string' },
     json: { type: 'string' },
+    /** With --source http: `perf record -g` of the FUSE server during the warm read, into this file. */
+    perf: { type: 'string' },
   },
 });
 const sizeBytes = Number(values['size-mib']) * 1024 * 1024;
@@ -66,6 +70,20 @@ async function readThrough(path: string): Promise<number> {
   });
   if (result.code !== 0) throw new Error(result.stderr);
   return (await stat(path)).size / (Number(process.hrtime.bigint() - started) / 1e9);
+}
+
+/** `perf record -g` of process `pid` into `output` until stopped. */
+function startPerf(pid: number, output: string): { stop: () => Promise<void> } {
+  const child = spawn('perf', ['record', '-g', '-F', '999', '-o', output, '-p', String(pid)], {
+    stdio: 'ignore',
+  });
+  const exited = once(child, 'exit');
+  return {
+    stop: async () => {
+      child.kill('SIGINT');
+      await exited;
+    },
+  };
 }
 
 /** lstat(2) of every entry under `root` from Python (two passes: cold, then warm); entries per second. */
@@ -169,9 +187,15 @@ async function benchHttp(origin: string): Promise<void> {
       ((await cpuSecondsOf(dataset.mount.serverPid())) - coldCpuBefore) / (sizeBytes / 2 ** 30);
     await dropCaches();
     const cpuBefore = await cpuSecondsOf(dataset.mount.serverPid());
+    const profiler =
+      values.perf === undefined ? undefined : startPerf(dataset.mount.serverPid(), values.perf);
     results.warmCacheReadMBps = (await readThrough(join(dataset.mount.target, 'big.bin'))) / 1e6;
     results.warmServerCpuSecondsPerGiB =
       ((await cpuSecondsOf(dataset.mount.serverPid())) - cpuBefore) / (sizeBytes / 2 ** 30);
+    await profiler?.stop();
+    // The reference of the same run: the same bytes straight from this machine's disk.
+    await dropCaches();
+    results.sourceDiskMBps = (await readThrough(join(origin, 'big.bin'))) / 1e6;
     results.serverPeakRssMB = ((await peakRssBytesOf(dataset.mount.serverPid())) ?? 0) / 1e6;
     // Many small files: each is a block of its own in the cache client's buffer.
     const started = process.hrtime.bigint();
@@ -267,6 +291,7 @@ const httpRows = [
     `read again, page cache dropped (from the cache${sizeBytes <= 256 * 2 ** 20 ? "; the client's buffer" : ''})`,
     `${fmt(results.warmCacheReadMBps)} MB/s, server CPU ${(results.warmServerCpuSecondsPerGiB ?? Number.NaN).toFixed(2)} s/GiB`,
   ],
+  ['(reference) the same file from the local disk, cache dropped', `${fmt(results.sourceDiskMBps)} MB/s`],
   [
     'FUSE server peak RSS, before / after reading the big file twice',
     `${fmt(results.serverPeakRssBeforeReadMB)} / ${fmt(results.serverPeakRssMB)} MB`,
