@@ -12,7 +12,6 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { MediumType } from '../api/index.ts';
 import { silentLogger, toError, type Logger } from '../lib/index.ts';
 import { blockIdOf, type BlockKey } from './block-key.ts';
@@ -798,8 +797,12 @@ function blockPathOf(dir: Dir, id: string): string {
   return join(dir.root, id.slice(0, 2), `${id}${BLOCK_SUFFIX}`);
 }
 
+/** Temporary names unique within this process; each worker has its own directories. */
+let tmpCounter = 0;
+
 function tmpPathOf(dir: Dir, id: string): string {
-  return join(dir.tmp, `${id}.${randomBytes(4).toString('hex')}.tmp`);
+  tmpCounter += 1;
+  return join(dir.tmp, `${id}.${process.pid}.${tmpCounter}.tmp`);
 }
 
 async function renameInto(tmpPath: string, finalPath: string): Promise<void> {
