@@ -28,7 +28,12 @@ export type DirectIoProbe = (view: Buffer) => boolean;
  */
 export function allocateAligned(sizeBytes: number, probe: DirectIoProbe): Buffer | undefined {
   if (sizeBytes < DIRECT_IO_ALIGN_BYTES) return undefined;
-  const whole = Buffer.allocUnsafeSlow(sizeBytes + DIRECT_IO_ALIGN_BYTES);
+  return alignedViewOf(Buffer.allocUnsafeSlow(sizeBytes + DIRECT_IO_ALIGN_BYTES), sizeBytes, probe);
+}
+
+/** An aligned view of `sizeBytes` inside `whole` (at least 4 KiB longer), as allocateAligned finds it. */
+function alignedViewOf(whole: Buffer, sizeBytes: number, probe: DirectIoProbe): Buffer | undefined {
+  if (sizeBytes < DIRECT_IO_ALIGN_BYTES || whole.length < sizeBytes + DIRECT_IO_ALIGN_BYTES) return undefined;
   try {
     for (let start = 0; start < DIRECT_IO_ALIGN_BYTES; start += MALLOC_ALIGN_BYTES) {
       if (probe(whole.subarray(start, start + DIRECT_IO_ALIGN_BYTES))) {
@@ -79,7 +84,7 @@ export class BufferPool {
   #probe: DirectIoProbe | undefined;
   readonly #free: Buffer[] = [];
   /** The pooled view of each buffer this pool made, by its ArrayBuffer. */
-  #owned = new WeakMap<ArrayBufferLike, Buffer>();
+  readonly #owned = new WeakMap<ArrayBufferLike, Buffer>();
 
   constructor(sizeBytes: number, maxPooled: number, options: { directIo?: DirectIoProbe | undefined } = {}) {
     this.#sizeBytes = sizeBytes;
@@ -90,22 +95,22 @@ export class BufferPool {
   /**
    * Aligns the buffers made from now on with `probe` (buffers made before stay as they are): for a
    * user that learns where its files are only after creating the pool, such as a client that finds
-   * a worker's block files when it first reads one. The unaligned buffers made before are let go
-   * (the free ones now, the others when released) so that they are not reused in place of aligned ones.
+   * a worker's block files when it first reads one. The buffers made before are realigned within
+   * their own memory (the free ones now, the others when released): no new allocation.
    */
   useDirectIo(probe: DirectIoProbe): void {
     this.#probe = probe;
-    this.#free.length = 0;
-    this.#owned = new WeakMap();
+    for (let i = 0; i < this.#free.length; i += 1) this.#free[i] = this.#aligned(this.#free[i] as Buffer);
   }
 
   acquire(): Buffer {
     const reused = this.#free.pop();
     if (reused !== undefined) return reused;
-    // Not from Node's shared slab (allocUnsafeSlow): the whole ArrayBuffer is this buffer.
+    // Not from Node's shared slab (allocUnsafeSlow): the whole ArrayBuffer is this buffer. 4 KiB
+    // more than asked, so that a pool told to align later (useDirectIo) realigns it in place.
     const buffer =
       (this.#probe === undefined ? undefined : allocateAligned(this.#sizeBytes, this.#probe)) ??
-      Buffer.allocUnsafeSlow(this.#sizeBytes);
+      Buffer.allocUnsafeSlow(this.#sizeBytes + DIRECT_IO_ALIGN_BYTES).subarray(0, this.#sizeBytes);
     this.#owned.set(buffer.buffer, buffer);
     return buffer;
   }
@@ -115,6 +120,16 @@ export class BufferPool {
     const whole = this.#owned.get(view.buffer);
     if (whole === undefined || this.#free.length >= this.#maxPooled) return;
     if (this.#free.includes(whole)) return;
-    this.#free.push(whole);
+    this.#free.push(this.#aligned(whole));
+  }
+
+  /** `buffer`, or once the pool aligns, the aligned view of its memory (the same memory: no copy). */
+  #aligned(buffer: Buffer): Buffer {
+    if (this.#probe === undefined || isDirectIoAligned(buffer)) return buffer;
+    const memory = Buffer.from(buffer.buffer, 0, buffer.buffer.byteLength);
+    const aligned = alignedViewOf(memory, this.#sizeBytes, this.#probe);
+    if (aligned === undefined) return buffer;
+    this.#owned.set(aligned.buffer, aligned);
+    return aligned;
   }
 }
