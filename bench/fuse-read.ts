@@ -193,9 +193,6 @@ async function benchHttp(origin: string): Promise<void> {
     results.warmServerCpuSecondsPerGiB =
       ((await cpuSecondsOf(dataset.mount.serverPid())) - cpuBefore) / (sizeBytes / 2 ** 30);
     await profiler?.stop();
-    // The reference of the same run: the same bytes straight from this machine's disk.
-    await dropCaches();
-    results.sourceDiskMBps = (await readThrough(join(origin, 'big.bin'))) / 1e6;
     results.serverPeakRssMB = ((await peakRssBytesOf(dataset.mount.serverPid())) ?? 0) / 1e6;
     // Many small files: each is a block of its own in the cache client's buffer.
     const started = process.hrtime.bigint();
@@ -208,6 +205,10 @@ async function benchHttp(origin: string): Promise<void> {
     if (small.code !== 0) throw new Error(`reading the small files failed: ${small.stderr}`);
     results.smallFilesPerSecond = entryCount / (Number(process.hrtime.bigint() - started) / 1e9);
     results.serverPeakRssAfterSmallFilesMB = ((await peakRssBytesOf(dataset.mount.serverPid())) ?? 0) / 1e6;
+    // The reference of the same run, last so as to change nothing before it: the same bytes
+    // straight from this machine's disk.
+    await dropCaches();
+    results.sourceDiskMBps = (await readThrough(join(origin, 'big.bin'))) / 1e6;
   } finally {
     await dataset.stop();
   }
