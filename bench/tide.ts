@@ -265,7 +265,11 @@ export interface DataLoadResult {
   detail: string;
 }
 
-/** Applies a DataLoad of `target` and waits for it to finish; the time is apply → Complete. */
+/**
+ * Applies a DataLoad of `target` and waits for it to finish; the time is apply → Complete. The
+ * watch of all DataLoads starts before the apply (its first list shows the new one if the watch
+ * comes up later), so its own start-up is not counted.
+ */
 export async function runDataLoad(
   instance: TideInstance,
   options: { name: string; target: string; timeoutMs: number },
@@ -284,20 +288,24 @@ spec:
 `;
   const path = join(instance.home, `${options.name}.yaml`);
   await writeFile(path, manifest);
-  const started = process.hrtime.bigint();
-  const apply = await instance.cli(['apply', '-f', path]);
-  if (apply.code !== 0)
-    throw new TideUnavailableError(`DataLoad apply failed: ${(apply.stderr || apply.stdout).trim()}`);
-  const view = await watchStatus(
+  const finished = watchStatus(
     instance.tideCommand,
     instance.env,
-    ['dataload', options.name],
+    ['dataload'],
     options.timeoutMs,
     (status) => status.phase === 'Complete' || status.phase === 'Failed',
+    options.name,
   );
+  const started = process.hrtime.bigint();
+  const apply = await instance.cli(['apply', '-f', path]);
+  if (apply.code !== 0) {
+    void finished.catch(() => undefined);
+    throw new TideUnavailableError(`DataLoad apply failed: ${(apply.stderr || apply.stdout).trim()}`);
+  }
+  const view = await finished;
   if (view.phase === 'Complete' || view.phase === 'Failed') {
     return {
-      seconds: Number(process.hrtime.bigint() - started) / 1e9,
+      seconds: Number(view.atNs - started) / 1e9,
       phase: view.phase,
       detail: view.conditions,
     };
@@ -306,32 +314,35 @@ spec:
 }
 
 /**
- * Follows `tide get KIND NAME -o json --watch` until an event's status satisfies `done`, or the
- * time is up; gives the last status seen either way.
+ * Follows `tide get KIND [NAME] -o json --watch` until an event's status (of the object `named`,
+ * when the watch is of them all) satisfies `done`, or the time is up; gives the last status seen
+ * either way, with the time it arrived.
  */
 async function watchStatus(
   tide: string,
   env: NodeJS.ProcessEnv,
-  what: readonly [string, string],
+  what: readonly string[],
   timeoutMs: number,
   done: (view: StatusView) => boolean,
-): Promise<StatusView> {
+  named?: string,
+): Promise<StatusView & { atNs: bigint }> {
   const child = spawn(tide, ['get', ...what, '-o', 'json', '--watch'], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let last: StatusView = { phase: '', conditions: '' };
+  let last: StatusView & { atNs: bigint } = { phase: '', conditions: '', atNs: 0n };
   const timer = setTimeout(() => child.kill('SIGKILL'), Math.max(0, timeoutMs));
   try {
     const lines = createInterface({ input: child.stdout });
     for await (const line of lines) {
       if (line.trim() === '') continue;
-      const event = JSON.parse(line) as { object: unknown };
-      last = statusOf(JSON.stringify(event.object));
+      const event = JSON.parse(line) as { object: { metadata?: { name?: string } } };
+      if (named !== undefined && event.object.metadata?.name !== named) continue;
+      last = { ...statusOf(JSON.stringify(event.object)), atNs: process.hrtime.bigint() };
       if (done(last)) break;
     }
     if (!done(last) && child.exitCode !== null && child.exitCode !== 0) {
-      last = { phase: last.phase, conditions: `tide get --watch exited ${String(child.exitCode)}` };
+      last = { ...last, conditions: `tide get --watch exited ${String(child.exitCode)}` };
     }
     return last;
   } finally {
