@@ -84,6 +84,8 @@ interface FileHandle {
 interface DirectoryHandle {
   inode: Inode;
   entries: readonly DirectoryEntry[] | undefined;
+  /** `entries` were listed at open: the first read from offset 0 uses them. */
+  listedAtOpen?: boolean;
 }
 
 interface Request {
@@ -846,9 +848,17 @@ export class FuseServer {
   async #opendir(request: Request): Promise<void> {
     const inode = this.#inode(request.header.nodeid);
     if (inode.type !== 'directory') throw new Errnum(Errno.ENOTDIR);
-    const attributes = await this.#source.getattr(inode.path, request.signal);
+    let attributes = await this.#source.getattr(inode.path, request.signal);
     if (attributes === undefined) throw new Errnum(Errno.ENOENT);
     if (attributes.type !== 'directory') throw new Errnum(Errno.ESTALE);
+    let entries: readonly DirectoryEntry[] | undefined;
+    if (attributes.version === '' && attributes.mtimeMs <= 0 && !this.#options.directIo) {
+      // A directory not listed yet has no version (web and object-store directories have no
+      // mtime): list it now, as its READDIR follows anyway, so that the listing this open reads is
+      // cached and the next open keeps it (else only the third open, `find` after `ls -lR`, would).
+      entries = await this.#source.readdir(inode.path, request.signal);
+      attributes = (await this.#source.getattr(inode.path, request.signal)) ?? attributes;
+    }
     // FOPEN_CACHE_DIR lets the kernel keep the listing in the directory's page cache, and
     // FOPEN_KEEP_CACHE keeps it across opens while the directory's version (or mtime) is unchanged.
     const version =
@@ -864,7 +874,7 @@ export class FuseServer {
     this.#table.setCachedVersion(inode, version);
     const fh = this.#nextHandle;
     this.#nextHandle += 1n;
-    this.#directories.set(fh, { inode, entries: undefined });
+    this.#directories.set(fh, { inode, entries, listedAtOpen: entries !== undefined });
     this.#reply(request.header.unique, encodeOpenOut(fh, openFlags));
   }
 
@@ -878,9 +888,10 @@ export class FuseServer {
       this.#directories.set(fh, handle);
     }
     // Offset 0 is a fresh listing (opendir or rewinddir); later offsets continue the same snapshot.
-    if (handle.entries === undefined || offset === 0) {
+    if (handle.entries === undefined || (offset === 0 && handle.listedAtOpen !== true)) {
       handle.entries = await this.#source.readdir(handle.inode.path, request.signal);
     }
+    handle.listedAtOpen = false;
     const directory = handle.inode;
     const parentNodeid =
       directory.nodeid === BigInt(FUSE_ROOT_ID)

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { deterministicBytes, makeTempDir, run, sh, startMount, isMounted } from './harness.ts';
 import type { MountedDataset } from './harness.ts';
 
@@ -295,6 +295,38 @@ for call in (lambda: os.getxattr(${file}, 'user.x'), lambda: os.listxattr(${file
     const tar = await sh(`tar --xattrs -cf - -C ${JSON.stringify(mount.target)} file.txt | tar -tf -`);
     assert.equal(tar.code, 0, tar.stderr);
     assert.equal(tar.stdout, 'file.txt\n');
+  });
+});
+
+describe('the kernel keeps directory listings', () => {
+  test('of directories without an mtime: listed from the source once, then from the page cache', async (t) => {
+    const origin = await makeTempDir('tide-fuse-dircache-');
+    t.after(() => rm(origin, { recursive: true, force: true }));
+    for (const dir of ['a', 'a/b']) {
+      await mkdir(join(origin, dir), { recursive: true });
+      for (let index = 0; index < 30; index += 1) await writeFile(join(origin, dir, `f${index}`), 'x');
+    }
+    const logPath = join(origin, '..', `${basename(origin)}.readdir.log`);
+    t.after(() => rm(logPath, { force: true }));
+    const mount = await startMount({
+      sourceDir: origin,
+      fuseArgs: ['-oattr_timeout=60', '-oentry_timeout=60'],
+      source: {
+        kind: 'unversioned-test',
+        module: join(import.meta.dirname, 'unversioned-source.ts'),
+        dir: origin,
+        options: { logPath },
+      },
+    });
+    t.after(() => mount.stop());
+    const first = await run('ls', ['-lR', mount.target]);
+    assert.equal(first.code, 0, first.stderr);
+    // `find` and another `ls -lR` right after, as a scan after a listing does.
+    const found = await run('find', [mount.target]);
+    assert.equal(found.stdout.trim().split('\n').length, 1 + 2 + 60);
+    assert.equal((await run('ls', ['-lR', mount.target])).stdout, first.stdout);
+    const listings = (await readFile(logPath, 'utf8')).trim().split('\n').sort();
+    assert.deepEqual(listings, ['/', '/a', '/a/b'], 'each directory listed from the source once');
   });
 });
 
