@@ -71,6 +71,19 @@ function metaOf(data: Uint8Array): BlockFileMeta {
   };
 }
 
+/** Writes `data` as block file `name` in `dir` with direct I/O asked for; returns its path. */
+async function writeDirect(dir: string, name: string, data: Uint8Array): Promise<string> {
+  const finalPath = join(dir, name);
+  await writeBlockFile({
+    tmpPath: join(dir, 'w.tmp'),
+    finalPath,
+    data,
+    trailer: trailerOf(metaOf(data)),
+    direct: true,
+  });
+  return finalPath;
+}
+
 /** Bytes of `filePath` in the page cache (util-linux fincore), or undefined without the tool. */
 function residentBytes(filePath: string): number | undefined {
   try {
@@ -92,14 +105,7 @@ test('a block written with direct I/O reads back whole, with its trailer, from a
       const source = randomBytes(size);
       const data = aligned ? await alignedCopy(dir, source) : source;
       const meta = metaOf(data);
-      const finalPath = join(dir, `${size}-${aligned}.blk`);
-      await writeBlockFile({
-        tmpPath: join(dir, 'w.tmp'),
-        finalPath,
-        data,
-        trailer: trailerOf(meta),
-        direct: true,
-      });
+      const finalPath = await writeDirect(dir, `${size}-${aligned}.blk`, data);
       const onDisk = await readFile(finalPath);
       assert.ok(onDisk.subarray(0, size).equals(source), `${label}: the bytes on disk`);
       assert.deepEqual((await readBlockMeta(finalPath))?.meta, meta, `${label}: the trailer`);
@@ -121,14 +127,7 @@ test('direct writes leave the block out of the page cache but for its last 4 KiB
     return;
   }
   const data = randomBytes(4 * MiB - 1000);
-  const finalPath = join(dir, 'b.blk');
-  await writeBlockFile({
-    tmpPath: join(dir, 'w.tmp'),
-    finalPath,
-    data,
-    trailer: trailerOf(metaOf(data)),
-    direct: true,
-  });
+  const finalPath = await writeDirect(dir, 'b.blk', data);
   const resident = residentBytes(finalPath);
   if (resident === undefined) {
     t.skip('fincore is not installed');
@@ -147,14 +146,7 @@ test('a damaged piece fails a direct read as it fails a buffered one', async (t)
   const dir = await tempDir(t);
   const data = await alignedCopy(dir, randomBytes(MiB + 5000));
   const meta = metaOf(data);
-  const finalPath = join(dir, 'b.blk');
-  await writeBlockFile({
-    tmpPath: join(dir, 'w.tmp'),
-    finalPath,
-    data,
-    trailer: trailerOf(meta),
-    direct: true,
-  });
+  const finalPath = await writeDirect(dir, 'b.blk', data);
   const handle = await open(finalPath, 'r+');
   await handle.write(Buffer.from('garbage'), 0, 7, MiB + 10);
   await handle.close();
@@ -177,14 +169,7 @@ test('falls back to the page cache on tmpfs, where direct I/O is refused or mean
   const dir = await tempDir(t, '/dev/shm');
   const data = randomBytes(2 * MiB + 77);
   const meta = metaOf(data);
-  const finalPath = join(dir, 'b.blk');
-  await writeBlockFile({
-    tmpPath: join(dir, 'w.tmp'),
-    finalPath,
-    data,
-    trailer: trailerOf(meta),
-    direct: true,
-  });
+  const finalPath = await writeDirect(dir, 'b.blk', data);
   assert.deepEqual((await readBlockMeta(finalPath))?.meta, meta);
   assert.ok((await readCheckedBlock(finalPath, meta, { direct: true }))?.equals(data));
   assert.ok((await readCheckedBlock(finalPath, meta, { memory: true }))?.equals(data));
