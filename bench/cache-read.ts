@@ -27,14 +27,11 @@ import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import {
   StaticMembership,
-  createCacheClient,
-  mountIdOf,
   type CacheClient,
   type CacheClientOptions,
   type WorkerEndpoint,
   type WorkerProcessConfig,
 } from '../src/cache/index.ts';
-import { createUnderFileSystem } from '../src/ufs/index.ts';
 import { createThrottledLink } from '../test/helpers/throttled-link.ts';
 import { startNginx, type NginxServer } from '../test/helpers/nginx.ts';
 import {
@@ -43,6 +40,7 @@ import {
   spawnWorker,
   tempDir,
   type Cleanup,
+  webCacheClient,
 } from '../test/integration/cache/helpers.ts';
 
 const MiB = 1024 * 1024;
@@ -115,20 +113,14 @@ function client(
   nodeName: string,
   options: Partial<CacheClientOptions> = {},
 ): CacheClient {
-  const ufs = createUnderFileSystem({ mountPoint, options: {}, secrets: {} });
-  const created = createCacheClient({
+  return webCacheClient(cleanup, {
     datasetId: DATASET,
+    mountPoint,
     membership: new StaticMembership(workers),
-    mounts: [{ id: mountIdOf(mountPoint), path: '/', ufs }],
     blockSizeBytes: BLOCK,
     nodeName,
     ...options,
   });
-  cleanup(async () => {
-    await created.close();
-    await ufs.close();
-  });
-  return created;
 }
 
 /** CPU seconds used so far by a process of ours (utime + stime from /proc, 100 ticks a second). */

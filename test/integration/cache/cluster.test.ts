@@ -6,14 +6,11 @@ import { randomBytes } from 'node:crypto';
 import {
   StaticMembership,
   aggregateCacheStates,
-  createCacheClient,
   fetchWorkerStats,
-  mountIdOf,
   type CacheClient,
   type CacheClientOptions,
   type WorkerProcessConfig,
 } from '../../../src/cache/index.ts';
-import { createUnderFileSystem } from '../../../src/ufs/index.ts';
 import { startNginx, type NginxServer } from '../../helpers/nginx.ts';
 import {
   readThrough,
@@ -23,6 +20,7 @@ import {
   waitFor,
   type Cleanup,
   type WorkerProcess,
+  webCacheClient,
 } from './helpers.ts';
 
 /**
@@ -79,20 +77,14 @@ before(async () => {
 });
 
 function client(options: Partial<CacheClientOptions> = {}): CacheClient {
-  const ufs = createUnderFileSystem({ mountPoint, options: {}, secrets: {} });
-  const created = createCacheClient({
+  return webCacheClient(cleanup, {
     datasetId: DATASET,
+    mountPoint,
     membership,
-    mounts: [{ id: mountIdOf(mountPoint), path: '/', ufs }],
     blockSizeBytes: BLOCK,
     nodeName: 'node-b',
     ...options,
   });
-  cleanup(async () => {
-    await created.close();
-    await ufs.close();
-  });
-  return created;
 }
 
 /** GETs of `/data/<name>` in nginx's access log, once every one of them has been logged. */

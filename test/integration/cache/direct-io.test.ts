@@ -5,15 +5,20 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import {
   StaticMembership,
-  createCacheClient,
   fetchWorkerStats,
-  mountIdOf,
   type CacheClient,
   type WorkerProcessConfig,
 } from '../../../src/cache/index.ts';
-import { createUnderFileSystem } from '../../../src/ufs/index.ts';
 import { startNginx } from '../../helpers/nginx.ts';
-import { readThrough, sha256, spawnWorker, tempDir, waitFor, type Cleanup } from './helpers.ts';
+import {
+  readThrough,
+  sha256,
+  spawnWorker,
+  tempDir,
+  waitFor,
+  webCacheClient,
+  type Cleanup,
+} from './helpers.ts';
 
 const MiB = 1024 * 1024;
 const DATASET = 'default/direct';
@@ -24,19 +29,18 @@ function client(
   membership: StaticMembership,
   nodeName: string,
 ): CacheClient {
-  const ufs = createUnderFileSystem({ mountPoint, options: {}, secrets: {} });
-  const created = createCacheClient({
-    datasetId: DATASET,
-    membership,
-    mounts: [{ id: mountIdOf(mountPoint), path: '/', ufs }],
-    blockSizeBytes: 4 * MiB,
-    nodeName,
-  });
-  t.after(async () => {
-    await created.close();
-    await ufs.close();
-  });
-  return created;
+  return webCacheClient(
+    (fn) => {
+      t.after(fn);
+    },
+    {
+      datasetId: DATASET,
+      mountPoint,
+      membership,
+      blockSizeBytes: 4 * MiB,
+      nodeName,
+    },
+  );
 }
 
 test('blocks a worker wrote with direct I/O are served after a SIGKILL restart, also by a worker without it', async (t) => {

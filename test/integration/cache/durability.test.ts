@@ -5,14 +5,11 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import {
   StaticMembership,
-  createCacheClient,
   fetchWorkerStats,
-  mountIdOf,
   type CacheClient,
   type CacheClientOptions,
   type WorkerProcessConfig,
 } from '../../../src/cache/index.ts';
-import { createUnderFileSystem } from '../../../src/ufs/index.ts';
 import { startNginx, type NginxServer } from '../../helpers/nginx.ts';
 import {
   blockFiles,
@@ -23,6 +20,7 @@ import {
   tempDir,
   waitFor,
   type Cleanup,
+  webCacheClient,
 } from './helpers.ts';
 
 const MiB = 1024 * 1024;
@@ -76,19 +74,18 @@ function client(
   membership: StaticMembership,
   options: Partial<CacheClientOptions>,
 ): CacheClient {
-  const ufs = createUnderFileSystem({ mountPoint: o.mountPoint, options: {}, secrets: {} });
-  const created = createCacheClient({
-    datasetId: DATASET,
-    membership,
-    mounts: [{ id: mountIdOf(o.mountPoint), path: '/', ufs }],
-    nodeName: 'node-b',
-    ...options,
-  });
-  t.after(async () => {
-    await created.close();
-    await ufs.close();
-  });
-  return created;
+  return webCacheClient(
+    (fn) => {
+      t.after(fn);
+    },
+    {
+      datasetId: DATASET,
+      mountPoint: o.mountPoint,
+      membership,
+      nodeName: 'node-b',
+      ...options,
+    },
+  );
 }
 
 test('a worker restarted after SIGKILL serves the blocks of its SSD tier, and refetches corrupted ones', async (t) => {

@@ -6,12 +6,38 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { CacheClient, WorkerEndpoint, WorkerProcessConfig } from '../../../src/cache/index.ts';
+import {
+  createCacheClient,
+  mountIdOf,
+  type CacheClient,
+  type CacheClientOptions,
+  type WorkerEndpoint,
+  type WorkerProcessConfig,
+} from '../../../src/cache/index.ts';
+import { createUnderFileSystem } from '../../../src/ufs/index.ts';
 
 const WORKER_MAIN = join(import.meta.dirname, '..', '..', '..', 'src', 'cache', 'worker-main.ts');
 
 /** Registers cleanup: `t.after` of a test, or `after` of a file. */
 export type Cleanup = (fn: () => Promise<void> | void) => void;
+
+/**
+ * A cache client of one web origin mounted at the dataset's root; `cleanup` closes it and its
+ * connector.
+ */
+export function webCacheClient(
+  cleanup: Cleanup,
+  options: Omit<CacheClientOptions, 'mounts'> & { mountPoint: string },
+): CacheClient {
+  const { mountPoint, ...rest } = options;
+  const ufs = createUnderFileSystem({ mountPoint, options: {}, secrets: {} });
+  const created = createCacheClient({ ...rest, mounts: [{ id: mountIdOf(mountPoint), path: '/', ufs }] });
+  cleanup(async () => {
+    await created.close();
+    await ufs.close();
+  });
+  return created;
+}
 
 export interface WorkerProcess {
   readonly child: ChildProcess;
