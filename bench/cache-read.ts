@@ -200,6 +200,18 @@ async function directParallelGet(url: string, size: number, connections: number)
   return received;
 }
 
+/** Bytes per second of a sequential read of the whole of `path` (1 MiB reads), checked against `content`. */
+async function coldReadRate(reader: CacheClient, path: string, content: Buffer): Promise<number> {
+  const into = Buffer.allocUnsafe(content.length + MiB);
+  const started = performance.now();
+  const bytes = await readInto(reader, path, into, MiB);
+  const seconds = (performance.now() - started) / 1000;
+  if (bytes !== content.length || sha256(into.subarray(0, bytes)) !== sha256(content)) {
+    throw new Error(`the cold read of ${path} returned wrong bytes`);
+  }
+  return bytes / seconds;
+}
+
 /**
  * 1c. The cold read against an origin whose bandwidth is known as a whole: nginx behind a shaped
  * link, read by one worker over 8 origin connections and, for the reference, directly by 8
@@ -214,7 +226,7 @@ async function coldOverLink(root: string, content: Buffer): Promise<void> {
   await writeFile(join(root, 'data', 'link-direct.bin'), content);
   await writeFile(join(root, 'data', 'link-cold.bin'), content);
   const connections = 8;
-  let started = performance.now();
+  const started = performance.now();
   const direct = await directParallelGet(`${mount}link-direct.bin`, sizeBytes, connections);
   const directRate = sizeBytes / ((performance.now() - started) / 1000);
   if (direct !== sizeBytes) throw new Error(`direct GET over the link read ${direct} bytes`);
@@ -222,14 +234,11 @@ async function coldOverLink(root: string, content: Buffer): Promise<void> {
     cleanup,
     await workerConfig('link-0', mount, { originConcurrency: connections }),
   );
-  const reader = client(mount, [worker.endpoint], 'bench-node');
-  const into = Buffer.allocUnsafe(sizeBytes + MiB);
-  started = performance.now();
-  const bytes = await readInto(reader, '/link-cold.bin', into, MiB);
-  const coldRate = sizeBytes / ((performance.now() - started) / 1000);
-  if (bytes !== sizeBytes || sha256(into.subarray(0, bytes)) !== sha256(content)) {
-    throw new Error('cold read over the link returned wrong bytes');
-  }
+  const coldRate = await coldReadRate(
+    client(mount, [worker.endpoint], 'bench-node'),
+    '/link-cold.bin',
+    content,
+  );
   await worker.kill('SIGTERM');
   await server.stop();
   await link.close();
@@ -281,14 +290,7 @@ async function main(): Promise<void> {
     await workerConfig('slow-0', slowMount, { originConcurrency: originConnections }),
   );
   const cold = client(slowMount, [slowWorker.endpoint], 'bench-node');
-  const coldData = Buffer.allocUnsafe(sizeBytes + MiB);
-  started = performance.now();
-  const coldBytes = await readInto(cold, '/cold.bin', coldData, MiB);
-  const coldSeconds = (performance.now() - started) / 1000;
-  if (coldBytes !== sizeBytes || sha256(coldData.subarray(0, coldBytes)) !== sha256(content)) {
-    throw new Error('cold read returned wrong bytes');
-  }
-  const coldRate = sizeBytes / coldSeconds;
+  const coldRate = await coldReadRate(cold, '/cold.bin', content);
   const directRate = sizeBytes / directSeconds;
   record({ name: 'cold read through the cache (1 MiB reads)', value: coldRate / MiB, unit: 'MiB/s' });
   record({ name: 'cold read ÷ nominal origin bandwidth', value: coldRate / nominal, unit: '' });
