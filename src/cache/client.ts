@@ -126,7 +126,7 @@ export interface CacheClient {
    * with the bytes; a caller that forgets only leaves the buffer to the collector). `into` is used
    * only when the bytes must be copied.
    */
-  readLent?(path: string, options: ClientReadOptions): Promise<LentBytes>;
+  readLent(path: string, options: ClientReadOptions): Promise<LentBytes>;
   /** Metadata of a dataset path, from its mount's connector. */
   stat(path: string, options?: { signal?: AbortSignal }): Promise<UfsEntry>;
   /** Entries under a dataset directory (paths are dataset paths, without a leading slash). */

@@ -35,10 +35,6 @@ interface Listing {
   expiresMs: number;
 }
 
-function noop(): void {
-  // Nothing was lent.
-}
-
 function attributesOf(entry: UfsEntry): FileAttributes {
   return { type: entry.type, sizeBytes: entry.sizeBytes, mtimeMs: entry.mtimeMs, version: entry.version };
 }
@@ -179,13 +175,10 @@ export class DatasetFileSource implements FileSource {
     return this.#client.read(path, buffer === undefined ? rest : { ...rest, into: buffer });
   }
 
-  async readLent(path: string, options: SourceReadOptions): Promise<LentRead> {
+  readLent(path: string, options: SourceReadOptions): Promise<LentRead> {
     const { buffer, ...rest } = options;
-    const wanted = buffer === undefined ? rest : { ...rest, into: buffer };
-    if (this.#client.readLent === undefined)
-      return { data: await this.#client.read(path, wanted), release: noop };
     // A READ inside one buffered block is written to the kernel from the block's buffer.
-    return this.#client.readLent(path, wanted);
+    return this.#client.readLent(path, buffer === undefined ? rest : { ...rest, into: buffer });
   }
 
   subscribe(onChange: (path: string) => void): () => void {
