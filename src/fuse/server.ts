@@ -1,4 +1,4 @@
-import { read, write, writeSync, writev, writevSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { read, writev, writevSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { Socket } from 'node:net';
 import type { SocketConstructorOpts } from 'node:net';
@@ -467,24 +467,28 @@ export class FuseServer {
    * Writes one reply in one writev(2) (the kernel takes a message per write). A reply to /dev/fuse
    * never waits: the kernel copies it and wakes the caller. Small replies are written at once on the
    * event loop, which spares a threadpool round trip per request; large READ replies, whose copy
-   * takes tens of microseconds, go through the threadpool.
+   * takes tens of microseconds, go through the threadpool. `written` runs once the kernel has the
+   * bytes (or the write failed), for buffers to be reused.
    */
-  #write(buffers: Buffer[], length: number, what: string): void {
-    const onError = (error: NodeJS.ErrnoException | null): void => {
+  #write(buffers: Buffer[], length: number, what: string, written?: () => void): void {
+    const onWritten = (error: NodeJS.ErrnoException | null): void => {
+      written?.();
       // ENOENT: the request was interrupted and the kernel no longer waits for it.
       if (error && error.code !== 'ENOENT' && error.code !== 'ENODEV') {
         this.#logger.warn({ err: error, what }, 'writing to /dev/fuse failed');
       }
     };
     if (length > SYNC_REPLY_MAX_BYTES) {
-      writev(this.#fd, buffers, onError);
+      writev(this.#fd, buffers, onWritten);
       return;
     }
     try {
       writevSync(this.#fd, buffers);
     } catch (error) {
-      onError(error as NodeJS.ErrnoException);
+      onWritten(error as NodeJS.ErrnoException);
+      return;
     }
+    onWritten(null);
   }
 
   #reply(unique: bigint, ...bodies: Buffer[]): void {
@@ -793,23 +797,11 @@ export class FuseServer {
 
   /**
    * Writes a READ reply whose bytes are lent by the source (header and bytes in one writev, no
-   * copy into a reply buffer), and gives them back once the kernel has copied them. Through the
-   * threadpool: a synchronous write of a large reply costs milliseconds of the event loop.
+   * copy into a reply buffer), and gives them back once the kernel has copied them.
    */
   #writeLent(unique: bigint, bytes: Buffer, release: () => void): void {
     const length = OUT_HEADER_SIZE + bytes.length;
-    const buffers = [encodeOutHeader({ length, error: 0, unique }), bytes];
-    if (length <= SYNC_REPLY_MAX_BYTES) {
-      this.#write(buffers, length, 'reply');
-      release();
-      return;
-    }
-    writev(this.#fd, buffers, (error) => {
-      release();
-      if (error && error.code !== 'ENOENT' && error.code !== 'ENODEV') {
-        this.#logger.warn({ err: error }, 'writing to /dev/fuse failed');
-      }
-    });
+    this.#write([encodeOutHeader({ length, error: 0, unique }), bytes], length, 'reply', release);
   }
 
   /** A buffer with header room for a READ reply of `size` bytes, from the pool when one fits. */
@@ -825,23 +817,8 @@ export class FuseServer {
 
   /** Writes a READ reply that lives in a pooled buffer, and pools the buffer again once written. */
   #writeOwned(reply: Buffer, owner: Buffer): void {
-    const done = (error: NodeJS.ErrnoException | null): void => {
+    this.#write([reply], reply.length, 'reply', () => {
       this.#returnReadBuffer(owner);
-      if (error && error.code !== 'ENOENT' && error.code !== 'ENODEV') {
-        this.#logger.warn({ err: error }, 'writing to /dev/fuse failed');
-      }
-    };
-    if (reply.length <= SYNC_REPLY_MAX_BYTES) {
-      try {
-        writeSync(this.#fd, reply);
-        done(null);
-      } catch (error) {
-        done(error as NodeJS.ErrnoException);
-      }
-      return;
-    }
-    write(this.#fd, reply, 0, reply.length, null, (error) => {
-      done(error);
     });
   }
 
