@@ -93,10 +93,10 @@ export class BufferPool {
   }
 
   /**
-   * Aligns the buffers made from now on with `probe` (buffers made before stay as they are): for a
-   * user that learns where its files are only after creating the pool, such as a client that finds
-   * a worker's block files when it first reads one. The buffers made before are realigned within
-   * their own memory (the free ones now, the others when released): no new allocation.
+   * Aligns the pool's buffers with `probe` from now on: for a user that learns where its files are
+   * only after creating the pool, such as a client that finds a worker's block files when it first
+   * reads one. Buffers made before are realigned within their own memory (the free ones now, the
+   * others when released): no new allocation.
    */
   useDirectIo(probe: DirectIoProbe): void {
     this.#probe = probe;
