@@ -3,7 +3,7 @@
  * served through a supervised mount (src/fuse/mount-main.ts).
  *
  *   node bench/fuse-read.ts [--size-mib 1024] [--entries 20000] [--source local|http] [--workers 1]
- *     [--origin-rate-mib N] [--json out.json]
+ *     [--medium SSD|MEM] [--origin-rate-mib N] [--json out.json]
  *
  * `--source http` serves the same files through nginx and the local platform's dataset source
  * (metadata from the HTTP connector, bytes through the cache client: from the origin with
@@ -35,6 +35,8 @@ const { values } = parseArgs({
     entries: { type: 'string', default: '20000' },
     source: { type: 'string', default: 'local' },
     workers: { type: 'string', default: '1' },
+    /** With --source http: the workers' tier, SSD (a temporary directory) or MEM (/dev/shm). */
+    medium: { type: 'string', default: 'SSD' },
     'origin-rate-mib': { type: 'string' },
     json: { type: 'string' },
     /** With --source http: `perf record -g` of the FUSE server during the warm read, into this file. */
@@ -167,6 +169,7 @@ async function benchHttp(origin: string): Promise<void> {
     root: origin,
     fuseArgs: ['-okernel_cache', '-oattr_timeout=60', '-oentry_timeout=60', '-onegative_timeout=60', '-oro'],
     workers: Number(values.workers),
+    medium: values.medium === 'MEM' ? 'MEM' : 'SSD',
     ...(values['origin-rate-mib'] === undefined
       ? {}
       : { originRateBytesPerSecond: Number(values['origin-rate-mib']) * 1024 * 1024 }),

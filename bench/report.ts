@@ -67,7 +67,10 @@ export function metricDescriptors(readerCounts: readonly number[]): MetricDescri
       unit: 'MB/s',
       better: 'higher',
       how: 'Right after the cold read, drop_caches, read again: served from the daemon’s cache.',
-      refs: [{ system: 'local', metric: 'coldRead', label: 'limit: local disk, cold' }],
+      refs: [
+        { system: 'local', metric: 'directRead', label: 'limit: local disk, O_DIRECT 4 MiB × 4 (fio)' },
+        { system: 'local', metric: 'coldRead', label: 'local disk, cold (dd bs=1M)' },
+      ],
       digits: 0,
     },
     {

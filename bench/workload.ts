@@ -38,6 +38,33 @@ async function sequentialRead(path: string, sizeBytes: number): Promise<number> 
   return result.seconds;
 }
 
+/**
+ * Reads `path` as a disk tier's blocks are read: O_DIRECT, 4 MiB at a time, four in flight (fio).
+ * The limit of any cache that keeps the file on this disk, page cache or not. Seconds.
+ */
+async function directRead(path: string, sizeBytes: number): Promise<number> {
+  const result = await runOk(
+    'fio',
+    [
+      '--name=direct',
+      `--filename=${path}`,
+      '--readonly',
+      '--rw=read',
+      '--bs=4M',
+      '--direct=1',
+      '--ioengine=libaio',
+      '--iodepth=4',
+      '--output-format=json',
+    ],
+    { timeoutMs: 120_000 + (sizeBytes / 5e6) * 1000 },
+  );
+  const job = (JSON.parse(result.stdout) as { jobs: { read: { io_bytes: number; runtime: number } }[] })
+    .jobs[0];
+  if (job === undefined || job.read.io_bytes !== sizeBytes)
+    throw new Error(`fio did not read all of ${path}`);
+  return job.read.runtime / 1000;
+}
+
 const MB = 1e6;
 
 async function smallFileList(ctx: WorkloadContext): Promise<string> {
@@ -224,6 +251,7 @@ export async function measureLocalRound(ctx: WorkloadContext): Promise<void> {
   await dropCaches();
   results.record(id, 'coldRead', data.modelBytes / MB / (await sequentialRead(model, data.modelBytes)));
   results.record(id, 'rereadKept', data.modelBytes / MB / (await sequentialRead(model, data.modelBytes)));
+  results.record(id, 'directRead', data.modelBytes / MB / (await directRead(model, data.modelBytes)));
   const list = await smallFileList(ctx);
   await dropCaches();
   const cold = await reader(

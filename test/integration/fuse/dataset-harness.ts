@@ -1,5 +1,5 @@
 import { rename, rm, writeFile } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNginx } from '../../helpers/nginx.ts';
 import { spawnWorker, tempDir } from '../cache/helpers.ts';
@@ -37,8 +37,10 @@ export interface MountedHttpDataset {
 export async function startHttpDatasetMount(options: {
   root: string;
   fuseArgs?: string[];
-  /** Cache workers (one SSD tier each, in a temporary directory) the mount reads through. */
+  /** Cache workers (one tier each, in a temporary directory) the mount reads through. */
   workers?: number;
+  /** The workers' tier: SSD in the temporary directory (the default), or MEM in /dev/shm. */
+  medium?: 'SSD' | 'MEM';
   /** Serve the origin through nginx's `limit_rate` (bytes per second per connection), as a remote store. */
   originRateBytesPerSecond?: number;
 }): Promise<MountedHttpDataset> {
@@ -59,13 +61,14 @@ export async function startHttpDatasetMount(options: {
   try {
     const workers: WorkerEndpoint[] = [];
     for (let index = 0; index < (options.workers ?? 0); index += 1) {
-      const ssd = await tempDir((step) => cleanups.push(step));
+      const medium = options.medium ?? 'SSD';
+      const tierPath = await tempDir((step) => cleanups.push(step), medium === 'MEM' ? '/dev/shm' : tmpdir());
       const worker = await spawnWorker((step) => cleanups.push(step), {
         datasetId: 'default/bench',
         workerId: `bench-worker-${index}`,
         nodeName: hostname(),
         blockSize: '4Mi',
-        tieredstore: { levels: [{ mediumtype: 'SSD', path: ssd, quota: '4Gi' }] },
+        tieredstore: { levels: [{ mediumtype: medium, path: tierPath, quota: '4Gi' }] },
         mounts: [{ mountPoint: originUrl }],
         logLevel: 'warn',
       });
