@@ -39,7 +39,7 @@ interface Cluster {
   client(options?: Partial<CacheClientOptions>): CacheClient;
 }
 
-async function cluster(t: TestContext, count = 3): Promise<Cluster> {
+async function cluster(t: TestContext, count = 3, blockBytes = BLOCK): Promise<Cluster> {
   const origin = await tempDir(t);
   const ufs = new LocalUfs({ root: origin, description: MOUNT });
   const workers: CacheWorker[] = [];
@@ -49,9 +49,14 @@ async function cluster(t: TestContext, count = 3): Promise<Cluster> {
       datasetId: 'default/demo',
       mounts: [{ id: MOUNT, ufs: new LocalUfs({ root: origin, description: MOUNT }) }],
       tiers: [
-        { medium: 'SSD', dirs: [{ path: ssd, capacityBytes: 256 * BLOCK }], highRatio: 0.95, lowRatio: 0.7 },
+        {
+          medium: 'SSD',
+          dirs: [{ path: ssd, capacityBytes: 256 * blockBytes }],
+          highRatio: 0.95,
+          lowRatio: 0.7,
+        },
       ],
-      blockSizeBytes: BLOCK,
+      blockSizeBytes: blockBytes,
       workerId: `w${i}`,
       nodeName: 'node-a',
     });
@@ -75,7 +80,7 @@ async function cluster(t: TestContext, count = 3): Promise<Cluster> {
         datasetId: 'default/demo',
         membership,
         mounts: [{ id: MOUNT, path: '/', ufs }],
-        blockSizeBytes: BLOCK,
+        blockSizeBytes: blockBytes,
         nodeName: 'node-b',
         ...options,
       });
@@ -221,6 +226,42 @@ test('random reads of warm blocks on this node read only their pieces, with no r
   }
   assert.equal(hits(), before.hits, 'the block files were read without asking the workers');
   assert.equal(client.counters().shortCircuitBytes - before.shortCircuit, 4096 + 100 + 10 + 1);
+});
+
+test('random reads a few pages apart inside one block are not taken for a sequential pass', async (t) => {
+  const block = 1024 * 1024;
+  const c = await cluster(t, 1, block);
+  const content = randomBytes(4 * block);
+  await writeFile(join(c.origin, 'db'), content);
+  await c.client({ nodeName: 'node-a' }).load('/db');
+  // Learns where the block files are; a budget of one block leaves block 1 out of its memory.
+  const random = c.client({ nodeName: 'node-a', maxBufferBytes: block });
+  assert.equal(sha256(await readWhole(random, 'db', block)), sha256(content));
+  const hits = c.workers[0]!.stats().counters.hits;
+  const before = random.counters();
+  // A database's pages: each read starts 200 KiB past where the one before ended.
+  for (const offset of [block + 1000, block + 209_000, block + 417_000, block + 625_000]) {
+    const bytes = await random.read('/db', { offset, length: 4096 });
+    assert.deepEqual(bytes, content.subarray(offset, offset + 4096));
+  }
+  const after = random.counters();
+  assert.equal(after.readAheadBlocks - before.readAheadBlocks, 0, 'nothing read ahead');
+  assert.equal(after.shortCircuitBytes - before.shortCircuitBytes, 4 * 4096, 'only the pieces read');
+  assert.equal(c.workers[0]!.stats().counters.hits, hits, 'no whole block asked of the worker');
+});
+
+test('a read given the file size asks for no block past the end of the file', async (t) => {
+  const c = await cluster(t, 1);
+  await writeFile(join(c.origin, 'small'), 'x'.repeat(1000));
+  const { version } = await c.ufs.stat('small');
+  const sized = c.client({ nodeName: 'node-a' });
+  const bytes = await sized.read('/small', { offset: 0, length: 4096, version, sizeBytes: 1000 });
+  assert.equal(bytes.length, 1000);
+  assert.equal(sized.counters().readAheadBlocks, 0);
+  // Without it (and no stat before), the client reads ahead the block past the end, in vain.
+  const unsized = c.client({ nodeName: 'node-a' });
+  assert.equal((await unsized.read('/small', { offset: 0, length: 4096, version })).length, 1000);
+  assert.equal(unsized.counters().readAheadBlocks, 1);
 });
 
 test('lends bytes inside one block without a copy, kept from reuse until released', async (t) => {

@@ -66,6 +66,11 @@ export interface ClientReadOptions {
   /** Where to put the bytes (at least `length` long); the result is then a view of it. */
   into?: Uint8Array;
   signal?: AbortSignal;
+  /**
+   * The size of this version when the caller knows it (a FUSE server from the stat at open): reads
+   * and read-ahead then stop at its end without asking for the block past it.
+   */
+  sizeBytes?: number;
 }
 
 /** Bytes on loan from the client's buffers (see CacheClient.readLent). */
@@ -255,6 +260,23 @@ interface FileState {
   streams: Stream[];
 }
 
+/** How far a read may start from where a stream's last one ended and still continue it (at most a block). */
+const CONTIGUOUS_SLACK_BYTES = 128 * 1024;
+
+/**
+ * The stream a read at `offset` continues, if any. One already reading ahead takes reads up to a
+ * block away, as the kernel's read-ahead requests for several readers of one file arrive
+ * interleaved; one that has not started only takes a read that begins where its last one ended, so
+ * that random reads near each other (a database's pages) are not taken for a sequential pass.
+ */
+function streamAt(streams: readonly Stream[], offset: number, blockSize: number): Stream | undefined {
+  return streams.find(
+    (stream) =>
+      Math.abs(offset - stream.next) <=
+      (stream.window > 0 ? blockSize : Math.min(blockSize, CONTIGUOUS_SLACK_BYTES)),
+  );
+}
+
 /**
  * Creates the client the FUSE server and DataLoad read a dataset through.
  *
@@ -367,6 +389,7 @@ class Client implements CacheClient {
       version = entry.version;
     }
     const file = this.#fileState(resolved.mount, resolved.relative, version);
+    if (options.sizeBytes !== undefined) file.sizeBytes = options.sizeBytes;
     let end = offset + length;
     if (file.sizeBytes !== undefined) end = Math.min(end, file.sizeBytes);
     if (end <= offset) return { data: Buffer.alloc(0), release: noop };
@@ -716,7 +739,7 @@ class Client implements CacheClient {
     if (location === undefined || this.#slots.has(ref.id)) return undefined;
     const blockSize = this.#blockSizeBytes;
     // A read that starts a file or follows an earlier one is sequential: read-ahead serves it.
-    if (offset === 0 || file.streams.some((stream) => Math.abs(offset - stream.next) <= blockSize)) {
+    if (offset === 0 || streamAt(file.streams, offset, blockSize) !== undefined) {
       return undefined;
     }
     // Remembered, so that a sequential pass starting here is recognised by its next read.
@@ -767,7 +790,7 @@ class Client implements CacheClient {
   ): void {
     if (this.#readAheadBlocks === 0) return;
     const blockSize = this.#blockSizeBytes;
-    let stream = file.streams.find((candidate) => Math.abs(read.offset - candidate.next) <= blockSize);
+    let stream = streamAt(file.streams, read.offset, blockSize);
     if (stream === undefined) {
       // A read from the start of a file is most likely the first of a sequential pass.
       stream = { next: read.end, window: read.offset === 0 ? 1 : 0, ahead: -1 };

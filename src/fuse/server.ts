@@ -79,6 +79,8 @@ interface PipeWrapBinding {
 interface FileHandle {
   inode: Inode;
   version: string;
+  /** The size at open; unknown for a handle rebuilt after a crash from the cached version. */
+  sizeBytes?: number;
 }
 
 interface DirectoryHandle {
@@ -733,7 +735,7 @@ export class FuseServer {
     }
     const fh = this.#nextHandle;
     this.#nextHandle += 1n;
-    this.#files.set(fh, { inode, version: attributes.version });
+    this.#files.set(fh, { inode, version: attributes.version, sizeBytes: attributes.sizeBytes });
     this.#reply(request.header.unique, encodeOpenOut(fh, openFlags));
   }
 
@@ -745,18 +747,20 @@ export class FuseServer {
     if (handle === undefined) {
       // A handle opened by a server that crashed: rebuild it from the node and its cached version.
       const inode = this.#inode(request.header.nodeid);
-      let version = inode.cachedVersion;
+      const version = inode.cachedVersion;
       if (version === undefined) {
         const attributes = await this.#source.getattr(inode.path, request.signal);
         if (attributes === undefined) throw new Errnum(Errno.ENOENT);
-        version = attributes.version;
+        handle = { inode, version: attributes.version, sizeBytes: attributes.sizeBytes };
+      } else {
+        handle = { inode, version };
       }
-      handle = { inode, version };
       this.#files.set(fh, handle);
     }
     const pooled = this.#takeReadBuffer(size);
     const options = {
       version: handle.version,
+      ...(handle.sizeBytes === undefined ? {} : { sizeBytes: handle.sizeBytes }),
       offset,
       length: size,
       signal: request.signal,

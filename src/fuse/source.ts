@@ -23,6 +23,8 @@ export interface DirectoryEntry {
 export interface SourceReadOptions {
   /** The version the file had when it was opened. */
   version: string;
+  /** The size that version had when it was opened, when known: nothing past it is read ahead. */
+  sizeBytes?: number;
   offset: number;
   /** Bytes wanted; fewer come back only at end of file. */
   length: number;
