@@ -1,4 +1,5 @@
 import { readSync, writeSync } from 'node:fs';
+import { allocatePageStarted } from '../lib/index.ts';
 
 /**
  * Direct I/O (O_DIRECT) needs the memory, the file offset and the length aligned: 4 KiB covers
@@ -106,11 +107,13 @@ export class BufferPool {
   acquire(): Buffer {
     const reused = this.#free.pop();
     if (reused !== undefined) return reused;
-    // Not from Node's shared slab (allocUnsafeSlow): the whole ArrayBuffer is this buffer. 4 KiB
-    // more than asked, so that a pool told to align later (useDirectIo) realigns it in place.
+    // Not from Node's shared slab: the whole ArrayBuffer is this buffer, 4 KiB longer than a block
+    // (allocatePageStarted adds 4080 bytes before it), so that a pool told to align later
+    // (useDirectIo) realigns it in place. Until then it starts at a page, for the copies of
+    // buffered and tmpfs reads.
     const buffer =
       (this.#probe === undefined ? undefined : allocateAligned(this.#sizeBytes, this.#probe)) ??
-      Buffer.allocUnsafeSlow(this.#sizeBytes + DIRECT_IO_ALIGN_BYTES).subarray(0, this.#sizeBytes);
+      allocatePageStarted(this.#sizeBytes + MALLOC_ALIGN_BYTES).subarray(0, this.#sizeBytes);
     this.#owned.set(buffer.buffer, buffer);
     return buffer;
   }

@@ -3,7 +3,7 @@ import { dirname, basename, join } from 'node:path';
 import { Socket } from 'node:net';
 import type { SocketConstructorOpts } from 'node:net';
 import type { Logger } from '../lib/index.ts';
-import { toError } from '../lib/index.ts';
+import { allocatePageStarted, toError } from '../lib/index.ts';
 import { FuseError } from './errors.ts';
 import { InodeTable } from './inode-table.ts';
 import { MAX_PAGES, negotiateInit } from './init.ts';
@@ -811,7 +811,8 @@ export class FuseServer {
   /** A buffer with header room for a READ reply of `size` bytes, from the pool when one fits. */
   #takeReadBuffer(size: number): Buffer | undefined {
     if (size > READ_BUFFER_BYTES - OUT_HEADER_SIZE) return undefined;
-    return this.#readBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+    // The data after the reply header starts a page: sources copy page-cache pages into it.
+    return this.#readBuffers.pop() ?? allocatePageStarted(READ_BUFFER_BYTES, OUT_HEADER_SIZE);
   }
 
   #returnReadBuffer(buffer: Buffer | undefined): void {

@@ -3,3 +3,4 @@ export { raceAbort } from './abort.ts';
 export { SecretValue, scrubSecrets } from './secret.ts';
 export { createLogger, silentLogger, type Logger, type LoggerOptions } from './logger.ts';
 export { parseQuantity, formatBytes } from './quantity.ts';
+export { allocatePageStarted } from './page-buffer.ts';
