@@ -6,15 +6,14 @@ import { mkdtemp, open, readFile, rm, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { crc32 } from 'node:zlib';
-import { checksumsOf } from './block-checksum.ts';
+import { checksumsOf, xxh64HexesOf } from './block-checksum.ts';
 import {
   DIRECT_IO_MIN_BYTES,
   readBlockMeta,
   readCheckedBlock,
   trailerOf,
   writeBlockFile,
-  type BlockFileMeta,
+  type BlockFileMetaV2,
 } from './block-file.ts';
 import { DIRECT_IO_ALIGN_BYTES, allocateAligned, directIoProbeOf, isDirectIoAligned } from './buffer-pool.ts';
 
@@ -55,19 +54,18 @@ async function alignedCopy(dir: string, data: Buffer): Promise<Buffer> {
   }
 }
 
-function metaOf(data: Uint8Array): BlockFileMeta {
+function metaOf(data: Uint8Array): BlockFileMetaV2 {
   const checksums = checksumsOf(data);
   return {
-    format: 1,
+    format: 2,
     mount: 'local:///origin',
     path: 'f',
     version: 'v1',
     index: 0,
     blockSizeBytes: 4 * MiB,
     sizeBytes: data.length,
-    crc32: checksums.crc32,
     pieceBytes: checksums.pieceBytes,
-    pieceCrc32s: checksums.pieceCrc32s,
+    pieceXxh64s: xxh64HexesOf(checksums.pieceXxh64s),
   };
 }
 
@@ -109,7 +107,7 @@ test('a block written with direct I/O reads back whole, with its trailer, from a
       const onDisk = await readFile(finalPath);
       assert.ok(onDisk.subarray(0, size).equals(source), `${label}: the bytes on disk`);
       assert.deepEqual((await readBlockMeta(finalPath))?.meta, meta, `${label}: the trailer`);
-      assert.equal(crc32(onDisk.subarray(0, size)), meta.crc32);
+      assert.deepEqual(xxh64HexesOf(checksumsOf(onDisk.subarray(0, size)).pieceXxh64s), meta.pieceXxh64s);
       for (const direct of [true, false]) {
         const into = aligned ? await alignedCopy(dir, Buffer.alloc(4 * MiB)) : Buffer.alloc(4 * MiB);
         const read = await readCheckedBlock(finalPath, meta, { into, direct });

@@ -1,9 +1,15 @@
 import { closeSync, constants, openSync, readSync, renameSync, unlinkSync, writevSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { setImmediate as setImmediatePromise } from 'node:timers/promises';
-import { crc32 } from 'node:zlib';
 import type { BlockKey } from './block-key.ts';
-import { piecesFit } from './block-checksum.ts';
+import {
+  areCrc32s,
+  parseXxh64Hexes,
+  pieceCheckOf,
+  piecesFit,
+  wholeBlockMatches,
+  type BlockChecksums,
+} from './block-checksum.ts';
 import {
   DIRECT_IO_ALIGN_BYTES,
   allocateAligned,
@@ -20,7 +26,12 @@ import {
  *
  * The bytes come first so that a client short-circuiting to the file reads `[0, sizeBytes)`.
  * Files are written under a temporary name and renamed into place, so a crash leaves either no
- * block or a whole one; bit rot and truncation are caught by the CRC-32 and the length check.
+ * block or a whole one; bit rot and truncation are caught by the checksums and the length check.
+ *
+ * Checksums: the XXH64 of each 256 KiB piece (`format: 2`). Files of `format: 1` hold the CRC-32 of
+ * the whole block and, when written by later versions, of each piece; they are still read and
+ * checked, so a worker upgraded on its cache directory keeps its blocks. A reader that meets a
+ * format it does not know takes the file for no block file (an older Tide drops format 2 files).
  *
  * Direct I/O (`direct: true`): the block's whole 4 KiB units are written and read with O_DIRECT,
  * bypassing the page cache, whose first touch of fresh pages cost more kernel CPU than the rest of
@@ -29,13 +40,27 @@ import {
  * through a small aligned bounce buffer. A file system that refuses O_DIRECT (EINVAL) gets the
  * buffered path, as do blocks under DIRECT_IO_MIN_BYTES.
  */
-export interface BlockFileMeta extends BlockKey {
-  format: 1;
+export type BlockFileMeta = BlockFileMetaV2 | BlockFileMetaV1;
+
+interface BlockFileMetaBase extends BlockKey {
   /** The block size the block was cut with: index `i` means another range under another size. */
   blockSizeBytes: number;
   sizeBytes: number;
+}
+
+/** What this version writes. */
+export interface BlockFileMetaV2 extends BlockFileMetaBase {
+  format: 2;
+  pieceBytes: number;
+  /** XXH64 (seed 0) per piece of `pieceBytes`, as 16 lowercase hex digits. */
+  pieceXxh64s: string[];
+}
+
+/** Files of earlier versions, read and checked but no longer written. */
+export interface BlockFileMetaV1 extends BlockFileMetaBase {
+  format: 1;
   crc32: number;
-  /** CRC-32 per piece of `pieceBytes` (absent in files of earlier versions: then only `crc32`). */
+  /** CRC-32 per piece of `pieceBytes` (absent in the earliest files: then only `crc32`). */
   pieceBytes?: number;
   pieceCrc32s?: number[];
 }
@@ -265,23 +290,35 @@ function parseMeta(text: string): BlockFileMeta | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const meta = value as Record<string, unknown>;
   const ok =
-    meta['format'] === 1 &&
     typeof meta['mount'] === 'string' &&
     typeof meta['path'] === 'string' &&
     typeof meta['version'] === 'string' &&
     Number.isSafeInteger(meta['index']) &&
     Number.isSafeInteger(meta['blockSizeBytes']) &&
-    Number.isSafeInteger(meta['sizeBytes']) &&
-    Number.isSafeInteger(meta['crc32']);
+    Number.isSafeInteger(meta['sizeBytes']);
   if (!ok) return undefined;
+  const sizeBytes = meta['sizeBytes'] as number;
   const pieceBytes = meta['pieceBytes'];
-  const pieceCrc32s = meta['pieceCrc32s'];
-  if (pieceBytes === undefined && pieceCrc32s === undefined) return value as BlockFileMeta;
-  const piecesOk =
-    typeof pieceBytes === 'number' &&
-    Array.isArray(pieceCrc32s) &&
-    piecesFit(meta['sizeBytes'] as number, pieceBytes, pieceCrc32s as number[]);
-  return piecesOk ? (value as BlockFileMeta) : undefined;
+  switch (meta['format']) {
+    case 2: {
+      const hexes = meta['pieceXxh64s'];
+      const piecesOk =
+        Array.isArray(hexes) &&
+        piecesFit(sizeBytes, pieceBytes, hexes.length) &&
+        parseXxh64Hexes(hexes) !== undefined;
+      return piecesOk ? (value as BlockFileMetaV2) : undefined;
+    }
+    case 1: {
+      if (!Number.isSafeInteger(meta['crc32'])) return undefined;
+      const crc32s = meta['pieceCrc32s'];
+      if (pieceBytes === undefined && crc32s === undefined) return value as BlockFileMetaV1;
+      const piecesOk =
+        Array.isArray(crc32s) && piecesFit(sizeBytes, pieceBytes, crc32s.length) && areCrc32s(crc32s);
+      return piecesOk ? (value as BlockFileMetaV1) : undefined;
+    }
+    default:
+      return undefined;
+  }
 }
 
 /**
@@ -345,9 +382,10 @@ export async function readCheckedRange(
   from: number,
   to: number,
 ): Promise<Buffer | undefined> {
-  const { sizeBytes, pieceBytes, pieceCrc32s } = check;
-  if (pieceBytes === undefined || pieceCrc32s === undefined || from < 0 || to > sizeBytes || from >= to)
-    return undefined;
+  const pieces = pieceCheckOf(check);
+  const { sizeBytes } = check;
+  if (pieces === undefined || from < 0 || to > sizeBytes || from >= to) return undefined;
+  const { pieceBytes } = pieces;
   const firstPiece = Math.floor(from / pieceBytes);
   const start = firstPiece * pieceBytes;
   const end = Math.min(Math.ceil(to / pieceBytes) * pieceBytes, sizeBytes);
@@ -368,18 +406,14 @@ export async function readCheckedRange(
     await handle.close();
   }
   for (let at = 0, piece = firstPiece; at < data.length; at += pieceBytes, piece += 1) {
-    if (crc32(data.subarray(at, Math.min(at + pieceBytes, data.length))) !== pieceCrc32s[piece])
-      return undefined;
+    if (!pieces.matches(data.subarray(at, Math.min(at + pieceBytes, data.length)), piece)) return undefined;
   }
   return data.subarray(from - start, to - start);
 }
 
 /** What a reader needs to check a block file: its length and checksums. */
-export interface BlockFileCheck {
+export interface BlockFileCheck extends BlockChecksums {
   sizeBytes: number;
-  crc32: number;
-  pieceBytes?: number | undefined;
-  pieceCrc32s?: readonly number[] | undefined;
 }
 
 /**
@@ -400,11 +434,13 @@ export async function readCheckedBlock(
     onVerified?: (bytes: number) => void;
   } = {},
 ): Promise<Buffer | undefined> {
-  const { sizeBytes, pieceBytes, pieceCrc32s } = check;
-  if (pieceBytes === undefined || pieceCrc32s === undefined) {
+  const { sizeBytes } = check;
+  const pieces = pieceCheckOf(check);
+  if (pieces === undefined) {
     const data = await readBlockData(filePath, sizeBytes, options);
-    return crc32(data) === check.crc32 ? data : undefined;
+    return wholeBlockMatches(data, check) ? data : undefined;
   }
+  const { pieceBytes } = pieces;
   const into = options.into;
   if (into !== undefined && into.length < sizeBytes) {
     throw new RangeError(`Cannot read a ${sizeBytes}-byte block into ${into.length} bytes`);
@@ -435,7 +471,7 @@ export async function readCheckedBlock(
       }
       for (; checked < filled; checked = Math.min(checked + pieceBytes, sizeBytes)) {
         const end = Math.min(checked + pieceBytes, sizeBytes);
-        if (crc32(data.subarray(checked, end)) !== pieceCrc32s[checked / pieceBytes]) return undefined;
+        if (!pieces.matches(data.subarray(checked, end), checked / pieceBytes)) return undefined;
         options.onVerified?.(end);
       }
       // A synchronous (tmpfs) read of the rest would run before the reader of the first piece

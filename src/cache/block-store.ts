@@ -21,8 +21,16 @@ import {
   readCheckedBlock,
   trailerOf,
   writeBlockFile,
+  type BlockFileCheck,
+  type BlockFileMeta,
 } from './block-file.ts';
-import { checksumsOf, type BlockChecksums } from './block-checksum.ts';
+import {
+  checksumsOf,
+  parseXxh64Hexes,
+  xxh64HexesOf,
+  type BlockChecksums,
+  type PieceChecksums,
+} from './block-checksum.ts';
 import { BufferPool, DIRECT_IO_ALIGN_BYTES, directIoProbeOf, type DirectIoProbe } from './buffer-pool.ts';
 import { CacheError } from './errors.ts';
 import type { TierConfig } from './tiers.ts';
@@ -47,20 +55,23 @@ export interface BlockStoreOptions {
   logger?: Logger;
 }
 
-/** Where a cached block's file is, for a reader on the same host (short-circuit). */
-export interface BlockLocation {
+/**
+ * Where a cached block's file is, for a reader on the same host (short-circuit), with the checksums
+ * it was written with: XXH64 per piece, or in files of earlier versions CRC-32s.
+ */
+export interface BlockLocation extends StoredChecksums {
   filePath: string;
   sizeBytes: number;
-  crc32: number;
-  /** CRC-32 per piece, so a reader can check the file piece by piece (absent in older files). */
-  pieceBytes?: number;
-  pieceCrc32s?: readonly number[];
   medium: MediumType;
+}
+
+/** A block's checksums as its index keeps them: piece XXH64s parsed, not as hex. */
+export interface StoredChecksums extends BlockChecksums {
+  pieceXxh64s?: BigUint64Array | undefined;
 }
 
 export interface StoredBlock {
   data: Buffer;
-  crc32: number;
   medium: MediumType;
 }
 
@@ -81,7 +92,7 @@ export interface BlockStoreCounters {
   evictions: number;
   /** Evicted blocks moved down to the next tier instead of dropped. */
   demotions: number;
-  /** Blocks whose file failed its length or CRC-32 check and were dropped. */
+  /** Blocks whose file failed its length or checksum check and were dropped. */
   corruptBlocks: number;
   /** Blocks not cached because no tier could make room (every candidate was being read). */
   rejectedWrites: number;
@@ -127,9 +138,7 @@ interface Entry {
   readonly key: BlockKey;
   readonly sizeBytes: number;
   readonly allocBytes: number;
-  readonly crc32: number;
-  readonly pieceBytes: number | undefined;
-  readonly pieceCrc32s: readonly number[] | undefined;
+  readonly checksums: StoredChecksums;
   tier: Tier;
   dir: Dir;
   filePath: string;
@@ -260,7 +269,7 @@ export class BlockStore {
 
   /**
    * The verified bytes of a cached block (in `into` when given), or undefined on a miss. A file that
-   * is missing, short or fails its CRC-32 is dropped and reported as a miss, so the caller refetches.
+   * is missing, short or fails its checksums is dropped and reported as a miss, so the caller refetches.
    */
   async get(key: BlockKey, options: { into?: Buffer } = {}): Promise<StoredBlock | undefined> {
     if (options.into !== undefined && options.into.length < this.#blockSizeBytes) {
@@ -276,7 +285,7 @@ export class BlockStore {
       entry.readers += 1;
       let data: Buffer | undefined;
       try {
-        data = await readCheckedBlock(filePath, entry, {
+        data = await readCheckedBlock(filePath, checkOf(entry), {
           into: options.into,
           memory: entry.tier.medium === 'MEM',
           direct: entry.dir.direct,
@@ -297,7 +306,7 @@ export class BlockStore {
         await this.#drop(entry);
         return undefined;
       }
-      return { data, crc32: entry.crc32, medium: entry.tier.medium };
+      return { data, medium: entry.tier.medium };
     }
     return undefined;
   }
@@ -309,7 +318,7 @@ export class BlockStore {
   async put(
     key: BlockKey,
     data: Uint8Array,
-    checksums: BlockChecksums = checksumsOf(data),
+    checksums: PieceChecksums = checksumsOf(data),
   ): Promise<BlockLocation | undefined> {
     const id = blockIdOf(key);
     const existing = this.#entries.get(id);
@@ -476,9 +485,7 @@ export class BlockStore {
             key: { mount: meta.mount, path: meta.path, version: meta.version, index: meta.index },
             sizeBytes: meta.sizeBytes,
             allocBytes,
-            crc32: meta.crc32,
-            pieceBytes: meta.pieceBytes,
-            pieceCrc32s: meta.pieceCrc32s,
+            checksums: storedChecksumsOf(meta),
             tier,
             dir,
             filePath,
@@ -495,19 +502,18 @@ export class BlockStore {
     id: string,
     key: BlockKey,
     data: Uint8Array,
-    checksums: BlockChecksums,
+    checksums: PieceChecksums,
   ): Promise<BlockLocation | undefined> {
     if (data.length > this.#blockSizeBytes) {
       throw new RangeError(`Cannot store ${data.length} bytes as a ${this.#blockSizeBytes}-byte block`);
     }
     const trailer = trailerOf({
-      format: 1,
+      format: 2,
       ...key,
       blockSizeBytes: this.#blockSizeBytes,
       sizeBytes: data.length,
-      crc32: checksums.crc32,
       pieceBytes: checksums.pieceBytes,
-      pieceCrc32s: checksums.pieceCrc32s,
+      pieceXxh64s: xxh64HexesOf(checksums.pieceXxh64s),
     });
     const allocBytes = allocationOf(data.length + trailer.length);
     for (const tier of this.#tiers) {
@@ -536,9 +542,7 @@ export class BlockStore {
         key: { mount: key.mount, path: key.path, version: key.version, index: key.index },
         sizeBytes: data.length,
         allocBytes,
-        crc32: checksums.crc32,
-        pieceBytes: checksums.pieceBytes,
-        pieceCrc32s: checksums.pieceCrc32s,
+        checksums,
         tier,
         dir,
         filePath,
@@ -771,12 +775,25 @@ function locationOf(entry: Entry): BlockLocation {
   return {
     filePath: entry.filePath,
     sizeBytes: entry.sizeBytes,
-    crc32: entry.crc32,
-    ...(entry.pieceCrc32s === undefined || entry.pieceBytes === undefined
-      ? {}
-      : { pieceBytes: entry.pieceBytes, pieceCrc32s: entry.pieceCrc32s }),
+    ...entry.checksums,
     medium: entry.tier.medium,
   };
+}
+
+function checkOf(entry: Entry): BlockFileCheck {
+  return { sizeBytes: entry.sizeBytes, ...entry.checksums };
+}
+
+/** The checksums of a trailer as the index keeps them (parsed piece XXH64s: 8 bytes each). */
+function storedChecksumsOf(meta: BlockFileMeta): StoredChecksums {
+  if (meta.format === 1) {
+    const { crc32, pieceBytes, pieceCrc32s } = meta;
+    return pieceBytes === undefined || pieceCrc32s === undefined
+      ? { crc32 }
+      : { crc32, pieceBytes, pieceCrc32s };
+  }
+  // readBlockMeta checked the hex.
+  return { pieceBytes: meta.pieceBytes, pieceXxh64s: parseXxh64Hexes(meta.pieceXxh64s) };
 }
 
 function usageOf(tier: Tier): number {

@@ -28,7 +28,6 @@ export const PROBLEM_TYPE = 'application/problem+json';
 export const CLIENT_NODE_HEADER = 'x-tide-client-node';
 /** Where the served bytes came from: `mem`, `ssd`, `hdd`, `origin` or `flight` (joined a fetch). */
 export const SOURCE_HEADER = 'x-tide-source';
-export const CRC32_HEADER = 'x-tide-crc32';
 
 export interface BlockRequest extends BlockKey {
   datasetId: string;
@@ -71,9 +70,12 @@ export function parseBlockQuery(query: URLSearchParams): BlockRequest | string {
 export interface BlockLocationAnswer {
   filePath: string;
   sizeBytes: number;
-  crc32: number;
-  /** Per-piece CRC-32s: the client checks and hands on the file piece by piece. */
+  /** The client checks and hands on the file piece by piece, against these checksums. */
   pieceBytes?: number;
+  /** XXH64 (seed 0) per piece, 16 lowercase hex digits: what block files are written with. */
+  pieceXxh64s?: string[];
+  /** Block files of earlier versions: CRC-32 of the whole block and, in later ones, per piece. */
+  crc32?: number;
   pieceCrc32s?: number[];
   medium: string;
 }

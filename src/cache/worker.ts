@@ -13,7 +13,6 @@ import {
   DEFAULT_BLOCK_SIZE_BYTES,
   CLIENT_NODE_HEADER,
   FORGET_PATH,
-  CRC32_HEADER,
   HEALTH_PATH,
   LOAD_PATH,
   METRICS_PATH,
@@ -27,7 +26,7 @@ import {
 } from './protocol.ts';
 import { Semaphore } from './semaphore.ts';
 import { BufferPool } from './buffer-pool.ts';
-import { checksumsOf } from './block-checksum.ts';
+import { checksumsOf, xxh64HexesOf } from './block-checksum.ts';
 import type { TierConfig } from './tiers.ts';
 import { createWorkerMetrics, type WorkerMetrics } from './worker-metrics.ts';
 import {
@@ -98,12 +97,11 @@ class Filling {
   buffer: Buffer = EMPTY;
   /** Bytes arrived so far, from the start of the block. */
   length = 0;
-  /** Set once every byte has arrived. */
-  crc32: number | undefined;
   failure: Error | undefined;
   /** Settles once the block is written to a tier (with where), or could not be (undefined). */
   stored: Promise<BlockLocation | undefined> = Promise.resolve(undefined);
   readonly #pool: BufferPool;
+  #complete = false;
   #holds = 1;
   #reusable = true;
   #wakers: (() => void)[] = [];
@@ -112,8 +110,9 @@ class Filling {
     this.#pool = pool;
   }
 
-  get complete(): boolean {
-    return this.crc32 !== undefined;
+  /** True once every byte has arrived (a method: it changes across awaits, unlike a narrowed field). */
+  isComplete(): boolean {
+    return this.#complete;
   }
 
   get data(): Buffer {
@@ -122,7 +121,7 @@ class Filling {
 
   /** Resolves when more than `length` bytes have arrived, or the fetch ended either way. */
   changed(length: number): Promise<void> {
-    if (this.length > length || this.complete || this.failure !== undefined) return Promise.resolve();
+    if (this.length > length || this.#complete || this.failure !== undefined) return Promise.resolve();
     return new Promise((resolve) => this.#wakers.push(resolve));
   }
 
@@ -131,8 +130,8 @@ class Filling {
     this.#wake();
   }
 
-  finish(checksum: number): void {
-    this.crc32 = checksum;
+  finish(): void {
+    this.#complete = true;
     this.#wake();
   }
 
@@ -474,7 +473,7 @@ class Worker implements CacheWorker {
         res.once('finish', () => {
           this.#buffers.release(buffer);
         });
-        sendBlock(res, stored.data, stored.crc32, stored.medium.toLowerCase());
+        sendBlock(res, stored.data, stored.medium.toLowerCase());
         return;
       }
       this.#buffers.release(buffer);
@@ -510,7 +509,7 @@ class Worker implements CacheWorker {
     const { filling, joined, leave } = this.#join(block.key, block.ufs, abortOnClose(res));
     let location: BlockLocation | undefined;
     try {
-      while (!filling.complete && filling.failure === undefined) await filling.changed(filling.length);
+      while (!filling.isComplete() && filling.failure === undefined) await filling.changed(filling.length);
       if (filling.failure !== undefined) throw filling.failure;
       location = await filling.stored;
     } finally {
@@ -562,7 +561,7 @@ class Worker implements CacheWorker {
       signal.removeEventListener('abort', leave);
       current.waiters -= 1;
       const { filling } = current;
-      if (current.waiters === 0 && !filling.complete && filling.failure === undefined) {
+      if (current.waiters === 0 && !filling.isComplete() && filling.failure === undefined) {
         current.controller.abort(signal.reason);
       }
     };
@@ -634,7 +633,7 @@ class Worker implements CacheWorker {
         forget();
         filling.release();
       });
-    filling.finish(checksums.crc32);
+    filling.finish();
   }
 
   #answerError(res: ServerResponse, error: unknown): void {
@@ -736,24 +735,23 @@ function send(res: ServerResponse, status: number, type: string, body: string | 
   res.end(body);
 }
 
-function sendBlock(res: ServerResponse, data: Buffer, checksum: number, source: string): void {
+function sendBlock(res: ServerResponse, data: Buffer, source: string): void {
   res.writeHead(200, {
     'content-type': 'application/octet-stream',
     'content-length': data.length,
-    [CRC32_HEADER]: String(checksum),
     [SOURCE_HEADER]: source,
   });
   res.end(data);
 }
 
 /**
- * Sends a block as its bytes arrive: with its length and CRC-32 when it is already complete, else
+ * Sends a block as its bytes arrive: with its length when it is already complete, else
  * chunked. A fetch that fails half-way cuts the connection, so the client sees a broken body and
  * retries elsewhere, never a short block. Resolves false when the response did not complete.
  */
 async function streamBlock(res: ServerResponse, filling: Filling, source: string): Promise<boolean> {
-  if (filling.crc32 !== undefined) {
-    sendBlock(res, filling.data, filling.crc32, source);
+  if (filling.isComplete()) {
+    sendBlock(res, filling.data, source);
     return true;
   }
   res.writeHead(200, { 'content-type': 'application/octet-stream', [SOURCE_HEADER]: source });
@@ -767,7 +765,7 @@ async function streamBlock(res: ServerResponse, filling: Filling, source: string
     } else if (filling.failure !== undefined) {
       res.destroy();
       return false;
-    } else if (filling.complete) {
+    } else if (filling.isComplete()) {
       res.end();
       return true;
     } else {
@@ -792,10 +790,7 @@ function sendLocation(res: ServerResponse, location: BlockLocation, source: stri
   const answer: BlockLocationAnswer = {
     filePath: location.filePath,
     sizeBytes: location.sizeBytes,
-    crc32: location.crc32,
-    ...(location.pieceCrc32s === undefined || location.pieceBytes === undefined
-      ? {}
-      : { pieceBytes: location.pieceBytes, pieceCrc32s: [...location.pieceCrc32s] }),
+    ...checksumsAnswerOf(location),
     medium: location.medium,
   };
   const body = JSON.stringify(answer);
@@ -805,6 +800,22 @@ function sendLocation(res: ServerResponse, location: BlockLocation, source: stri
     [SOURCE_HEADER]: source,
   });
   res.end(body);
+}
+
+/** The checksums of a location as JSON carries them: piece XXH64s as hex. */
+function checksumsAnswerOf(
+  location: BlockLocation,
+): Pick<BlockLocationAnswer, 'pieceBytes' | 'pieceXxh64s' | 'crc32' | 'pieceCrc32s'> {
+  const { pieceBytes, pieceXxh64s, crc32, pieceCrc32s } = location;
+  if (pieceBytes !== undefined && pieceXxh64s !== undefined) {
+    return { pieceBytes, pieceXxh64s: xxh64HexesOf(pieceXxh64s) };
+  }
+  return {
+    ...(crc32 === undefined ? {} : { crc32 }),
+    ...(pieceBytes === undefined || pieceCrc32s === undefined
+      ? {}
+      : { pieceBytes, pieceCrc32s: [...pieceCrc32s] }),
+  };
 }
 
 function problem(res: ServerResponse, status: number, code: string, detail: string): void {
