@@ -285,8 +285,8 @@ function streamAt(streams: readonly Stream[], offset: number, blockSize: number)
  *   that fails is skipped for `workerRetryMs`; its blocks go to their next owner, and when no owner
  *   answers, the client reads the origin itself: the reader never sees a worker failure.
  * - A worker on the same node is asked where its block file is and the file is read directly
- *   (short-circuit), checked against its CRC-32; a file evicted or damaged in between is refetched
- *   through the worker.
+ *   (short-circuit), checked piece by piece against its checksums; a file evicted or damaged in
+ *   between is refetched through the worker.
  * - Blocks are kept in a bounded LRU of pooled buffers (blocks read but not yet asked for are
  *   evicted last, and never to make room for more read-ahead), and a reader found to be sequential
  *   gets the next blocks fetched in parallel ahead of it, its window doubling up to
