@@ -14,7 +14,9 @@ import {
   type UnderFileSystem,
 } from '../ufs/index.ts';
 import { startWorker, type CacheWorker, type WorkerOptions } from './worker.ts';
-import { blockQueryOf } from './protocol.ts';
+import { blockQueryOf, type BlockLocationAnswer } from './protocol.ts';
+import { checksumsOf, xxh64HexesOf } from './block-checksum.ts';
+import { readCheckedBlock } from './block-file.ts';
 import { fetchWorkerStats } from './stats.ts';
 import type { TierConfig } from './tiers.ts';
 
@@ -241,9 +243,16 @@ test('tells a client where a cached block file is, and those bytes are the block
   await blocksCached(worker, 1);
   const response = await fetch(blockUrl(worker, 'f', version, 1, { locate: '1' }));
   assert.equal(response.headers.get('content-type'), 'application/vnd.tide.block-location+json');
-  const location = (await response.json()) as { filePath: string; sizeBytes: number };
+  const location = (await response.json()) as BlockLocationAnswer;
   const file = await readFile(location.filePath);
   assert.ok(file.subarray(0, location.sizeBytes).equals(content.subarray(BLOCK)));
+  assert.equal(location.crc32, undefined, 'new files have no CRC-32');
+  assert.deepEqual(
+    location.pieceXxh64s,
+    xxh64HexesOf(checksumsOf(content.subarray(BLOCK)).pieceXxh64s),
+    'the answer carries the XXH64 of each piece as hex',
+  );
+  assert.ok((await readCheckedBlock(location.filePath, location))?.equals(content.subarray(BLOCK)));
 });
 
 test('answers 409 when the origin file changed since the version the client asked for', async (t) => {
