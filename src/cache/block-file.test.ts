@@ -6,7 +6,7 @@ import { mkdtemp, open, readFile, rm, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { checksumsOf, xxh64HexesOf } from './block-checksum.ts';
+import { PIECE_BYTES, checksumsOf, xxh64HexesOf } from './block-checksum.ts';
 import {
   DIRECT_IO_MIN_BYTES,
   readBlockMeta,
@@ -156,7 +156,7 @@ test('a damaged piece fails a direct read as it fails a buffered one', async (t)
   assert.equal(read, undefined);
   assert.deepEqual(
     verified,
-    [1, 2, 3, 4].map((n) => (n * MiB) / 4),
+    Array.from({ length: MiB / PIECE_BYTES }, (_, n) => (n + 1) * PIECE_BYTES),
     'the pieces before the damage were handed on',
   );
   const short = metaOf(Buffer.concat([data, randomBytes(DIRECT_IO_ALIGN_BYTES)]));
