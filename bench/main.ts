@@ -145,6 +145,15 @@ function buildSystems(origin: Origin, data: DataSet): System[] {
   const all: System[] = [
     tideSystem({ origin, kind: 'http', runDir: paths.runDir, repo: paths.repo, quota, readyTimeoutMs }),
     tideSystem({ origin, kind: 's3', runDir: paths.runDir, repo: paths.repo, quota, readyTimeoutMs }),
+    tideSystem({
+      origin,
+      kind: 'http',
+      medium: 'MEM',
+      runDir: paths.runDir,
+      repo: paths.repo,
+      quota,
+      readyTimeoutMs,
+    }),
     rcloneSystem(origin, paths.runDir, {
       id: 'rclone160-http',
       binary: '/usr/bin/rclone',

@@ -25,12 +25,18 @@ export interface TideInstance extends Instance {
   ): Promise<{ code: number | null; stdout: string; stderr: string }>;
 }
 
+type TierMedium = 'SSD' | 'MEM';
+
 /** Thrown when Tide cannot be measured here; its message is the reason the report shows. */
 export class TideUnavailableError extends Error {
   override readonly name = 'TideUnavailableError';
 }
 
-function manifests(origin: Origin, kind: OriginKind, cacheDir: string, quota: string): string {
+function manifests(
+  origin: Origin,
+  kind: OriginKind,
+  tier: { medium: TierMedium; path: string; quota: string },
+): string {
   const runtime = `---
 apiVersion: data.fluid.io/v1alpha1
 kind: TideRuntime
@@ -40,9 +46,9 @@ spec:
   replicas: ${WORKERS}
   tieredstore:
     levels:
-      - mediumtype: SSD
-        path: ${cacheDir}
-        quota: ${quota}
+      - mediumtype: ${tier.medium}
+        path: ${tier.path}
+        quota: ${tier.quota}
         high: "0.95"
         low: "0.8"
   fuse:
@@ -146,35 +152,50 @@ export interface TideSystemOptions {
   kind: OriginKind;
   runDir: string;
   repo: string;
-  /** Per-worker quota of the SSD tier. */
+  /** Per-worker quota of the tier. */
   quota: string;
+  /** The workers' one tier: SSD in the run directory (the default), or MEM in /dev/shm. */
+  medium?: TierMedium;
   /** How long `tide apply` may take to get the Dataset Bound and mounted. */
   readyTimeoutMs: number;
 }
 
 export function tideSystem(options: TideSystemOptions): System {
   const { origin, kind } = options;
+  const medium = options.medium ?? 'SSD';
   const tide = join(options.repo, 'bin', 'tide');
+  const id = medium === 'SSD' ? `tide-${kind}` : `tide-${kind}-mem`;
   return {
-    id: `tide-${kind}`,
-    label: `Tide (${kind})`,
+    id,
+    label: medium === 'SSD' ? `Tide (${kind})` : `Tide (${kind}, MEM tier)`,
     role: 'tide',
     origin: kind,
-    options: `TideRuntime: ${WORKERS} workers, one SSD tier (quota ${options.quota} each), fuse args ${FUSE_ARGS.join(' ')}; Dataset accessModes ReadOnlyMany`,
+    options: `TideRuntime: ${WORKERS} workers, one ${medium} tier (quota ${options.quota} each${medium === 'MEM' ? ', in /dev/shm' : ''}), fuse args ${FUSE_ARGS.join(' ')}; Dataset accessModes ReadOnlyMany`,
     unavailable: () =>
       Promise.resolve(
         kind === 's3' && origin.s3 === undefined ? `no S3 origin: ${origin.s3Unavailable ?? '?'}` : undefined,
       ),
-    start: (round) => startTide({ ...options, tide, home: join(options.runDir, `tide-${kind}-r${round}`) }),
+    start: (round) =>
+      startTide({
+        ...options,
+        tide,
+        home: join(options.runDir, `${id}-r${round}`),
+        // tmpfs: dropping the page cache leaves it, as a MEM tier keeps its blocks.
+        tierPath: medium === 'MEM' ? join('/dev/shm', `tide-bench-${id}-r${round}`) : undefined,
+      }),
   };
 }
 
-async function startTide(options: TideSystemOptions & { tide: string; home: string }): Promise<TideInstance> {
+async function startTide(
+  options: TideSystemOptions & { tide: string; home: string; tierPath: string | undefined },
+): Promise<TideInstance> {
   const { home, tide } = options;
+  const tierPath = options.tierPath ?? join(home, 'cache');
   const mountRoot = join(home, 'mnt');
   const root = join(mountRoot, 'default', DATASET);
   await unmountAllUnder(home);
   await rm(home, { recursive: true, force: true });
+  await rm(tierPath, { recursive: true, force: true });
   await mkdir(home, { recursive: true });
   const env = { ...process.env, TIDE_HOME: home, TIDE_MOUNT_ROOT: mountRoot };
   const cli = (args: readonly string[], timeoutMs = 60_000) =>
@@ -198,6 +219,7 @@ async function startTide(options: TideSystemOptions & { tide: string; home: stri
     }
     await unmountAllUnder(home);
     await rm(home, { recursive: true, force: true }).catch(() => undefined);
+    await rm(tierPath, { recursive: true, force: true }).catch(() => undefined);
   };
 
   const started = process.hrtime.bigint();
@@ -208,7 +230,11 @@ async function startTide(options: TideSystemOptions & { tide: string; home: stri
     const manifestPath = join(home, 'bench.yaml');
     await writeFile(
       manifestPath,
-      manifests(options.origin, options.kind, join(home, 'cache'), options.quota),
+      manifests(options.origin, options.kind, {
+        medium: options.medium ?? 'SSD',
+        path: tierPath,
+        quota: options.quota,
+      }),
     );
     const apply = await cli(['apply', '-f', manifestPath]);
     if (apply.code !== 0)
