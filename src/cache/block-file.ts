@@ -28,7 +28,7 @@ import {
  * Files are written under a temporary name and renamed into place, so a crash leaves either no
  * block or a whole one; bit rot and truncation are caught by the checksums and the length check.
  *
- * Checksums: the XXH64 of each 256 KiB piece (`format: 2`). Files of `format: 1` hold the CRC-32 of
+ * Checksums: the XXH64 of each piece (`format: 2`; 32 KiB, the size is in the trailer). Files of `format: 1` hold the CRC-32 of
  * the whole block and, when written by later versions, of each piece; they are still read and
  * checked, so a worker upgraded on its cache directory keeps its blocks. A reader that meets a
  * format it does not know takes the file for no block file (an older Tide drops format 2 files).
