@@ -39,6 +39,12 @@ interface Cluster {
   client(options?: Partial<CacheClientOptions>): CacheClient;
 }
 
+/** ArrayBuffer bytes still reachable after a full collection. */
+function liveArrayBufferBytes(): number {
+  (runInNewContext('gc') as () => void)();
+  return process.memoryUsage().arrayBuffers;
+}
+
 async function cluster(t: TestContext, count = 3, blockBytes = BLOCK): Promise<Cluster> {
   const origin = await tempDir(t);
   const ufs = new LocalUfs({ root: origin, description: MOUNT });
@@ -248,6 +254,27 @@ test('random reads a few pages apart inside one block are not taken for a sequen
   assert.equal(after.readAheadBlocks - before.readAheadBlocks, 0, 'nothing read ahead');
   assert.equal(after.shortCircuitBytes - before.shortCircuitBytes, 4 * 4096, 'only the pieces read');
   assert.equal(c.workers[0]!.stats().counters.hits, hits, 'no whole block asked of the worker');
+});
+
+test('a buffered small file holds its own size of memory, not a shared slab', async (t) => {
+  const c = await cluster(t, 1);
+  await Promise.all(
+    Array.from({ length: 1040 }, (_, i) => writeFile(join(c.origin, `s${i}`), randomBytes(16 * 1024))),
+  );
+  const client = c.client({ nodeName: 'node-a' });
+  const readAll = async (from: number, to: number): Promise<void> => {
+    for (let i = from; i < to; i += 1) {
+      // Garbage of the same size beside each read, as a FUSE server's other work makes.
+      Buffer.allocUnsafe(16 * 1024);
+      assert.equal((await client.read(`/s${i}`, { offset: 0, length: 65536 })).length, 16 * 1024);
+    }
+  };
+  await readAll(0, 40);
+  const before = liveArrayBufferBytes();
+  await readAll(40, 1040);
+  const perFile = (liveArrayBufferBytes() - before) / 1000;
+  // A slice of a 64 KiB slab held 49-81 KB per file.
+  assert.ok(perFile < 32 * 1024, `${Math.round(perFile)} bytes held per buffered 16 KiB file`);
 });
 
 test('a read given the file size asks for no block past the end of the file', async (t) => {
@@ -604,14 +631,11 @@ test('holds no block-sized buffer per small file it keeps', async (t) => {
   await Promise.all(Array.from({ length: count }, (_, i) => writeFile(join(c.origin, `s${i}`), `${i}`)));
   // Room for every small file, but not for a block-sized buffer each.
   const client = c.client({ maxBufferBytes: 16 * BLOCK });
-  const collect = runInNewContext('gc') as () => void;
-  collect();
-  const before = process.memoryUsage().arrayBuffers;
+  const before = liveArrayBufferBytes();
   for (let i = 0; i < count; i += 1) {
     assert.equal((await client.read(`s${i}`, { offset: 0, length: 100 })).toString(), `${i}`);
   }
-  collect();
-  const grown = process.memoryUsage().arrayBuffers - before;
+  const grown = liveArrayBufferBytes() - before;
   assert.ok(
     grown < (count * BLOCK) / 4,
     `the client holds ${grown} bytes of buffers for ${count} tiny files`,
