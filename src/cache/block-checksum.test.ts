@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { PIECE_BYTES, checksumsOf, parseXxh64Hexes, xxh64HexesOf } from './block-checksum.ts';
+import { PIECE_BYTES, areXxh64Hexes, checksumsOf, parseXxh64Hexes, xxh64HexesOf } from './block-checksum.ts';
 import {
   readBlockMeta,
   readCheckedBlock,
@@ -85,11 +85,12 @@ test('each piece has its XXH64 (seed 0), and hex round-trips it', () => {
     }
     const hexes = xxh64HexesOf(pieceXxh64s);
     assert.ok(hexes.every((hex) => /^[0-9a-f]{16}$/.test(hex)));
+    assert.ok(areXxh64Hexes(hexes));
     assert.deepEqual(parseXxh64Hexes(hexes), pieceXxh64s);
   }
-  assert.equal(parseXxh64Hexes(['44BC2CF5AD770999']), undefined, 'upper case is not what is written');
-  assert.equal(parseXxh64Hexes(['44bc2cf5ad77099']), undefined, '15 digits');
-  assert.equal(parseXxh64Hexes([12]), undefined, 'a number');
+  assert.equal(areXxh64Hexes(['44BC2CF5AD770999']), false, 'upper case is not what is written');
+  assert.equal(areXxh64Hexes(['44bc2cf5ad77099']), false, '15 digits');
+  assert.equal(areXxh64Hexes([12]), false, 'a number');
 });
 
 test('hands on the checked pieces of a block file before a damaged one, and never the damaged one', async (t) => {

@@ -92,14 +92,14 @@ export function xxh64HexesOf(values: BigUint64Array): string[] {
 
 const XXH64_HEX = /^[0-9a-f]{16}$/;
 
-/** The values of 16-digit hex checksums, or undefined when one is not. */
-export function parseXxh64Hexes(hexes: readonly unknown[]): BigUint64Array | undefined {
-  const values = new BigUint64Array(hexes.length);
-  for (const [index, hex] of hexes.entries()) {
-    if (typeof hex !== 'string' || !XXH64_HEX.test(hex)) return undefined;
-    values[index] = BigInt(`0x${hex}`);
-  }
-  return values;
+/** True when every value is a checksum as xxh64HexOf writes it. */
+export function areXxh64Hexes(values: readonly unknown[]): values is readonly string[] {
+  return values.every((value) => typeof value === 'string' && XXH64_HEX.test(value));
+}
+
+/** The values of 16-digit hex checksums (checked with areXxh64Hexes). */
+export function parseXxh64Hexes(hexes: readonly string[]): BigUint64Array {
+  return BigUint64Array.from(hexes, (hex) => BigInt(`0x${hex}`));
 }
 
 /** True when a trailer's piece checksums are as many as a block of `sizeBytes` has pieces. */

@@ -4,7 +4,7 @@ import { setImmediate as setImmediatePromise } from 'node:timers/promises';
 import type { BlockKey } from './block-key.ts';
 import {
   areCrc32s,
-  parseXxh64Hexes,
+  areXxh64Hexes,
   pieceCheckOf,
   piecesFit,
   wholeBlockMatches,
@@ -28,9 +28,10 @@ import {
  * Files are written under a temporary name and renamed into place, so a crash leaves either no
  * block or a whole one; bit rot and truncation are caught by the checksums and the length check.
  *
- * Checksums: the XXH64 of each piece (`format: 2`; 32 KiB, the size is in the trailer). Files of `format: 1` hold the CRC-32 of
- * the whole block and, when written by later versions, of each piece; they are still read and
- * checked, so a worker upgraded on its cache directory keeps its blocks. A reader that meets a
+ * Checksums: the XXH64 of each piece (`format: 2`; 32 KiB, the size is in the trailer). Files of
+ * `format: 1` hold the CRC-32 of the whole block and, when written by later versions, of each
+ * piece; they are still read and checked, so a worker upgraded on its cache directory keeps its
+ * blocks. A reader that meets a
  * format it does not know takes the file for no block file (an older Tide drops format 2 files).
  *
  * Direct I/O (`direct: true`): the block's whole 4 KiB units are written and read with O_DIRECT,
@@ -303,9 +304,7 @@ function parseMeta(text: string): BlockFileMeta | undefined {
     case 2: {
       const hexes = meta['pieceXxh64s'];
       const piecesOk =
-        Array.isArray(hexes) &&
-        piecesFit(sizeBytes, pieceBytes, hexes.length) &&
-        parseXxh64Hexes(hexes) !== undefined;
+        Array.isArray(hexes) && piecesFit(sizeBytes, pieceBytes, hexes.length) && areXxh64Hexes(hexes);
       return piecesOk ? (value as BlockFileMetaV2) : undefined;
     }
     case 1: {

@@ -792,7 +792,7 @@ function storedChecksumsOf(meta: BlockFileMeta): StoredChecksums {
       ? { crc32 }
       : { crc32, pieceBytes, pieceCrc32s };
   }
-  // readBlockMeta checked the hex.
+  // readBlockMeta checked the hex (areXxh64Hexes).
   return { pieceBytes: meta.pieceBytes, pieceXxh64s: parseXxh64Hexes(meta.pieceXxh64s) };
 }
 
