@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { CacheClient } from '../cache/index.ts';
+import type { CacheClient, ClientReadOptions } from '../cache/index.ts';
 import type {
   DirectoryEntry,
   FileAttributes,
@@ -170,15 +170,13 @@ export class DatasetFileSource implements FileSource {
   }
 
   read(path: string, options: SourceReadOptions): Promise<Uint8Array> {
-    const { buffer, ...rest } = options;
     // The cache client copies the blocks into the server's reply buffer: no allocation per read.
-    return this.#client.read(path, buffer === undefined ? rest : { ...rest, into: buffer });
+    return this.#client.read(path, clientReadOptionsOf(options));
   }
 
   readLent(path: string, options: SourceReadOptions): Promise<LentRead> {
-    const { buffer, ...rest } = options;
     // A READ inside one buffered block is written to the kernel from the block's buffer.
-    return this.#client.readLent(path, buffer === undefined ? rest : { ...rest, into: buffer });
+    return this.#client.readLent(path, clientReadOptionsOf(options));
   }
 
   subscribe(onChange: (path: string) => void): () => void {
@@ -273,4 +271,10 @@ export class DatasetFileSource implements FileSource {
     this.#listedEntries = 0;
     this.#attributes.clear();
   }
+}
+
+/** A FUSE read's options as the cache client takes them: the reply buffer is where bytes go. */
+function clientReadOptionsOf(options: SourceReadOptions): ClientReadOptions {
+  const { buffer, ...rest } = options;
+  return buffer === undefined ? rest : { ...rest, into: buffer };
 }
