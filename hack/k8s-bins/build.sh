@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds (once) the Kubernetes control-plane binaries the k8s test suite runs:
-# etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok, from
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and kwok, from
 # the Go module proxy, pinned by the committed go.mod/go.sum in this directory.
 #
 # Output: ${TIDE_K8S_CACHE:-$HOME/.cache/tide-k8s}/<versions>/bin, outside the
@@ -21,7 +21,7 @@ KWOK=$(modver "$HERE/kwok/go.mod" 'sigs.k8s.io/kwok')
 [ -n "$K8S" ] && [ -n "$ETCD" ] && [ -n "$KWOK" ] || { echo "build.sh: cannot read pinned versions from go.mod files" >&2; exit 1; }
 OUT="${TIDE_K8S_CACHE:-$HOME/.cache/tide-k8s}/k8s-$K8S-etcd-$ETCD-kwok-$KWOK/bin"
 
-BINS=(etcd kwok kube-apiserver kube-controller-manager kube-scheduler)
+BINS=(etcd kwok kube-apiserver kube-controller-manager kube-scheduler kubelet)
 missing() { local b; for b in "${BINS[@]}"; do [ -x "$OUT/$b" ] || echo "$b"; done; }
 if [ "${1:-}" = --print ] || [ -z "$(missing)" ]; then echo "$OUT"; exit 0; fi
 
@@ -62,6 +62,7 @@ build kwok "$HERE/kwok" sigs.k8s.io/kwok/cmd/kwok
 build kube-apiserver "$HERE" k8s.io/kubernetes/cmd/kube-apiserver "$X"
 build kube-controller-manager "$HERE" k8s.io/kubernetes/cmd/kube-controller-manager "$X"
 build kube-scheduler "$HERE" k8s.io/kubernetes/cmd/kube-scheduler "$X"
+build kubelet "$HERE" k8s.io/kubernetes/cmd/kubelet "$X"
 echo "build.sh: all binaries built in $(( $(date +%s) - T0 )) s (go $(go env GOVERSION), GOMAXPROCS=$(nproc))" >&2
 "$OUT/kube-apiserver" --version >&2
 "$OUT/etcd" --version | head -n1 >&2

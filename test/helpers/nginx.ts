@@ -26,6 +26,8 @@ export interface NginxOptions {
    * responses together share the link's bandwidth.
    */
   link?: ThrottledLink;
+  /** Listen on this local address instead of 127.0.0.1 (a real test node's bridge, for pods). */
+  host?: string;
   /** How long to wait for the ports to open. Default 10 s. */
   startTimeoutMs?: number;
 }
@@ -64,7 +66,7 @@ export interface NginxServer {
  */
 export async function startNginx(options: NginxOptions): Promise<NginxServer> {
   const prefix = await mkdtemp(join(tmpdir(), 'tide-nginx-'));
-  const host = options.link?.remoteAddress ?? '127.0.0.1';
+  const host = options.link?.remoteAddress ?? options.host ?? '127.0.0.1';
   const ports = {
     main: await freePort(),
     slow: options.rateLimitBytesPerSecond === undefined ? undefined : await freePort(),

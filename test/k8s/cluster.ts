@@ -19,7 +19,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeClient, builtin, type KubeObject } from '../../src/kube/index.ts';
+import { acquireSlot, NODES_PER_SLOT, setUpSlotNetwork, sweepSlot, type NodeSlot } from './node-slot.ts';
 import { TestCa } from './pki.ts';
+import { startRealNode, type RealNode } from './real-node.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '..', '..');
@@ -31,15 +33,16 @@ export const K8S_BINARIES = [
   'kube-controller-manager',
   'kube-scheduler',
   'kwok',
+  'kubelet',
 ] as const;
-export type ComponentName = (typeof K8S_BINARIES)[number];
+export type ComponentName = Exclude<(typeof K8S_BINARIES)[number], 'kubelet'>;
 
 /** Annotation kwok-controller selects the Nodes it manages by. */
 export const KWOK_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
 
 export interface BinariesStatus {
   binDir: string;
-  missing: ComponentName[];
+  missing: (typeof K8S_BINARIES)[number][];
   goAvailable: boolean;
 }
 
@@ -51,6 +54,28 @@ export function k8sBinariesStatus(): BinariesStatus {
   const missing = K8S_BINARIES.filter((b) => !existsSync(join(binDir, b)));
   const goAvailable = spawnSync('go', ['version'], { encoding: 'utf8' }).status === 0;
   return { binDir, missing, goAvailable };
+}
+
+/**
+ * Why a Kubernetes suite cannot run on this machine, in one line, or false. In CI (`CI` set) it is
+ * always false: .ci/run installs every part, so a missing one must fail the suite, not skip it.
+ */
+export function k8sSuiteSkipReason(needs: { realNode?: boolean } = {}): string | false {
+  if (process.env['CI'] !== undefined && process.env['CI'] !== '') return false;
+  const status = k8sBinariesStatus();
+  if (status.missing.length > 0 && !status.goAvailable) {
+    return `go is not installed, so the Kubernetes binaries (${status.missing.join(', ')}) cannot be built into ${status.binDir}`;
+  }
+  if (needs.realNode === true) {
+    if (process.getuid?.() !== 0) return 'a real node (kubelet, containerd, mounts, bridges) needs root';
+    const missing = ['containerd', 'runc', 'ctr', 'iptables', 'ip'].filter(
+      (tool) => spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status !== 0,
+    );
+    if (missing.length > 0) {
+      return `${missing.join(', ')} not installed (scripts/test-deps.d/10-debian.sh installs them; npm test runs it)`;
+    }
+  }
+  return false;
 }
 
 /**
@@ -112,6 +137,13 @@ export interface StartClusterOptions {
   /** Keep the temp dir (logs, kubeconfig) after stop(), for debugging. */
   keepDir?: boolean | undefined;
   extraApiServerArgs?: readonly string[] | undefined;
+  /**
+   * Real nodes (kubelet + containerd each, real-node.ts) beside the kwok nodes (full tier only), at
+   * most NODES_PER_SLOT. The caller imports their images (`importImages` of each).
+   */
+  realNodes?: number | undefined;
+  /** Labels of every real node. */
+  realNodeLabels?: Record<string, string> | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -127,6 +159,14 @@ export interface TestCluster {
   binDir: string;
   /** An admin client (system:masters) on the cluster; closed by stop(). */
   client: KubeClient;
+  /** The CA every certificate of the cluster is issued by. */
+  ca: TestCa;
+  /** The real nodes asked for with `realNodes`, `tide-node-0` first. */
+  realNodes: RealNode[];
+  /** An address on the real nodes' pod bridge that pods reach: serve an origin for them here. */
+  podReachableIp: string | undefined;
+  /** The `kubernetes` Service's ClusterIP (routed to the API server only on the real nodes). */
+  apiServiceIp: string;
   /** Milliseconds from the call to a ready cluster. */
   startupMs: number;
   logPath(component: ComponentName): string;
@@ -225,6 +265,8 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
   await writeFile(join(dir, OWNER_FILE), String(process.pid));
   const components: Component[] = [];
   let stopped = false;
+  let slot: NodeSlot | undefined;
+  const realNodes: RealNode[] = [];
 
   const killAllSync = (): void => {
     for (const c of components) {
@@ -244,6 +286,9 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
     if (stopped) return;
     stopped = true;
     process.removeListener('exit', killAllSync);
+    // The node first: its pods talk to the API server until they are gone.
+    await Promise.all(realNodes.map((node) => node.stop()));
+    if (slot !== undefined) await sweepSlot(slot);
     client?.close();
     // Dependents first, etcd last, so nothing logs storms of connection errors.
     const order: ComponentName[][] = [
@@ -271,6 +316,10 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
     await mkdir(pkiDir, { recursive: true });
     await mkdir(logDir, { recursive: true });
 
+    const realNodeCount = full ? (options.realNodes ?? 0) : 0;
+    if (realNodeCount > NODES_PER_SLOT) throw new RangeError(`At most ${NODES_PER_SLOT} real nodes`);
+    if (realNodeCount > 0) slot = await acquireSlot();
+    const apiServiceIp = slot?.apiServiceIp ?? '10.96.0.1';
     const ca = await TestCa.create(pkiDir, { name: 'ca', commonName: 'tide-test-ca', signal });
     const [serving, admin] = await Promise.all([
       ca.issue({
@@ -283,7 +332,7 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
           'kubernetes.default.svc',
           'kubernetes.default.svc.cluster.local',
         ],
-        ipAddresses: ['127.0.0.1', '10.96.0.1'],
+        ipAddresses: ['127.0.0.1', apiServiceIp],
         usage: 'server',
         signal,
       }),
@@ -420,7 +469,10 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       `--service-account-key-file=${saPubPath}`,
       `--service-account-signing-key-file=${saKeyPath}`,
-      '--service-cluster-ip-range=10.96.0.0/16',
+      `--service-cluster-ip-range=${slot?.serviceRange ?? '10.96.0.0/16'}`,
+      // For logs and exec on the real node's pods.
+      `--kubelet-client-certificate=${admin.certPath}`,
+      `--kubelet-client-key=${admin.keyPath}`,
       '--authorization-mode=Node,RBAC',
       '--allow-privileged=true',
       // No kubelet or kube-proxy: the kubernetes Service endpoints would point nowhere.
@@ -503,6 +555,26 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
         await api.get(builtin.serviceAccounts, 'default', { namespace: 'default', signal });
         return true;
       });
+      if (slot !== undefined) {
+        await setUpSlotNetwork(slot, apiPort);
+        const nodeSlot = slot;
+        // One at a time: two kubelets registering at once on two cores only slow each other.
+        for (let index = 0; index < realNodeCount; index++) {
+          realNodes.push(
+            await startRealNode({
+              slot: nodeSlot,
+              index,
+              ca,
+              server,
+              client: api,
+              kubeletBinary: join(binDir, 'kubelet'),
+              labels: options.realNodeLabels,
+              timeoutMs,
+              signal,
+            }),
+          );
+        }
+      }
     }
 
     const readClient = client;
@@ -515,6 +587,10 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
       dir,
       binDir,
       client: readClient,
+      ca,
+      realNodes,
+      podReachableIp: slot?.hostIp,
+      apiServiceIp,
       startupMs: Math.round(performance.now() - t0),
       logPath: (name) => join(logDir, `${name}.log`),
       logTail: (name, lines = 40) => tail(join(logDir, `${name}.log`), lines),

@@ -25,16 +25,12 @@ import { EndpointSliceMembership, runLoader, type RuntimePlan } from '../../src/
 import { clientAccess, configFiles, DEFAULT_SETTINGS } from '../../src/platform/kube/manifests.ts';
 import { extraTypes, namesOf } from '../../src/platform/kube/names.ts';
 import { startNginx, type NginxServer } from '../helpers/nginx.ts';
-import { ensureK8sBinaries, k8sBinariesStatus, startCluster, waitFor, type TestCluster } from './cluster.ts';
+import { ensureK8sBinaries, k8sSuiteSkipReason, startCluster, waitFor, type TestCluster } from './cluster.ts';
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..');
 const NS = 'data-path';
-const binaries = k8sBinariesStatus();
-const skip =
-  binaries.missing.length > 0 && !binaries.goAvailable
-    ? `go is not installed, so the Kubernetes binaries (${binaries.missing.join(', ')}) cannot be built`
-    : false;
+const skip = k8sSuiteSkipReason();
 
 /** EndpointSlices refuse loopback addresses, so workers listen on the machine's own address. */
 function hostAddress(): string | undefined {

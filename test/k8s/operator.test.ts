@@ -29,7 +29,7 @@ import {
 } from '../../src/kube/index.ts';
 import { startNginx, type NginxServer } from '../helpers/nginx.ts';
 import { startS3Server, versitygwPath, type S3Server } from '../helpers/s3-server.ts';
-import { ensureK8sBinaries, k8sBinariesStatus, startCluster, waitFor, type TestCluster } from './cluster.ts';
+import { ensureK8sBinaries, k8sSuiteSkipReason, startCluster, waitFor, type TestCluster } from './cluster.ts';
 import { helmPath, helmSkipReason } from './helm.ts';
 
 const run = promisify(execFile);
@@ -56,11 +56,7 @@ const RBAC_KINDS = new Map<string, ResourceType>([
   ],
 ]);
 const KUBECTL = '/usr/bin/kubectl';
-const binaries = k8sBinariesStatus();
-const skip =
-  binaries.missing.length > 0 && !binaries.goAvailable
-    ? `go is not installed, so the Kubernetes binaries (${binaries.missing.join(', ')}) cannot be built`
-    : false;
+const skip = k8sSuiteSkipReason();
 
 const TYPES = new Map<string, ResourceType>([
   ...KINDS.filter((info) => info.apiVersion !== 'v1').map((info): [string, ResourceType] => [

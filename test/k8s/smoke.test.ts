@@ -16,7 +16,7 @@ import {
   type Scale,
   type WatchEvent,
 } from '../../src/kube/index.ts';
-import { ensureK8sBinaries, k8sBinariesStatus, startCluster, waitFor, type TestCluster } from './cluster.ts';
+import { ensureK8sBinaries, k8sSuiteSkipReason, startCluster, waitFor, type TestCluster } from './cluster.ts';
 import {
   DATASET_CRD,
   MOUNT_PATH_MESSAGE,
@@ -30,11 +30,7 @@ import {
 import { startWebhookServer } from './webhook-server.ts';
 
 const NS = 'tide-smoke';
-const binaries = k8sBinariesStatus();
-const skip =
-  binaries.missing.length > 0 && !binaries.goAvailable
-    ? `go is not installed, so the Kubernetes binaries (${binaries.missing.join(', ')}) cannot be built into ${binaries.binDir}`
-    : false;
+const skip = k8sSuiteSkipReason();
 
 type Labeled = KubeObject & {
   metadata: { labels?: Record<string, string>; resourceVersion?: string; generation?: number };
