@@ -43,6 +43,20 @@ export async function openKubeDatasetClient(
     logger: options.logger,
     signal: stop.signal,
   });
+  // The connectors are this function's, not the cache client's: close() closes them, so that no
+  // kept-alive origin connection holds a finished loader's process open until the origin drops it.
+  const connectors = config.mounts.map((mount) =>
+    createUnderFileSystem(
+      {
+        mountPoint: mount.mountPoint,
+        options: mount.options,
+        secrets: Object.fromEntries(
+          Object.entries(mount.secrets).map(([name, value]) => [name, new SecretValue(value)]),
+        ),
+      },
+      { logger: options.logger },
+    ),
+  );
   const client = createCacheClient({
     datasetId: config.datasetId,
     membership,
@@ -51,19 +65,10 @@ export async function openKubeDatasetClient(
     nodeName: options.nodeName ?? hostname(),
     shortCircuit: false,
     logger: options.logger,
-    mounts: config.mounts.map((mount) => ({
+    mounts: config.mounts.map((mount, index) => ({
       id: mountIdOf(mount.mountPoint),
       path: mount.path,
-      ufs: createUnderFileSystem(
-        {
-          mountPoint: mount.mountPoint,
-          options: mount.options,
-          secrets: Object.fromEntries(
-            Object.entries(mount.secrets).map(([name, value]) => [name, new SecretValue(value)]),
-          ),
-        },
-        { logger: options.logger },
-      ),
+      ufs: connectors[index] as (typeof connectors)[number],
     })),
   });
   return {
@@ -73,6 +78,7 @@ export async function openKubeDatasetClient(
       stop.abort();
       await membership.closed();
       await client.close();
+      await Promise.allSettled(connectors.map((connector) => connector.close()));
       if (ownKube) kube.close();
     },
   };

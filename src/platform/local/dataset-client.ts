@@ -29,24 +29,28 @@ export async function openDatasetClient(configPath: string, logger: Logger): Pro
   const membership = new StaticMembership(await readMembers(file.membershipPath));
   const stop = new AbortController();
   void followMembership(file.membershipPath, membership, stop.signal, logger);
+  // The connectors are this function's, not the cache client's: close() closes them too.
+  const connectors = file.mounts.map((mount) =>
+    createUnderFileSystem(
+      {
+        mountPoint: mount.mountPoint,
+        options: mount.options,
+        secrets: Object.fromEntries(
+          Object.entries(mount.secrets).map(([name, value]) => [name, new SecretValue(value)]),
+        ),
+      },
+      { pvcRoot: file.pvcRoot, logger },
+    ),
+  );
   const client = createCacheClient({
     datasetId: file.datasetId,
     membership,
     blockSizeBytes: file.blockSizeBytes,
     logger,
-    mounts: file.mounts.map((mount) => ({
+    mounts: file.mounts.map((mount, index) => ({
       id: mountIdOf(mount.mountPoint),
       path: mount.path,
-      ufs: createUnderFileSystem(
-        {
-          mountPoint: mount.mountPoint,
-          options: mount.options,
-          secrets: Object.fromEntries(
-            Object.entries(mount.secrets).map(([name, value]) => [name, new SecretValue(value)]),
-          ),
-        },
-        { pvcRoot: file.pvcRoot, logger },
-      ),
+      ufs: connectors[index] as (typeof connectors)[number],
     })),
   });
   return {
@@ -55,6 +59,7 @@ export async function openDatasetClient(configPath: string, logger: Logger): Pro
     close: async () => {
       stop.abort();
       await client.close();
+      await Promise.allSettled(connectors.map((connector) => connector.close()));
     },
   };
 }
