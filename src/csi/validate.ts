@@ -1,0 +1,114 @@
+import { isAbsolute, resolve, sep } from 'node:path';
+import { CsiError } from './errors.ts';
+import type {
+  NodePublishVolumeRequest,
+  NodeStageVolumeRequest,
+  NodeUnpublishVolumeRequest,
+  NodeUnstageVolumeRequest,
+  VolumeCapability,
+} from './requests.ts';
+import { parseVolumeContext, type VolumeAttributes } from './volume-context.ts';
+
+/**
+ * Request checks in the order the CSI spec's callers (and csi-sanity) expect: the volume id, then
+ * the paths, then the capability, then the volume context. Every failure is INVALID_ARGUMENT and
+ * names the field.
+ */
+
+function invalid(message: string): CsiError {
+  return new CsiError('ERR_CSI_INVALID_ARGUMENT', message);
+}
+
+function requireVolumeId(volumeId: string | undefined, call: string): string {
+  if (volumeId === undefined || volumeId === '') throw invalid(`${call}: volume_id is required`);
+  return volumeId;
+}
+
+/**
+ * A path the kubelet gave, which must lie inside `root` (the kubelet's directory): the plugin runs
+ * privileged and must not mount or remove directories anywhere else on the node.
+ */
+function requirePathUnder(path: string | undefined, field: string, call: string, root: string): string {
+  if (path === undefined || path === '') throw invalid(`${call}: ${field} is required`);
+  if (!isAbsolute(path)) throw invalid(`${call}: ${field} must be an absolute path, got "${path}"`);
+  const resolved = resolve(path);
+  if (!resolved.startsWith(root.endsWith(sep) ? root : root + sep)) {
+    throw invalid(`${call}: ${field} "${path}" is outside the kubelet directory ${root}`);
+  }
+  return resolved;
+}
+
+/** Whether the capability asks for a read-only volume. */
+function checkCapability(
+  capability: VolumeCapability | null | undefined,
+  field: string,
+  call: string,
+): boolean {
+  if (capability === undefined || capability === null) throw invalid(`${call}: ${field} is required`);
+  if (capability.accessType === 'block' || (capability.block !== undefined && capability.block !== null)) {
+    throw invalid(
+      `${call}: ${field}.block is not supported: a dataset is a filesystem, use a mount capability`,
+    );
+  }
+  const mode = capability.accessMode?.mode;
+  if (mode === undefined || mode === 'UNKNOWN' || mode === 0) {
+    throw invalid(`${call}: ${field}.access_mode is required`);
+  }
+  if (typeof mode === 'number') throw invalid(`${call}: ${field}.access_mode ${mode} is not a known mode`);
+  return mode === 'MULTI_NODE_READER_ONLY' || mode === 'SINGLE_NODE_READER_ONLY';
+}
+
+export interface StageRequest {
+  volumeId: string;
+  stagingPath: string;
+  attributes: VolumeAttributes;
+}
+
+export function validateStage(request: NodeStageVolumeRequest, root: string): StageRequest {
+  const call = 'NodeStageVolume';
+  const volumeId = requireVolumeId(request.volumeId, call);
+  const stagingPath = requirePathUnder(request.stagingTargetPath, 'staging_target_path', call, root);
+  checkCapability(request.volumeCapability, 'volume_capability', call);
+  const attributes = parseVolumeContext(request.volumeContext, { requireNodeLabel: true });
+  return { volumeId, stagingPath, attributes };
+}
+
+export interface UnstageRequest {
+  volumeId: string;
+  stagingPath: string;
+}
+
+export function validateUnstage(request: NodeUnstageVolumeRequest, root: string): UnstageRequest {
+  const call = 'NodeUnstageVolume';
+  const volumeId = requireVolumeId(request.volumeId, call);
+  const stagingPath = requirePathUnder(request.stagingTargetPath, 'staging_target_path', call, root);
+  return { volumeId, stagingPath };
+}
+
+export interface PublishRequest {
+  volumeId: string;
+  targetPath: string;
+  readOnly: boolean;
+  attributes: VolumeAttributes;
+}
+
+export function validatePublish(request: NodePublishVolumeRequest, root: string): PublishRequest {
+  const call = 'NodePublishVolume';
+  const volumeId = requireVolumeId(request.volumeId, call);
+  const targetPath = requirePathUnder(request.targetPath, 'target_path', call, root);
+  const readOnlyMode = checkCapability(request.volumeCapability, 'volume_capability', call);
+  const attributes = parseVolumeContext(request.volumeContext, { requireNodeLabel: false });
+  return { volumeId, targetPath, readOnly: readOnlyMode || request.readonly === true, attributes };
+}
+
+export interface UnpublishRequest {
+  volumeId: string;
+  targetPath: string;
+}
+
+export function validateUnpublish(request: NodeUnpublishVolumeRequest, root: string): UnpublishRequest {
+  const call = 'NodeUnpublishVolume';
+  const volumeId = requireVolumeId(request.volumeId, call);
+  const targetPath = requirePathUnder(request.targetPath, 'target_path', call, root);
+  return { volumeId, targetPath };
+}
