@@ -104,10 +104,13 @@ export class NodeService {
       const fuse = await this.#waitForFuse(attributes, signal);
       const top = topMountAt(await readMounts(signal), targetPath);
       if (top !== undefined && bindMatches(top, fuse, attributes)) {
-        if (isReadOnly(top) !== readOnly) {
+        // A bind of a read-only FUSE mount is read-only whatever was asked.
+        const expectReadOnly = readOnly || isReadOnly(fuse);
+        if (isReadOnly(top) !== expectReadOnly) {
+          const shown = isReadOnly(top) ? 'read-only' : 'read-write';
           throw new CsiError(
             'ERR_CSI_ALREADY_EXISTS',
-            `NodePublishVolume: ${targetPath} is published ${isReadOnly(top) ? 'read-only' : 'read-write'} already, not ${readOnly ? 'read-only' : 'read-write'}`,
+            `NodePublishVolume: ${targetPath} is published ${shown} already, not ${expectReadOnly ? 'read-only' : 'read-write'}`,
           );
         }
         await state.setTarget(targetPath, { volumeId, readOnly, attributes });
