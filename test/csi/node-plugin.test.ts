@@ -4,7 +4,7 @@
  */
 import { access, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { silentLogger } from '../../src/lib/index.ts';
@@ -45,10 +45,7 @@ interface Setup {
   client: CsiClient;
 }
 
-async function setup(
-  t: import('node:test').TestContext,
-  options: { fuseWaitTimeoutMs?: number } = {},
-): Promise<Setup> {
+async function setup(t: TestContext, options: { fuseWaitTimeoutMs?: number } = {}): Promise<Setup> {
   const layout = await nodeLayout('tide-csi-node-');
   t.after(() => layout.remove());
   const plugin = await startNodePlugin({
@@ -63,7 +60,9 @@ async function setup(
   });
   t.after(() => plugin.close());
   const client = await csiClient(plugin.socketPath);
-  t.after(() => client.close());
+  t.after(() => {
+    client.close();
+  });
   return { layout, plugin, client };
 }
 
@@ -137,7 +136,7 @@ test(
     await mkdir(target, { recursive: true });
     for (let i = 0; i < 3; i += 1) spawnSync('mount', ['--bind', layout.sourceDir, target]);
     // Three or more: where / is shared (a node's is), each bind also propagates to its peers.
-  assert.ok((await mountsUnder(layout.kubeletDir)).length >= 3);
+    assert.ok((await mountsUnder(layout.kubeletDir)).length >= 3);
     await client.call('Node', 'NodeUnpublishVolume', { volumeId: 'default-demo', targetPath: target });
     assert.deepEqual(await mountsUnder(layout.kubeletDir), []);
     assert.equal(await exists(target), false);
@@ -222,7 +221,7 @@ test(
       async () =>
         await stat(join(target, 'hello.txt')).then(
           () => false,
-          (e: NodeJS.ErrnoException) => e.code === 'ENOTCONN',
+          (error: unknown) => (error as NodeJS.ErrnoException).code === 'ENOTCONN',
         ),
       'the old bind to answer ENOTCONN',
     );
