@@ -59,7 +59,8 @@ export function parseVolumeContext(
       `volume_context.${VolumeAttribute.fluidPath} is required: the PersistentVolume is not Tide's`,
     );
   }
-  if (!isAbsolute(fluidPath) || normalize(fluidPath) !== fluidPath.replace(/\/+$/, '')) {
+  const trimmed = fluidPath.replace(/(.)\/+$/, '$1');
+  if (!isAbsolute(fluidPath) || normalize(trimmed) !== trimmed) {
     throw invalid(
       `volume_context.${VolumeAttribute.fluidPath} must be a normalized absolute path, got "${fluidPath}"`,
     );
@@ -75,7 +76,7 @@ export function parseVolumeContext(
     );
   }
   const attributes: VolumeAttributes = {
-    fluidPath: fluidPath.replace(/\/+$/, ''),
+    fluidPath: trimmed,
     subPath,
     mountType: get(VolumeAttribute.mountType) || DEFAULT_MOUNT_TYPE,
     cleanPolicy: cleanPolicy as FuseCleanPolicy,
