@@ -8,3 +8,5 @@ export type { VolumeAttributes, FuseCleanPolicy } from './volume-context.ts';
 export { parseMountInfo, readMountInfo, topMountAt } from './mountinfo.ts';
 export type { MountEntry } from './mountinfo.ts';
 export { PROTO_OPTIONS } from './grpc-server.ts';
+export { parseCsiArgs } from './config.ts';
+export type { CsiConfig } from './config.ts';

@@ -5,14 +5,17 @@
  * writes events on the Dataset.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import { parseAllDocuments } from 'yaml';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ClusterAccess, startNodePlugin, type NodePlugin } from '../../src/csi/index.ts';
-import { KubeClient, builtin, type KubeObject } from '../../src/kube/index.ts';
+import { KubeClient, builtin, resourceType, type KubeObject } from '../../src/kube/index.ts';
 import { silentLogger } from '../../src/lib/index.ts';
 import { startMount } from '../integration/fuse/harness.ts';
+import { helmPath, helmSkipReason } from '../k8s/helm.ts';
 import { k8sBinariesStatus, startCluster, waitFor, type TestCluster } from '../k8s/cluster.ts';
 import { DATASET_CRD, datasetType, validDataset } from '../k8s/fixtures.ts';
 import { csiClient, type CsiClient } from './client.ts';
@@ -26,6 +29,51 @@ import {
 } from './helpers.ts';
 
 const NODE = 'node-a';
+const CHART = join(import.meta.dirname, '..', '..', 'charts', 'tide');
+const run = promisify(execFile);
+const CHART_KINDS = new Map([
+  ['ServiceAccount', builtin.serviceAccounts],
+  [
+    'ClusterRole',
+    resourceType('rbac.authorization.k8s.io/v1', 'ClusterRole', 'clusterroles', { namespaced: false }),
+  ],
+  [
+    'ClusterRoleBinding',
+    resourceType('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', 'clusterrolebindings', {
+      namespaced: false,
+    }),
+  ],
+]);
+
+/**
+ * A client with a token of the chart's node-plugin ServiceAccount and its RBAC as `helm template`
+ * renders them, so that these tests also prove the chart grants what the plugin uses; undefined
+ * without Helm (the plugin then runs as cluster admin).
+ */
+async function chartPluginClient(cluster: TestCluster): Promise<KubeClient | undefined> {
+  if (helmSkipReason() !== false) return undefined;
+  const { stdout } = await run(helmPath(), ['template', 'tide', CHART, '--namespace', 'tide-system'], {
+    timeout: 60_000,
+  });
+  await cluster.client.create(builtin.namespaces, { metadata: { name: 'tide-system' } });
+  for (const document of parseAllDocuments(stdout)) {
+    const object = document.toJSON() as KubeObject | null;
+    const type = CHART_KINDS.get(object?.kind ?? '');
+    if (object === null || type === undefined || object.metadata?.name !== 'tide-csi') continue;
+    await cluster.client.create(type, object, { namespace: 'tide-system' });
+  }
+  const { status } = await cluster.client.request<{ status: { token: string } }>({
+    method: 'POST',
+    path: '/api/v1/namespaces/tide-system/serviceaccounts/tide-csi/token',
+    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
+  });
+  return new KubeClient({
+    server: cluster.server,
+    caPem: cluster.caPem,
+    token: status.token,
+    namespace: 'default',
+  });
+}
 const LABEL = 'fluid.io/f-default-demo';
 const NOT_FOUND = 5;
 const binaries = k8sBinariesStatus();
@@ -41,6 +89,7 @@ describe('the node plugin with a kube-apiserver', { skip, timeout: 600_000 }, ()
   let layout: NodeLayout;
   let plugin: NodePlugin;
   let client: CsiClient;
+  let pluginCluster: ClusterAccess;
   /** What `before` started, stopped by `after` even when `before` failed half-way. */
   const stops: (() => Promise<void> | void)[] = [];
   const staging = () =>
@@ -66,10 +115,12 @@ describe('the node plugin with a kube-apiserver', { skip, timeout: 600_000 }, ()
     });
     layout = await nodeLayout('tide-csi-kube-');
     stops.push(() => layout.remove());
-    const pluginKube = await KubeClient.fromKubeConfig(cluster.kubeconfigPath);
+    const pluginKube =
+      (await chartPluginClient(cluster)) ?? (await KubeClient.fromKubeConfig(cluster.kubeconfigPath));
     stops.push(() => {
       pluginKube.close();
     });
+    pluginCluster = new ClusterAccess({ client: pluginKube, nodeName: NODE, logger: silentLogger() });
     plugin = await startNodePlugin({
       endpoint: `unix://${join(layout.work, 'csi.sock')}`,
       nodeId: NODE,
@@ -77,11 +128,7 @@ describe('the node plugin with a kube-apiserver', { skip, timeout: 600_000 }, ()
       kubeletDir: layout.kubeletDir,
       stateDir: layout.stateDir,
       logger: silentLogger(),
-      cluster: new ClusterAccess({
-        client: pluginKube,
-        nodeName: NODE,
-        logger: silentLogger(),
-      }),
+      cluster: pluginCluster,
       recoveryIntervalMs: 1_000,
       fuseWaitTimeoutMs: 5_000,
     });
@@ -203,6 +250,47 @@ describe('the node plugin with a kube-apiserver', { skip, timeout: 600_000 }, ()
       undefined,
       'new template: removed, so the FUSE pod is recreated',
     );
+  });
+
+  it("a restarted plugin without its state unstages by the PersistentVolume's attributes", async () => {
+    await kube.create(builtin.persistentVolumes, {
+      apiVersion: 'v1',
+      kind: 'PersistentVolume',
+      metadata: { name: 'default-demo' },
+      spec: {
+        capacity: { storage: '1Gi' },
+        accessModes: ['ReadOnlyMany'],
+        csi: {
+          driver: 'fuse.csi.tide.io',
+          volumeHandle: 'default-demo',
+          volumeAttributes: volumeContext(layout, { fuse_clean_policy: 'OnDemand' }),
+        },
+      },
+    });
+    await stage({ fuse_clean_policy: 'OnDemand' });
+    assert.equal((await nodeLabels())[LABEL], 'true');
+    const restarted = await startNodePlugin({
+      endpoint: `unix://${join(layout.work, 'restarted.sock')}`,
+      nodeId: NODE,
+      vendorVersion: 'test',
+      kubeletDir: layout.kubeletDir,
+      stateDir: join(layout.work, 'fresh-state'),
+      logger: silentLogger(),
+      cluster: pluginCluster,
+    });
+    const restartedClient = await csiClient(restarted.socketPath);
+    try {
+      await restartedClient.call('Node', 'NodeUnstageVolume', {
+        volumeId: 'default-demo',
+        stagingTargetPath: staging(),
+      });
+      assert.equal((await nodeLabels())[LABEL], undefined);
+    } finally {
+      restartedClient.close();
+      await restarted.close();
+    }
+    // The first plugin still remembers the volume as staged: unstage there too, as the kubelet would have.
+    await unstage();
   });
 
   it('a dataset that does not exist is NOT_FOUND and labels nothing', async () => {

@@ -286,7 +286,9 @@ describe('the operator on a real control plane', { timeout: 600_000 }, () => {
       const type = RBAC_KINDS.get(object?.kind ?? '');
       if (object === null || type === undefined) continue;
       await kube.create(type, object, { namespace: RELEASE_NS });
-      if (object.kind === 'ServiceAccount') account = object.metadata.name;
+      // The operator's account; the CSI node plugin has its own (`<fullname>-csi`).
+      if (object.kind === 'ServiceAccount' && !object.metadata.name.endsWith('-csi'))
+        account = object.metadata.name;
     }
     const request = await kube.request<{ status: { token: string } }>({
       method: 'POST',
