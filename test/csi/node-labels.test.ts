@@ -12,12 +12,12 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ClusterAccess, startNodePlugin, type NodePlugin } from '../../src/csi/index.ts';
-import { KubeClient, builtin, resourceType, type KubeObject } from '../../src/kube/index.ts';
+import { KubeClient, builtin, type KubeObject } from '../../src/kube/index.ts';
 import { silentLogger } from '../../src/lib/index.ts';
 import { startMount } from '../integration/fuse/harness.ts';
 import { helmPath, helmSkipReason } from '../k8s/helm.ts';
 import { k8sBinariesStatus, startCluster, waitFor, type TestCluster } from '../k8s/cluster.ts';
-import { DATASET_CRD, datasetType, validDataset } from '../k8s/fixtures.ts';
+import { CHART_RBAC_TYPES, DATASET_CRD, datasetType, validDataset } from '../k8s/fixtures.ts';
 import { csiClient, type CsiClient } from './client.ts';
 import {
   mountCapability,
@@ -31,19 +31,6 @@ import {
 const NODE = 'node-a';
 const CHART = join(import.meta.dirname, '..', '..', 'charts', 'tide');
 const run = promisify(execFile);
-const CHART_KINDS = new Map([
-  ['ServiceAccount', builtin.serviceAccounts],
-  [
-    'ClusterRole',
-    resourceType('rbac.authorization.k8s.io/v1', 'ClusterRole', 'clusterroles', { namespaced: false }),
-  ],
-  [
-    'ClusterRoleBinding',
-    resourceType('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', 'clusterrolebindings', {
-      namespaced: false,
-    }),
-  ],
-]);
 
 /**
  * A client with a token of the chart's node-plugin ServiceAccount and its RBAC as `helm template`
@@ -58,7 +45,7 @@ async function chartPluginClient(cluster: TestCluster): Promise<KubeClient | und
   await cluster.client.create(builtin.namespaces, { metadata: { name: 'tide-system' } });
   for (const document of parseAllDocuments(stdout)) {
     const object = document.toJSON() as KubeObject | null;
-    const type = CHART_KINDS.get(object?.kind ?? '');
+    const type = CHART_RBAC_TYPES.get(object?.kind ?? '');
     if (object === null || type === undefined || object.metadata?.name !== 'tide-csi') continue;
     await cluster.client.create(type, object, { namespace: 'tide-system' });
   }
