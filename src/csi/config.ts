@@ -12,6 +12,7 @@ export interface CsiConfig {
   /** A kubeconfig file; undefined: the in-cluster service account when in a pod, else no cluster. */
   kubeconfig: string | undefined;
   kubeletDir: string;
+  mountRoot: string;
   /** Undefined with `--registration-dir ''`: no kubelet registration. */
   registrationDir: string | undefined;
   stateDir: string;
@@ -28,6 +29,7 @@ interface RawOptions {
   nodeId?: string;
   kubeconfig?: string;
   kubeletDir: string;
+  mountRoot: string;
   registrationDir?: string;
   stateDir?: string;
   driverName: string;
@@ -69,6 +71,11 @@ export function parseCsiArgs(argv: readonly string[], env: NodeJS.ProcessEnv = p
       '/var/lib/kubelet',
     )
     .option(
+      '--mount-root <dir>',
+      "the FUSE pods' mount root; a fluid_path outside it is refused",
+      '/runtime-mnt',
+    )
+    .option(
       '--registration-dir <dir>',
       "the kubelet's plugin registry ('' for none; default <kubelet-dir>/plugins_registry)",
     )
@@ -97,6 +104,7 @@ export function parseCsiArgs(argv: readonly string[], env: NodeJS.ProcessEnv = p
     nodeId,
     kubeconfig: raw.kubeconfig,
     kubeletDir,
+    mountRoot: resolve(raw.mountRoot),
     registrationDir: registrationDir === '' ? undefined : resolve(registrationDir),
     stateDir: resolve(raw.stateDir ?? `${kubeletDir}/plugins/${raw.driverName}`),
     driverName: raw.driverName,

@@ -55,6 +55,7 @@ async function main(): Promise<number> {
       driverName: config.driverName,
       vendorVersion: version(),
       kubeletDir: config.kubeletDir,
+      mountRoot: config.mountRoot,
       registrationDir: config.registrationDir,
       stateDir: config.stateDir,
       logger,

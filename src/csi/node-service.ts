@@ -21,6 +21,8 @@ export interface NodeServiceOptions {
   nodeId: string;
   /** The kubelet's directory: every path the plugin mounts or removes lies inside it. */
   kubeletDir: string;
+  /** The FUSE pods' mount root: every fluid_path lies inside it. */
+  mountRoot: string;
   state: PluginState;
   mounter: Mounter;
   readMounts: ReadMounts;
@@ -53,7 +55,7 @@ export class NodeService {
   }
 
   async stage(request: NodeStageVolumeRequest, signal: AbortSignal): Promise<void> {
-    const { volumeId, attributes } = validateStage(request, this.#options.kubeletDir);
+    const { volumeId, attributes } = validateStage(request, this.#options);
     await this.locks.with(`volume:${volumeId}`, `stage volume ${volumeId}`, async () => {
       await this.#cleanBrokenMount(attributes.fluidPath, signal);
       const { cluster, logger } = this.#options;
@@ -70,7 +72,7 @@ export class NodeService {
   }
 
   async unstage(request: NodeUnstageVolumeRequest, signal: AbortSignal): Promise<void> {
-    const { volumeId } = validateUnstage(request, this.#options.kubeletDir);
+    const { volumeId } = validateUnstage(request, this.#options);
     await this.locks.with(`volume:${volumeId}`, `unstage volume ${volumeId}`, async () => {
       const { cluster, logger, state } = this.#options;
       const attributes = state.volume(volumeId) ?? (await this.#attributesFromCluster(volumeId, signal));
@@ -97,7 +99,7 @@ export class NodeService {
   }
 
   async publish(request: NodePublishVolumeRequest, signal: AbortSignal): Promise<void> {
-    const { volumeId, targetPath, readOnly, attributes } = validatePublish(request, this.#options.kubeletDir);
+    const { volumeId, targetPath, readOnly, attributes } = validatePublish(request, this.#options);
     await this.locks.with(`target:${targetPath}`, `publish volume ${volumeId} at ${targetPath}`, async () => {
       const { cluster, logger, state, readMounts } = this.#options;
       if (cluster !== undefined) await this.#requireDataset(cluster, attributes, signal);
@@ -128,7 +130,7 @@ export class NodeService {
   }
 
   async unpublish(request: NodeUnpublishVolumeRequest, signal: AbortSignal): Promise<void> {
-    const { volumeId, targetPath } = validateUnpublish(request, this.#options.kubeletDir);
+    const { volumeId, targetPath } = validateUnpublish(request, this.#options);
     await this.locks.with(
       `target:${targetPath}`,
       `unpublish volume ${volumeId} at ${targetPath}`,

@@ -24,6 +24,8 @@ export interface NodePluginOptions {
   vendorVersion: string;
   /** The kubelet's directory (default /var/lib/kubelet); targets outside it are refused. */
   kubeletDir: string;
+  /** The FUSE pods' mount root (Fluid's runtime mountRoot); a fluid_path outside it is refused. */
+  mountRoot: string;
   /**
    * Where the kubelet's plugin watcher looks for sockets (`<kubelet-dir>/plugins_registry`);
    * undefined: no registration (csi-sanity, local runs).
@@ -66,6 +68,7 @@ export async function startNodePlugin(options: NodePluginOptions): Promise<NodeP
   const service = new NodeService({
     nodeId: options.nodeId,
     kubeletDir: options.kubeletDir,
+    mountRoot: options.mountRoot,
     state,
     mounter,
     readMounts,

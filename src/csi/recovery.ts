@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises';
-import { toError, type Logger } from '../lib/index.ts';
+import { hasCode, toError, type Logger } from '../lib/index.ts';
 import { bindFresh, bindMatches, type ReadMounts } from './binds.ts';
 import type { ClusterAccess } from './cluster.ts';
 import type { KeyedLocks } from './locks.ts';
@@ -98,6 +98,8 @@ export class FuseRecovery {
           );
         }
       } catch (error) {
+        // An unpublish or publish of the target began meanwhile: it decides, not recovery.
+        if (hasCode(error, 'ERR_CSI_ABORTED')) continue;
         logger.error({ ...event, err: toError(error) }, 'FUSE mount changed: re-binding the target failed');
         if (attributes.dataset !== undefined) {
           await cluster?.datasetEvent(

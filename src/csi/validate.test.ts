@@ -6,6 +6,7 @@ import { validatePublish, validateStage, validateUnpublish, validateUnstage } fr
 import { parseVolumeContext } from './volume-context.ts';
 
 const ROOT = '/var/lib/kubelet';
+const ROOTS = { kubeletDir: ROOT, mountRoot: '/runtime-mnt' };
 const TARGET = `${ROOT}/pods/u1/volumes/kubernetes.io~csi/default-demo/mount`;
 const CONTEXT = {
   fluid_path: '/runtime-mnt/tide/default/demo/tide-fuse',
@@ -28,22 +29,22 @@ function invalid(message: RegExp): (error: unknown) => boolean {
 }
 
 test('publish checks the volume id, then the target, then the capability, then the context', () => {
-  assert.throws(() => validatePublish({}, ROOT), invalid(/volume_id is required/));
-  assert.throws(() => validatePublish({ volumeId: 'v' }, ROOT), invalid(/target_path is required/));
+  assert.throws(() => validatePublish({}, ROOTS), invalid(/volume_id is required/));
+  assert.throws(() => validatePublish({ volumeId: 'v' }, ROOTS), invalid(/target_path is required/));
   assert.throws(
-    () => validatePublish({ volumeId: 'v', targetPath: TARGET }, ROOT),
+    () => validatePublish({ volumeId: 'v', targetPath: TARGET }, ROOTS),
     invalid(/volume_capability is required/),
   );
   assert.throws(
-    () => validatePublish({ volumeId: 'v', targetPath: TARGET, volumeCapability: READER }, ROOT),
+    () => validatePublish({ volumeId: 'v', targetPath: TARGET, volumeCapability: READER }, ROOTS),
     invalid(/volume_context.fluid_path is required/),
   );
   assert.throws(
-    () => validatePublish({ volumeId: 'v', targetPath: '/etc/passwd', volumeCapability: READER }, ROOT),
+    () => validatePublish({ volumeId: 'v', targetPath: '/etc/passwd', volumeCapability: READER }, ROOTS),
     invalid(/outside the kubelet directory/),
   );
   assert.throws(
-    () => validatePublish({ volumeId: 'v', targetPath: `${ROOT}/../etc`, volumeCapability: READER }, ROOT),
+    () => validatePublish({ volumeId: 'v', targetPath: `${ROOT}/../etc`, volumeCapability: READER }, ROOTS),
     invalid(/outside the kubelet directory/),
   );
   assert.throws(
@@ -54,7 +55,7 @@ test('publish checks the volume id, then the target, then the capability, then t
           targetPath: TARGET,
           volumeCapability: { block: {}, accessMode: { mode: 'MULTI_NODE_READER_ONLY' } },
         },
-        ROOT,
+        ROOTS,
       ),
     invalid(/block is not supported/),
   );
@@ -66,7 +67,7 @@ test('publish checks the volume id, then the target, then the capability, then t
           targetPath: TARGET,
           volumeCapability: { mount: {}, accessMode: { mode: 'UNKNOWN' } },
         },
-        ROOT,
+        ROOTS,
       ),
     invalid(/access_mode is required/),
   );
@@ -74,10 +75,10 @@ test('publish checks the volume id, then the target, then the capability, then t
 
 test('publish is read-only for reader modes or the readonly flag', () => {
   const base = { volumeId: 'v', targetPath: TARGET, volumeContext: CONTEXT };
-  assert.equal(validatePublish({ ...base, volumeCapability: READER }, ROOT).readOnly, true);
+  assert.equal(validatePublish({ ...base, volumeCapability: READER }, ROOTS).readOnly, true);
   const writer = { mount: {}, accessMode: { mode: 'SINGLE_NODE_WRITER' as const } };
-  assert.equal(validatePublish({ ...base, volumeCapability: writer }, ROOT).readOnly, false);
-  assert.equal(validatePublish({ ...base, volumeCapability: writer, readonly: true }, ROOT).readOnly, true);
+  assert.equal(validatePublish({ ...base, volumeCapability: writer }, ROOTS).readOnly, false);
+  assert.equal(validatePublish({ ...base, volumeCapability: writer, readonly: true }, ROOTS).readOnly, true);
 });
 
 test('stage needs the node label key; unstage and unpublish need only the id and a path', () => {
@@ -88,16 +89,16 @@ test('stage needs the node label key; unstage and unpublish need only the id and
     volumeCapability: READER,
   };
   assert.throws(
-    () => validateStage({ ...stage, volumeContext: withoutKey }, ROOT),
+    () => validateStage({ ...stage, volumeContext: withoutKey }, ROOTS),
     invalid(/mount_pod_node_selector_key is required/),
   );
-  assert.deepEqual(validateStage({ ...stage, volumeContext: CONTEXT }, ROOT).attributes.nodeLabel, {
+  assert.deepEqual(validateStage({ ...stage, volumeContext: CONTEXT }, ROOTS).attributes.nodeLabel, {
     key: 'fluid.io/f-default-demo',
     value: 'true',
   });
-  assert.throws(() => validateUnstage({ volumeId: 'v' }, ROOT), invalid(/staging_target_path is required/));
-  assert.throws(() => validateUnpublish({ targetPath: TARGET }, ROOT), invalid(/volume_id is required/));
-  assert.equal(validateUnpublish({ volumeId: 'v', targetPath: `${TARGET}/` }, ROOT).targetPath, TARGET);
+  assert.throws(() => validateUnstage({ volumeId: 'v' }, ROOTS), invalid(/staging_target_path is required/));
+  assert.throws(() => validateUnpublish({ targetPath: TARGET }, ROOTS), invalid(/volume_id is required/));
+  assert.equal(validateUnpublish({ volumeId: 'v', targetPath: `${TARGET}/` }, ROOTS).targetPath, TARGET);
 });
 
 test('the volume context gives defaults and refuses bad attributes by name', () => {
@@ -109,6 +110,19 @@ test('the volume context gives defaults and refuses bad attributes by name', () 
   assert.throws(
     () => parseVolumeContext({ fluid_path: 'relative' }, { requireNodeLabel: false }),
     invalid(/fluid_path must be/),
+  );
+  assert.throws(
+    () =>
+      validatePublish(
+        {
+          volumeId: 'v',
+          targetPath: TARGET,
+          volumeCapability: READER,
+          volumeContext: { ...CONTEXT, fluid_path: '/etc' },
+        },
+        ROOTS,
+      ),
+    invalid(/fluid_path "\/etc" is outside the FUSE mount root \/runtime-mnt/),
   );
   assert.throws(
     () => parseVolumeContext({ fluid_path: '/x', fluid_sub_path: 'a/../../b' }, { requireNodeLabel: false }),

@@ -15,6 +15,12 @@ import { parseVolumeContext, type VolumeAttributes } from './volume-context.ts';
  * names the field.
  */
 
+/** The directories requests may name: the kubelet's, and the FUSE mounts' (`--mount-root`). */
+export interface PathRoots {
+  kubeletDir: string;
+  mountRoot: string;
+}
+
 function invalid(message: string): CsiError {
   return new CsiError('ERR_CSI_INVALID_ARGUMENT', message);
 }
@@ -64,12 +70,20 @@ export interface StageRequest {
   attributes: VolumeAttributes;
 }
 
-export function validateStage(request: NodeStageVolumeRequest, root: string): StageRequest {
+export function validateStage(request: NodeStageVolumeRequest, roots: PathRoots): StageRequest {
   const call = 'NodeStageVolume';
   const volumeId = requireVolumeId(request.volumeId, call);
-  const stagingPath = requirePathUnder(request.stagingTargetPath, 'staging_target_path', call, root);
+  const stagingPath = requirePathUnder(
+    request.stagingTargetPath,
+    'staging_target_path',
+    call,
+    roots.kubeletDir,
+  );
   checkCapability(request.volumeCapability, 'volume_capability', call);
-  const attributes = parseVolumeContext(request.volumeContext, { requireNodeLabel: true });
+  const attributes = parseVolumeContext(request.volumeContext, {
+    requireNodeLabel: true,
+    mountRoot: roots.mountRoot,
+  });
   return { volumeId, stagingPath, attributes };
 }
 
@@ -78,10 +92,15 @@ export interface UnstageRequest {
   stagingPath: string;
 }
 
-export function validateUnstage(request: NodeUnstageVolumeRequest, root: string): UnstageRequest {
+export function validateUnstage(request: NodeUnstageVolumeRequest, roots: PathRoots): UnstageRequest {
   const call = 'NodeUnstageVolume';
   const volumeId = requireVolumeId(request.volumeId, call);
-  const stagingPath = requirePathUnder(request.stagingTargetPath, 'staging_target_path', call, root);
+  const stagingPath = requirePathUnder(
+    request.stagingTargetPath,
+    'staging_target_path',
+    call,
+    roots.kubeletDir,
+  );
   return { volumeId, stagingPath };
 }
 
@@ -92,12 +111,15 @@ export interface PublishRequest {
   attributes: VolumeAttributes;
 }
 
-export function validatePublish(request: NodePublishVolumeRequest, root: string): PublishRequest {
+export function validatePublish(request: NodePublishVolumeRequest, roots: PathRoots): PublishRequest {
   const call = 'NodePublishVolume';
   const volumeId = requireVolumeId(request.volumeId, call);
-  const targetPath = requirePathUnder(request.targetPath, 'target_path', call, root);
+  const targetPath = requirePathUnder(request.targetPath, 'target_path', call, roots.kubeletDir);
   const readOnlyMode = checkCapability(request.volumeCapability, 'volume_capability', call);
-  const attributes = parseVolumeContext(request.volumeContext, { requireNodeLabel: false });
+  const attributes = parseVolumeContext(request.volumeContext, {
+    requireNodeLabel: false,
+    mountRoot: roots.mountRoot,
+  });
   return { volumeId, targetPath, readOnly: readOnlyMode || request.readonly === true, attributes };
 }
 
@@ -106,9 +128,9 @@ export interface UnpublishRequest {
   targetPath: string;
 }
 
-export function validateUnpublish(request: NodeUnpublishVolumeRequest, root: string): UnpublishRequest {
+export function validateUnpublish(request: NodeUnpublishVolumeRequest, roots: PathRoots): UnpublishRequest {
   const call = 'NodeUnpublishVolume';
   const volumeId = requireVolumeId(request.volumeId, call);
-  const targetPath = requirePathUnder(request.targetPath, 'target_path', call, root);
+  const targetPath = requirePathUnder(request.targetPath, 'target_path', call, roots.kubeletDir);
   return { volumeId, targetPath };
 }

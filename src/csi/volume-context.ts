@@ -50,7 +50,7 @@ function invalid(message: string): CsiError {
  */
 export function parseVolumeContext(
   context: Readonly<Record<string, string>> | undefined,
-  options: { requireNodeLabel: boolean },
+  options: { requireNodeLabel: boolean; mountRoot?: string },
 ): VolumeAttributes {
   const get = (name: string): string => context?.[name] ?? '';
   const fluidPath = get(VolumeAttribute.fluidPath);
@@ -63,6 +63,12 @@ export function parseVolumeContext(
   if (!isAbsolute(fluidPath) || normalize(trimmed) !== trimmed) {
     throw invalid(
       `volume_context.${VolumeAttribute.fluidPath} must be a normalized absolute path, got "${fluidPath}"`,
+    );
+  }
+  // The plugin bind-mounts fluid_path into pods: only FUSE mounts under the runtimes' mount root.
+  if (options.mountRoot !== undefined && !trimmed.startsWith(`${options.mountRoot.replace(/\/+$/, '')}/`)) {
+    throw invalid(
+      `volume_context.${VolumeAttribute.fluidPath} "${fluidPath}" is outside the FUSE mount root ${options.mountRoot}`,
     );
   }
   const subPath = get(VolumeAttribute.subPath).replace(/^\/+|\/+$/g, '');

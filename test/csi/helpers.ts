@@ -19,6 +19,8 @@ export function mountSkipReason(): string | false {
 export interface NodeLayout {
   work: string;
   kubeletDir: string;
+  /** The FUSE mount root (`--mount-root`), the parent of fluid_path. */
+  mountRoot: string;
   /** Where the dataset's FUSE mount lives (the volume context's fluid_path). */
   fluidPath: string;
   /** The dataset's files. */
@@ -32,7 +34,8 @@ export interface NodeLayout {
 export async function nodeLayout(prefix: string): Promise<NodeLayout> {
   const work = await mkdtemp(join(tmpdir(), prefix));
   const kubeletDir = join(work, 'kubelet');
-  const fluidPath = join(work, 'runtime-mnt', 'tide', 'default', 'demo', 'tide-fuse');
+  const mountRoot = join(work, 'runtime-mnt');
+  const fluidPath = join(mountRoot, 'tide', 'default', 'demo', 'tide-fuse');
   const sourceDir = join(work, 'origin');
   await mkdir(kubeletDir, { recursive: true });
   await mkdir(fluidPath, { recursive: true });
@@ -42,6 +45,7 @@ export async function nodeLayout(prefix: string): Promise<NodeLayout> {
   return {
     work,
     kubeletDir,
+    mountRoot,
     fluidPath,
     sourceDir,
     stateDir: join(work, 'state'),

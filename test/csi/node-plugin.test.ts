@@ -53,6 +53,7 @@ async function setup(t: TestContext, options: { fuseWaitTimeoutMs?: number } = {
     nodeId: 'node-a',
     vendorVersion: 'test',
     kubeletDir: layout.kubeletDir,
+    mountRoot: layout.mountRoot,
     stateDir: layout.stateDir,
     logger: silentLogger(),
     recoveryIntervalMs: 1_000,
@@ -169,6 +170,11 @@ test(
       [
         'a sub path leaving the dataset',
         publishRequest(layout, target, 'MULTI_NODE_READER_ONLY', { fluid_sub_path: '../..' }),
+        INVALID_ARGUMENT,
+      ],
+      [
+        'a fluid_path outside the mount root',
+        publishRequest(layout, target, 'MULTI_NODE_READER_ONLY', { fluid_path: layout.sourceDir }),
         INVALID_ARGUMENT,
       ],
       ['no FUSE mount at fluid_path', ok, UNAVAILABLE],

@@ -73,6 +73,8 @@ test(
         'sanity-node',
         '--kubelet-dir',
         layout.kubeletDir,
+        '--mount-root',
+        layout.mountRoot,
         '--registration-dir',
         '',
         '--state-dir',

@@ -175,6 +175,7 @@ describe('the Helm chart', () => {
     assert.equal(config.nodeId, 'node-a');
     assert.equal(config.registrationDir, '/var/lib/kubelet/plugins_registry');
     assert.equal(config.kubeletDir, '/var/lib/kubelet');
+    assert.equal(config.mountRoot, '/runtime-mnt');
     assert.equal(config.recoveryIntervalMs, 3_000);
     assert.equal(config.fuseWaitTimeoutMs, 90_000);
     assert.deepEqual(container.volumeMounts, [
@@ -203,6 +204,7 @@ describe('the Helm chart', () => {
       { name: 'KUBERNETES_SERVICE_PORT', value: '6443' },
     ]);
     assert.equal(customContainer.volumeMounts[1]?.mountPath, '/mnt/tide');
+    assert.equal(parseCsiArgs(customContainer.args, { NODE_NAME: 'n' }).mountRoot, '/mnt/tide');
 
     const disabled = await render('csi.enabled=false');
     assert.ok(!disabled.some((doc) => ['CSIDriver', 'DaemonSet'].includes(doc.kind)));

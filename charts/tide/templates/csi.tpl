@@ -119,6 +119,7 @@ spec:
             - --node-id=$(NODE_NAME)
             - --driver-name={{ $driver }}
             - --kubelet-dir={{ $kubeletDir }}
+            - --mount-root={{ .Values.runtime.mountRoot }}
             - --registration-dir={{ $kubeletDir }}/plugins_registry
             - --recovery-interval-seconds={{ .Values.csi.recoveryIntervalSeconds }}
             - --fuse-timeout-seconds={{ .Values.csi.fuseTimeoutSeconds }}
