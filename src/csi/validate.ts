@@ -44,6 +44,17 @@ function requirePathUnder(path: string | undefined, field: string, call: string,
   return resolved;
 }
 
+/** The volume id, then the path: what every Node call checks first. */
+function requireIdAndPath(
+  call: string,
+  request: { volumeId?: string | undefined },
+  path: { value: string | undefined; field: string },
+  kubeletDir: string,
+): { volumeId: string; path: string } {
+  const volumeId = requireVolumeId(request.volumeId, call);
+  return { volumeId, path: requirePathUnder(path.value, path.field, call, kubeletDir) };
+}
+
 /** Whether the capability asks for a read-only volume. */
 function checkCapability(
   capability: VolumeCapability | null | undefined,
@@ -72,11 +83,10 @@ export interface StageRequest {
 
 export function validateStage(request: NodeStageVolumeRequest, roots: PathRoots): StageRequest {
   const call = 'NodeStageVolume';
-  const volumeId = requireVolumeId(request.volumeId, call);
-  const stagingPath = requirePathUnder(
-    request.stagingTargetPath,
-    'staging_target_path',
+  const { volumeId, path: stagingPath } = requireIdAndPath(
     call,
+    request,
+    { value: request.stagingTargetPath, field: 'staging_target_path' },
     roots.kubeletDir,
   );
   checkCapability(request.volumeCapability, 'volume_capability', call);
@@ -94,11 +104,10 @@ export interface UnstageRequest {
 
 export function validateUnstage(request: NodeUnstageVolumeRequest, roots: PathRoots): UnstageRequest {
   const call = 'NodeUnstageVolume';
-  const volumeId = requireVolumeId(request.volumeId, call);
-  const stagingPath = requirePathUnder(
-    request.stagingTargetPath,
-    'staging_target_path',
+  const { volumeId, path: stagingPath } = requireIdAndPath(
     call,
+    request,
+    { value: request.stagingTargetPath, field: 'staging_target_path' },
     roots.kubeletDir,
   );
   return { volumeId, stagingPath };
@@ -113,8 +122,12 @@ export interface PublishRequest {
 
 export function validatePublish(request: NodePublishVolumeRequest, roots: PathRoots): PublishRequest {
   const call = 'NodePublishVolume';
-  const volumeId = requireVolumeId(request.volumeId, call);
-  const targetPath = requirePathUnder(request.targetPath, 'target_path', call, roots.kubeletDir);
+  const { volumeId, path: targetPath } = requireIdAndPath(
+    call,
+    request,
+    { value: request.targetPath, field: 'target_path' },
+    roots.kubeletDir,
+  );
   const readOnlyMode = checkCapability(request.volumeCapability, 'volume_capability', call);
   const attributes = parseVolumeContext(request.volumeContext, {
     requireNodeLabel: false,
@@ -130,7 +143,11 @@ export interface UnpublishRequest {
 
 export function validateUnpublish(request: NodeUnpublishVolumeRequest, roots: PathRoots): UnpublishRequest {
   const call = 'NodeUnpublishVolume';
-  const volumeId = requireVolumeId(request.volumeId, call);
-  const targetPath = requirePathUnder(request.targetPath, 'target_path', call, roots.kubeletDir);
+  const { volumeId, path: targetPath } = requireIdAndPath(
+    call,
+    request,
+    { value: request.targetPath, field: 'target_path' },
+    roots.kubeletDir,
+  );
   return { volumeId, targetPath };
 }
