@@ -83,6 +83,11 @@ export function ignoredFields(runtime: AnyRuntime): string[] {
   return ignored;
 }
 
+/** The schema admits '' and Fluid's three policies; '' is Fluid's default, OnRuntimeDeleted. */
+function fuseCleanPolicyOf(policy: string | undefined): RuntimePlan['fuseCleanPolicy'] {
+  return policy === 'OnDemand' || policy === 'OnFuseChanged' ? policy : 'OnRuntimeDeleted';
+}
+
 /** The platform plan for a dataset and its runtime. */
 export function planFor(dataset: Dataset, runtime: AnyRuntime, mounts: ResolvedMount[]): RuntimePlan {
   const blockSize = runtime.spec.worker?.blockSize;
@@ -103,5 +108,6 @@ export function planFor(dataset: Dataset, runtime: AnyRuntime, mounts: ResolvedM
     workers: runtime.spec.replicas ?? 1,
     fuseArgs: runtime.spec.fuse?.args ?? [],
     readOnly: accessModes.every((mode) => mode.startsWith('ReadOnly')),
+    fuseCleanPolicy: fuseCleanPolicyOf(runtime.spec.fuse?.cleanPolicy),
   };
 }

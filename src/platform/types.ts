@@ -24,6 +24,11 @@ export interface RuntimePlan {
   /** FUSE arguments as written in the runtime (`-okernel_cache`, `--fuse-opts=…`). */
   fuseArgs: readonly string[];
   readOnly: boolean;
+  /**
+   * When a node's FUSE pod goes after the last pod there stops using the dataset (the runtime's
+   * `spec.fuse.cleanPolicy`, Fluid's default OnRuntimeDeleted); the CSI node plugin acts on it.
+   */
+  fuseCleanPolicy: 'OnDemand' | 'OnRuntimeDeleted' | 'OnFuseChanged';
 }
 
 export interface WorkerObservation {

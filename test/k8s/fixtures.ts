@@ -3,7 +3,7 @@
  * ones `tide apply --dry-run` validates with.
  */
 import { crdFor, findKind, MOUNT_POINT_PATTERN, type KindInfo } from '../../src/api/index.ts';
-import { resourceType, type KubeObject } from '../../src/kube/index.ts';
+import { builtin, resourceType, type KubeObject, type ResourceType } from '../../src/kube/index.ts';
 
 export const GROUP = 'data.fluid.io';
 
@@ -45,3 +45,23 @@ export function invalidDataset(name: string, namespace: string): KubeObject {
     spec: { mounts: [{ name: 'bad', mountPoint: 'ftp://example.com/data', path: 'relative/dir' }] },
   };
 }
+
+/** The kinds of the chart's RBAC objects (`helm template` output), to create them in a test cluster. */
+export const CHART_RBAC_TYPES: ReadonlyMap<string, ResourceType> = new Map([
+  ['ServiceAccount', builtin.serviceAccounts],
+  [
+    'ClusterRole',
+    resourceType('rbac.authorization.k8s.io/v1', 'ClusterRole', 'clusterroles', { namespaced: false }),
+  ],
+  [
+    'ClusterRoleBinding',
+    resourceType('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', 'clusterrolebindings', {
+      namespaced: false,
+    }),
+  ],
+  ['Role', resourceType('rbac.authorization.k8s.io/v1', 'Role', 'roles', { namespaced: true })],
+  [
+    'RoleBinding',
+    resourceType('rbac.authorization.k8s.io/v1', 'RoleBinding', 'rolebindings', { namespaced: true }),
+  ],
+]);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
+import { parseCsiArgs } from '../../src/csi/index.ts';
 import { parseOperatorArgs } from '../../src/operator/index.ts';
 import { helmPath, helmSkipReason } from './helm.ts';
 
@@ -20,6 +21,20 @@ interface Doc {
   kind: string;
   metadata: { name: string; namespace?: string };
   [field: string]: unknown;
+}
+
+interface PluginPodSpec {
+  hostNetwork: boolean;
+  serviceAccountName: string;
+  containers: {
+    image: string;
+    command: string[];
+    args: string[];
+    env: Record<string, unknown>[];
+    securityContext: { privileged: boolean };
+    volumeMounts: { name: string; mountPath: string; mountPropagation?: string }[];
+  }[];
+  volumes: Record<string, unknown>[];
 }
 
 interface Rule {
@@ -68,11 +83,16 @@ describe('the Helm chart', () => {
   it('renders a controller Deployment whose flags the operator accepts, with the images of the values', async () => {
     const docs = await render();
     assert.deepEqual(docs.map((doc) => doc.kind).sort(), [
+      'CSIDriver',
+      'ClusterRole',
       'ClusterRole',
       'ClusterRoleBinding',
+      'ClusterRoleBinding',
+      'DaemonSet',
       'Deployment',
       'Role',
       'RoleBinding',
+      'ServiceAccount',
       'ServiceAccount',
     ]);
     const controller = controllerOf(docs);
@@ -121,6 +141,90 @@ describe('the Helm chart', () => {
       rulesOf(installing, 'ClusterRole').some((rule) => rule.resources.includes('customresourcedefinitions')),
     );
     assert.deepEqual(rulesOf(installing, 'Role'), []);
+  });
+
+  it('renders the CSI driver and its node plugin: privileged, on the host network, propagating mounts', async () => {
+    const docs = await render();
+    const driver = docs.find((doc) => doc.kind === 'CSIDriver');
+    assert.equal(driver?.metadata.name, 'fuse.csi.tide.io');
+    assert.deepEqual(driver['spec'], {
+      attachRequired: false,
+      podInfoOnMount: true,
+      fsGroupPolicy: 'None',
+      volumeLifecycleModes: ['Persistent'],
+    });
+    const daemonSet = docs.find((doc) => doc.kind === 'DaemonSet');
+    assert.equal(daemonSet?.metadata.name, 'tide-csi-nodeplugin');
+    const pod = (daemonSet['spec'] as { template: { spec: PluginPodSpec } }).template.spec;
+    assert.equal(pod.hostNetwork, true);
+    assert.equal(pod.serviceAccountName, 'tide-csi');
+    const [container] = pod.containers;
+    assert.ok(container !== undefined);
+    assert.equal(container.image, 'ghcr.io/tide-dev/tide-worker:0.1.0');
+    assert.deepEqual(container.command, ['node', 'src/csi/main.ts']);
+    assert.equal(container.securityContext.privileged, true);
+    assert.deepEqual(container.env, [
+      { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+    ]);
+    // The kubelet expands $(NODE_NAME); the plugin's own parser accepts the rest.
+    const config = parseCsiArgs(
+      container.args.map((arg) => arg.replace('$(NODE_NAME)', 'node-a')),
+      {},
+    );
+    assert.equal(config.endpoint, 'unix:///var/lib/kubelet/plugins/fuse.csi.tide.io/csi.sock');
+    assert.equal(config.nodeId, 'node-a');
+    assert.equal(config.registrationDir, '/var/lib/kubelet/plugins_registry');
+    assert.equal(config.kubeletDir, '/var/lib/kubelet');
+    assert.equal(config.mountRoot, '/runtime-mnt');
+    assert.equal(config.recoveryIntervalMs, 3_000);
+    assert.equal(config.fuseWaitTimeoutMs, 90_000);
+    assert.deepEqual(container.volumeMounts, [
+      { name: 'kubelet-dir', mountPath: '/var/lib/kubelet', mountPropagation: 'Bidirectional' },
+      { name: 'mount-root', mountPath: '/runtime-mnt', mountPropagation: 'Bidirectional' },
+    ]);
+    assert.deepEqual(pod.volumes, [
+      { name: 'kubelet-dir', hostPath: { path: '/var/lib/kubelet', type: 'Directory' } },
+      { name: 'mount-root', hostPath: { path: '/runtime-mnt', type: 'DirectoryOrCreate' } },
+    ]);
+
+    const custom = await render(
+      'csi.kubeletDir=/data/kubelet',
+      'runtime.mountRoot=/mnt/tide',
+      'csi.apiServer.host=10.0.0.1',
+      'csi.apiServer.port=6443',
+    );
+    const customPod = (
+      custom.find((doc) => doc.kind === 'DaemonSet')?.['spec'] as { template: { spec: PluginPodSpec } }
+    ).template.spec;
+    const customContainer = customPod.containers[0];
+    assert.ok(customContainer !== undefined);
+    assert.equal(parseCsiArgs(customContainer.args, { NODE_NAME: 'n' }).kubeletDir, '/data/kubelet');
+    assert.deepEqual(customContainer.env.slice(1), [
+      { name: 'KUBERNETES_SERVICE_HOST', value: '10.0.0.1' },
+      { name: 'KUBERNETES_SERVICE_PORT', value: '6443' },
+    ]);
+    assert.equal(customContainer.volumeMounts[1]?.mountPath, '/mnt/tide');
+    assert.equal(parseCsiArgs(customContainer.args, { NODE_NAME: 'n' }).mountRoot, '/mnt/tide');
+
+    const disabled = await render('csi.enabled=false');
+    assert.ok(!disabled.some((doc) => ['CSIDriver', 'DaemonSet'].includes(doc.kind)));
+  });
+
+  it('grants the node plugin only what it uses', async () => {
+    const docs = await render();
+    const role = docs.find((doc) => doc.kind === 'ClusterRole' && doc.metadata.name === 'tide-csi');
+    assert.deepEqual(role?.['rules'], [
+      { apiGroups: [''], resources: ['nodes'], verbs: ['patch'] },
+      { apiGroups: ['data.fluid.io'], resources: ['datasets'], verbs: ['get'] },
+      { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['persistentvolumes'], verbs: ['get'] },
+      { apiGroups: ['apps'], resources: ['daemonsets'], verbs: ['get'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['list'] },
+    ]);
+    const binding = docs.find((doc) => doc.kind === 'ClusterRoleBinding' && doc.metadata.name === 'tide-csi');
+    assert.deepEqual(binding?.['subjects'], [
+      { kind: 'ServiceAccount', name: 'tide-csi', namespace: 'tide-system' },
+    ]);
   });
 
   it('ships the generated CRDs', async () => {

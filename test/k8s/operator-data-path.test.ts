@@ -69,6 +69,7 @@ describe('the Kubernetes data path: EndpointSlice membership, loader and FUSE', 
     workers: 2,
     fuseArgs: [],
     readOnly: true,
+    fuseCleanPolicy: 'OnRuntimeDeleted',
   };
   const names = namesOf(plan.dataset);
 

@@ -31,30 +31,13 @@ import { startNginx, type NginxServer } from '../helpers/nginx.ts';
 import { startS3Server, versitygwPath, type S3Server } from '../helpers/s3-server.ts';
 import { ensureK8sBinaries, k8sSuiteSkipReason, startCluster, waitFor, type TestCluster } from './cluster.ts';
 import { helmPath, helmSkipReason } from './helm.ts';
+import { CHART_RBAC_TYPES } from './fixtures.ts';
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..');
 const NS = 'default';
 /** The chart's release namespace: the operator runs there with the chart's RBAC. */
 const RELEASE_NS = 'tide-system';
-const RBAC_KINDS = new Map<string, ResourceType>([
-  ['ServiceAccount', builtin.serviceAccounts],
-  [
-    'ClusterRole',
-    resourceType('rbac.authorization.k8s.io/v1', 'ClusterRole', 'clusterroles', { namespaced: false }),
-  ],
-  [
-    'ClusterRoleBinding',
-    resourceType('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', 'clusterrolebindings', {
-      namespaced: false,
-    }),
-  ],
-  ['Role', resourceType('rbac.authorization.k8s.io/v1', 'Role', 'roles', { namespaced: true })],
-  [
-    'RoleBinding',
-    resourceType('rbac.authorization.k8s.io/v1', 'RoleBinding', 'rolebindings', { namespaced: true }),
-  ],
-]);
 const KUBECTL = '/usr/bin/kubectl';
 const skip = k8sSuiteSkipReason();
 
@@ -279,10 +262,12 @@ describe('the operator on a real control plane', { timeout: 600_000 }, () => {
     let account = '';
     for (const document of parseAllDocuments(stdout)) {
       const object = document.toJSON() as Obj | null;
-      const type = RBAC_KINDS.get(object?.kind ?? '');
+      const type = CHART_RBAC_TYPES.get(object?.kind ?? '');
       if (object === null || type === undefined) continue;
       await kube.create(type, object, { namespace: RELEASE_NS });
-      if (object.kind === 'ServiceAccount') account = object.metadata.name;
+      // The operator's account; the CSI node plugin has its own (`<fullname>-csi`).
+      if (object.kind === 'ServiceAccount' && !object.metadata.name.endsWith('-csi'))
+        account = object.metadata.name;
     }
     const request = await kube.request<{ status: { token: string } }>({
       method: 'POST',

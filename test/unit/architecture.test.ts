@@ -14,6 +14,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   cache: ['lib', 'api', 'ufs'],
   fuse: ['lib', 'api', 'ufs', 'cache'],
   kube: ['lib', 'api'],
+  csi: ['lib', 'api', 'kube'],
   store: ['lib', 'api', 'kube'],
   platform: ['lib', 'api', 'ufs', 'cache', 'fuse', 'kube', 'store'],
   controller: ['lib', 'api', 'ufs', 'cache', 'store', 'platform'],

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { parseVolumeContext } from '../../csi/index.ts';
 import { SecretValue } from '../../lib/index.ts';
 import type { RuntimePlan } from '../types.ts';
 import { workersFromSlices } from './endpoint-membership.ts';
@@ -28,6 +29,7 @@ function plan(overrides: Partial<RuntimePlan> = {}): RuntimePlan {
     workers: 2,
     fuseArgs: ['-okernel_cache'],
     readOnly: true,
+    fuseCleanPolicy: 'OnRuntimeDeleted',
     ...overrides,
   };
 }
@@ -108,6 +110,23 @@ test('the volume carries Fluid attributes and the workers spread one per node', 
   assert.deepEqual(pv.spec.accessModes, ['ReadOnlyMany']);
   assert.equal(pv.spec.csi.volumeAttributes['fluid_path'], '/runtime-mnt/tide/default/demo/tide-fuse');
   assert.equal(pv.spec.csi.volumeAttributes['mount_pod_node_selector_key'], 'fluid.io/f-default-demo');
+  // What the CSI node plugin reads: the context it parses, the cleanPolicy and the FUSE DaemonSet.
+  const attributes = parseVolumeContext(pv.spec.csi.volumeAttributes, { requireNodeLabel: true });
+  assert.deepEqual(attributes, {
+    fluidPath: '/runtime-mnt/tide/default/demo/tide-fuse',
+    subPath: '',
+    mountType: 'fuse.tide',
+    cleanPolicy: 'OnRuntimeDeleted',
+    dataset: { namespace: 'default', name: 'demo' },
+    nodeLabel: { key: 'fluid.io/f-default-demo', value: 'true' },
+    fuseDaemonSet: 'demo-fuse',
+  });
+  const onDemand = persistentVolume(
+    plan({ fuseCleanPolicy: 'OnDemand' }),
+    namesOf(p.dataset),
+    DEFAULT_SETTINGS,
+  ) as typeof pv;
+  assert.equal(onDemand.spec.csi.volumeAttributes['fuse_clean_policy'], 'OnDemand');
   const sts = workerStatefulSet(p, namesOf(p.dataset), DEFAULT_SETTINGS, 'digest') as {
     spec: {
       template: {

@@ -417,6 +417,9 @@ export function persistentVolume(
           runtime_name: plan.dataset.name,
           mount_pod_node_selector_key: fuseNodeLabel(plan.dataset),
           mount_pod_node_selector_value: 'true',
+          // Read by the CSI node plugin at NodeUnstageVolume (src/csi/volume-context.ts).
+          fuse_clean_policy: plan.fuseCleanPolicy,
+          fuse_daemonset: names.daemonSet,
           [DATASET_ID_LABEL]: datasetIdValue(plan.dataset),
         },
       },

@@ -1,0 +1,12 @@
+export { startNodePlugin, DRIVER_NAME } from './plugin.ts';
+export type { NodePlugin, NodePluginOptions } from './plugin.ts';
+export { ClusterAccess } from './cluster.ts';
+export { CsiError, GrpcStatus } from './errors.ts';
+export type { CsiErrorCode } from './errors.ts';
+export { VolumeAttribute, DEFAULT_MOUNT_TYPE, parseVolumeContext } from './volume-context.ts';
+export type { VolumeAttributes, FuseCleanPolicy } from './volume-context.ts';
+export { parseMountInfo, readMountInfo, topMountAt } from './mountinfo.ts';
+export type { MountEntry } from './mountinfo.ts';
+export { PROTO_OPTIONS } from './grpc-server.ts';
+export { parseCsiArgs } from './config.ts';
+export type { CsiConfig } from './config.ts';
