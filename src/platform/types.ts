@@ -47,6 +47,11 @@ export interface CacheStatistics {
   bytesReadLocal: number;
   bytesReadRemote: number;
   bytesReadOrigin: number;
+  /**
+   * Cached bytes held by the workers of each node, by node name (Kubernetes only: what the
+   * admission webhook weights its node affinity by). Undefined where workers have no node.
+   */
+  cachedBytesByNode?: Record<string, number>;
 }
 
 /** What a DataLoad asks the platform to warm. */
