@@ -209,7 +209,7 @@ export function configSecret(plan: RuntimePlan, names: RuntimeNames, files: Runt
   };
 }
 
-/** The ServiceAccount, Role and RoleBinding that let FUSE and loader pods read the membership. */
+/** The ServiceAccount, Role and RoleBinding that let FUSE, sidecar and loader pods read the membership. */
 export function clientAccess(plan: RuntimePlan, names: RuntimeNames): KubeObject[] {
   return [
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(plan, names.client) },
@@ -226,7 +226,16 @@ export function clientAccess(plan: RuntimePlan, names: RuntimeNames): KubeObject
       kind: 'RoleBinding',
       metadata: meta(plan, names.client),
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: names.client },
-      subjects: [{ kind: 'ServiceAccount', name: names.client, namespace: plan.dataset.namespace }],
+      // FUSE sidecars (the webhook's serverless pods) run as their pod's service account, whichever
+      // it is: every service account of the namespace may read its workers' EndpointSlices.
+      subjects: [
+        { kind: 'ServiceAccount', name: names.client, namespace: plan.dataset.namespace },
+        {
+          kind: 'Group',
+          apiGroup: 'rbac.authorization.k8s.io',
+          name: `system:serviceaccounts:${plan.dataset.namespace}`,
+        },
+      ],
     },
   ];
 }
