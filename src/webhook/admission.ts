@@ -16,7 +16,7 @@ import {
   isServerless,
   isTrue,
 } from './fluid-labels.ts';
-import { pluginsOf, type MutationContext } from './plugins.ts';
+import { runChain } from './plugins.ts';
 import { podNameOf, type Pod } from './pod.ts';
 import type { PluginName, PluginsProfile } from './profile.ts';
 import type { SidecarOptions } from './sidecar.ts';
@@ -179,14 +179,11 @@ export async function admit(body: unknown, options: AdmissionOptions): Promise<A
           'the FUSE sidecar needs native sidecar containers (Kubernetes 1.29 or later); this cluster is older',
         );
     }
-    const mutated = structuredClone(pod);
-    const context: MutationContext = { pod: mutated, datasets, warnings: [] };
-    const plugins = pluginsOf(options.profile, options.sidecar);
-    const ran: string[] = [];
-    for (const name of chain) {
-      ran.push(name);
-      if (plugins[name](context)) break;
-    }
+    const {
+      pod: mutated,
+      warnings,
+      ran,
+    } = runChain(pod, datasets, { profile: options.profile, kind, sidecar: options.sidecar });
     const patch = patchOf(pod, mutated);
     log(
       {
@@ -205,7 +202,7 @@ export async function admit(body: unknown, options: AdmissionOptions): Promise<A
         patchType: 'JSONPatch',
         patch: Buffer.from(JSON.stringify(patch)).toString('base64'),
       }),
-      ...(context.warnings.length > 0 && { warnings: context.warnings }),
+      ...(warnings.length > 0 && { warnings }),
     });
   } catch (error) {
     if (error instanceof WebhookError) return deny(403, error.message);

@@ -23,7 +23,14 @@ export type { DatasetUse, FuseTemplate } from './dataset-use.ts';
 export { datasetsOfPod, type DatasetsOfPodOptions } from './datasets-of-pod.ts';
 export { WebhookError, type WebhookErrorCode } from './errors.ts';
 export * as fluidLabels from './fluid-labels.ts';
-export { pluginsOf, cachedBytesTerms, type Plugin, type MutationContext } from './plugins.ts';
+export {
+  pluginsOf,
+  runChain,
+  cachedBytesTerms,
+  type ChainResult,
+  type Plugin,
+  type MutationContext,
+} from './plugins.ts';
 export type {
   Pod,
   PodSpec,

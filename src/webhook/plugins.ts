@@ -170,3 +170,30 @@ export function pluginsOf(profile: PluginsProfile, sidecar: SidecarOptions): Rec
     FilePrefetcher: filePrefetcher,
   };
 }
+
+export interface ChainResult {
+  pod: Pod;
+  warnings: string[];
+  /** The plugins that ran, in order. */
+  ran: PluginName[];
+}
+
+/**
+ * Runs the profile's chain for a kind of pod (with or without datasets) on a copy of `pod`.
+ * @throws {WebhookError} from FuseSidecar
+ */
+export function runChain(
+  pod: Pod,
+  datasets: readonly DatasetUse[],
+  options: { profile: PluginsProfile; kind: 'serverful' | 'serverless'; sidecar: SidecarOptions },
+): ChainResult {
+  const chain = options.profile.plugins[options.kind][datasets.length > 0 ? 'withDataset' : 'withoutDataset'];
+  const context: MutationContext = { pod: structuredClone(pod), datasets, warnings: [] };
+  const plugins = pluginsOf(options.profile, options.sidecar);
+  const ran: PluginName[] = [];
+  for (const name of chain) {
+    ran.push(name);
+    if (plugins[name](context)) break;
+  }
+  return { pod: context.pod, warnings: context.warnings, ran };
+}
