@@ -64,7 +64,8 @@ const HONOURED: Record<string, readonly string[] | true> = {
   tieredstore: true,
   management: true,
   master: ['replicas'],
-  fuse: ['args', 'cleanPolicy'],
+  // fuse.nodeSelector: the webhook's RequireNodeWithFuse makes pods require those nodes.
+  fuse: ['args', 'cleanPolicy', 'nodeSelector'],
   worker: ['blockSize', 'port', 'nodeSelector'],
 };
 

@@ -32,6 +32,8 @@ export interface OperatorConfig {
 
 export interface WebhookConfig {
   port: number;
+  /** Address to listen on; undefined: all. An IP address is also put in the certificate. */
+  address: string | undefined;
   /** Namespace of the Service, the Secret and the operator (left out by the webhook's namespaceSelector). */
   namespace: string | undefined;
   /** The Service in front of the replicas; the serving certificate is for its DNS names. */
@@ -89,6 +91,7 @@ interface RawOptions {
   statsTimeoutMs: string;
   webhook: boolean;
   webhookPort: string;
+  webhookAddress?: string;
   webhookNamespace?: string;
   webhookService: string;
   webhookSecret: string;
@@ -146,6 +149,10 @@ export function parseOperatorArgs(
     .option('--stats-timeout-ms <ms>', "deadline of each worker's stats request", '2000')
     .option('--webhook', 'serve the pod admission webhook (HTTPS) on this replica', false)
     .option('--webhook-port <port>', 'port of the webhook', '9443')
+    .option(
+      '--webhook-address <ip>',
+      'address the webhook listens on, also named in its certificate (default all)',
+    )
     .option('--webhook-namespace <ns>', "namespace of the webhook's Service and Secret (default the pod's)")
     .option('--webhook-service <name>', 'Service in front of the webhook', 'tide-webhook')
     .option('--webhook-secret <name>', 'Secret of the serving certificate', 'tide-webhook-certs')
@@ -202,6 +209,7 @@ export function parseOperatorArgs(
     webhook: raw.webhook
       ? Object.freeze({
           port: port('webhook-port', raw.webhookPort),
+          address: raw.webhookAddress,
           namespace: raw.webhookNamespace ?? (env['POD_NAMESPACE'] === '' ? undefined : env['POD_NAMESPACE']),
           serviceName: raw.webhookService,
           secretName: raw.webhookSecret,

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { ControllerManager, type EventRecorder } from '../controller/index.ts';
 import { toError, type Logger } from '../lib/index.ts';
 import { inClusterConnection, KubeClient, loadKubeConfig, type KubeConnection } from '../kube/index.ts';
@@ -147,6 +148,7 @@ async function startWebhook(
     kube: client,
     logger,
     port: settings.port,
+    ...(settings.address !== undefined && { host: settings.address }),
     profilePath: settings.profilePath,
     mountRoot: config.platform.mountRoot,
     mountType: MOUNT_TYPE,
@@ -160,6 +162,7 @@ async function startWebhook(
         `${service}.${namespace}.svc`,
         `${service}.${namespace}.svc.cluster.local`,
       ],
+      ipAddresses: settings.address !== undefined && isIP(settings.address) !== 0 ? [settings.address] : [],
       manage: settings.certificates === 'self',
       checkIntervalMs: settings.checkIntervalMs,
     },
