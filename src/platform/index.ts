@@ -1,6 +1,7 @@
 export type {
   Platform,
   RuntimePlan,
+  FuseContainerPlan,
   RuntimeObservation,
   WorkerObservation,
   ResolvedMount,

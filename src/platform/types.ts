@@ -23,7 +23,19 @@ export interface RuntimePlan {
   workers: number;
   /** FUSE arguments as written in the runtime (`-okernel_cache`, `--fuse-opts=…`). */
   fuseArgs: readonly string[];
+  /** The runtime's FUSE container fields (`spec.fuse`): image, pull policy, resources, environment. */
+  fuseContainer?: FuseContainerPlan;
   readOnly: boolean;
+}
+
+export interface FuseContainerPlan {
+  /** `image:imageTag`; undefined: the platform's FUSE image. */
+  image?: string;
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  /** core/v1 ResourceRequirements, as written. */
+  resources?: Record<string, unknown>;
+  /** core/v1 EnvVars, as written, after the platform's own. */
+  env?: readonly Record<string, unknown>[];
 }
 
 export interface WorkerObservation {

@@ -56,6 +56,13 @@ type PodObject = KubeObject & {
 };
 
 const SERVERFUL = { 'fuse.serverful.fluid.io/inject': 'true' };
+/** The runtime's FUSE container fields, which the sidecar must carry. */
+const FUSE = {
+  image: 'registry.example.com/tide-worker',
+  imageTag: 'v2',
+  resources: { requests: { cpu: '250m', memory: '512Mi' }, limits: { memory: '2Gi' } },
+  env: [{ name: 'TIDE_FUSE_TEST', value: 'yes' }],
+};
 
 function podManifest(name: string, labels: Record<string, string>, claims: string[] = []): PodObject {
   return {
@@ -217,7 +224,10 @@ describe('the pod admission webhook on a real API server and scheduler', { timeo
         ['empty', 0],
       ] as const) {
         await kube.create(datasets, { metadata: { name, namespace: NS }, spec: { mounts } });
-        await kube.create(tideRuntimes, { metadata: { name, namespace: NS }, spec: { replicas } });
+        await kube.create(tideRuntimes, {
+          metadata: { name, namespace: NS },
+          spec: { replicas, fuse: FUSE },
+        });
       }
       // A dataset without a runtime stays NotBound.
       await kube.create(datasets, { metadata: { name: 'pending', namespace: NS }, spec: { mounts } });
@@ -346,8 +356,11 @@ describe('the pod admission webhook on a real API server and scheduler', { timeo
     const [sidecar] = created.spec.initContainers ?? [];
     assert.equal(sidecar?.name, 'fluid-fuse-0');
     assert.equal(sidecar.restartPolicy, 'Always');
-    assert.equal(sidecar.image, fuse?.image);
-    assert.deepEqual(sidecar.command, fuse?.command);
+    assert.equal(fuse?.image, 'registry.example.com/tide-worker:v2');
+    assert.equal(sidecar.image, fuse.image);
+    assert.deepEqual(sidecar.resources, FUSE.resources);
+    assert.deepEqual(sidecar.env?.at(-1), FUSE.env[0]);
+    assert.deepEqual(sidecar.command, fuse.command);
     assert.deepEqual(sidecar.securityContext, { privileged: true });
     // The ServiceAccount admission plugin adds its token mount after the webhook.
     assert.deepEqual(

@@ -355,11 +355,16 @@ export function fuseDaemonSet(
           containers: [
             {
               name: 'fuse',
-              image: settings.images.fuse,
-              imagePullPolicy: settings.imagePullPolicy,
+              // The runtime's `spec.fuse` container fields win; the webhook's sidecars copy this container.
+              image: plan.fuseContainer?.image ?? settings.images.fuse,
+              imagePullPolicy: plan.fuseContainer?.imagePullPolicy ?? settings.imagePullPolicy,
               workingDir: settings.appDir,
               command: ['node', 'src/fuse/mount-main.ts', `${CONFIG_DIR}/mount.json`],
-              env: [{ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } }],
+              env: [
+                { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+                ...(plan.fuseContainer?.env ?? []),
+              ],
+              ...(plan.fuseContainer?.resources !== undefined && { resources: plan.fuseContainer.resources }),
               // mount(2) and /dev/fuse; Bidirectional propagation makes the mount visible on the node.
               securityContext: { privileged: true },
               volumeMounts: [
@@ -406,7 +411,7 @@ export function persistentVolume(
     kind: 'PersistentVolume',
     metadata: {
       name: names.persistentVolume,
-      labels: { ...commonLabels(plan.dataset), [workerLabel ?? '']: 'true' },
+      labels: { ...commonLabels(plan.dataset), [workerLabel]: 'true' },
       annotations: { CreatedBy: 'fluid' },
     },
     spec: {
@@ -443,7 +448,7 @@ export function persistentVolumeClaim(
     apiVersion: 'v1',
     kind: 'PersistentVolumeClaim',
     metadata: {
-      ...meta(plan, names.persistentVolumeClaim, { [workerLabel ?? '']: 'true' }),
+      ...meta(plan, names.persistentVolumeClaim, { [workerLabel]: 'true' }),
       annotations: { CreatedBy: 'fluid' },
     },
     spec: {
