@@ -15,8 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { KINDS } from '../../src/api/index.ts';
-import { builtin, resourceType, type KubeClient, type KubeObject } from '../../src/kube/index.ts';
+import { builtin, type KubeClient, type KubeObject } from '../../src/kube/index.ts';
 import { silentLogger } from '../../src/lib/index.ts';
 import {
   CertificateKeeper,
@@ -28,6 +27,7 @@ import {
 } from '../../src/webhook/index.ts';
 import { startNginx, type NginxServer } from '../helpers/nginx.ts';
 import { ensureK8sBinaries, k8sBinariesStatus, startCluster, waitFor, type TestCluster } from './cluster.ts';
+import { datasetType, tideRuntimeType } from './fixtures.ts';
 import { keepNodeLeases } from './node-leases.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -42,13 +42,8 @@ const skip =
     ? `go is not installed, so the Kubernetes binaries (${binaries.missing.join(', ')}) cannot be built`
     : false;
 
-function typeOf(kind: string) {
-  const info = KINDS.find((k) => k.kind === kind);
-  if (info === undefined) throw new Error(`no kind ${kind}`);
-  return resourceType(info.apiVersion, info.kind, info.plural, { namespaced: true });
-}
-const datasets = typeOf('Dataset');
-const tideRuntimes = typeOf('TideRuntime');
+const datasets = datasetType;
+const tideRuntimes = tideRuntimeType;
 
 type PodObject = KubeObject & {
   spec: Pod['spec'] & { nodeName?: string };
