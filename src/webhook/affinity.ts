@@ -10,14 +10,27 @@ function constrains(term: NodeSelectorTerm): boolean {
   return (term.matchExpressions?.length ?? 0) > 0 || (term.matchFields?.length ?? 0) > 0;
 }
 
-/** Appends preferred terms to the pod's node affinity (Fluid's InjectPreferredSchedulingTerms). */
+/**
+ * Appends preferred terms to the pod's node affinity (Fluid's InjectPreferredSchedulingTerms),
+ * but not those it has already: a reinvoked webhook must not double the weights.
+ */
 export function addPreferredTerms(pod: Pod, terms: readonly PreferredSchedulingTerm[]): void {
-  if (terms.length === 0) return;
+  const existing = pod.spec.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
+  const known = new Set(existing.map((term) => JSON.stringify(term)));
+  const added = terms.filter((term) => !known.has(JSON.stringify(term)));
+  if (added.length === 0) return;
   const affinity = nodeAffinityOf(pod);
-  affinity.preferredDuringSchedulingIgnoredDuringExecution = [
-    ...(affinity.preferredDuringSchedulingIgnoredDuringExecution ?? []),
-    ...terms,
-  ];
+  affinity.preferredDuringSchedulingIgnoredDuringExecution = [...existing, ...added];
+}
+
+/** Whether every requirement of `term` is in `within` already. */
+function implied(term: NodeSelectorTerm, within: NodeSelectorTerm): boolean {
+  const has = (list: readonly unknown[] | undefined, item: unknown) =>
+    (list ?? []).some((other) => JSON.stringify(other) === JSON.stringify(item));
+  return (
+    (term.matchExpressions ?? []).every((e) => has(within.matchExpressions, e)) &&
+    (term.matchFields ?? []).every((f) => has(within.matchFields, f))
+  );
 }
 
 /**
@@ -33,9 +46,12 @@ export function addRequiredTerms(pod: Pod, terms: readonly NodeSelectorTerm[]): 
     affinity.requiredDuringSchedulingIgnoredDuringExecution = { nodeSelectorTerms: [...terms] };
     return;
   }
-  const added = terms.filter(constrains);
-  if (added.length === 0) return;
   const current = existing.filter(constrains);
+  // A term every existing term already requires changes nothing (a reinvoked webhook).
+  const added = terms.filter(
+    (term) => constrains(term) && !(current.length > 0 && current.every((left) => implied(term, left))),
+  );
+  if (added.length === 0) return;
   if (current.length === 0) {
     affinity.requiredDuringSchedulingIgnoredDuringExecution = { nodeSelectorTerms: added };
     return;

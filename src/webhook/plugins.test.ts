@@ -192,6 +192,18 @@ test("Tide's profile weights each node by the dataset's bytes its workers hold, 
   ]);
 });
 
+test('a reinvoked webhook changes nothing more', () => {
+  const datasets = [use('demo', { fuseNodeSelector: { pool: 'gpu' }, cachedBytesByNode: { 'node-a': 5 } })];
+  for (const [labels, list] of [
+    [{ ...serverful, 'fluid.io/dataset.demo.sched': 'required' }, datasets],
+    [serverful, datasets],
+    [serverful, []],
+  ] as const) {
+    const once = run(appPod(labels), [...list], tide).pod;
+    assert.deepEqual(patchOf(once, run(once, [...list], tide).pod), []);
+  }
+});
+
 test('a pod that already schedules by a cache locality keeps its affinity, with a warning', () => {
   const pod = appPod(serverful);
   pod.spec.nodeSelector = { 'topology.kubernetes.io/zone': 'a' };
