@@ -78,6 +78,12 @@ export const DatasetStatus = Type.Object({
   ufsTotal: Type.Optional(Type.String()),
   fileNum: Type.Optional(Type.String()),
   cacheStates: Type.Optional(CacheStates),
+  cachedBytesByNode: Type.Optional(
+    Type.Record(Type.String(), Type.Integer({ minimum: 0 }), {
+      description:
+        "Tide: bytes of the dataset each node's cache workers hold, by node name (Kubernetes); the admission webhook weights its node affinity by them",
+    }),
+  ),
   runtimes: Type.Optional(Type.Array(Opaque('bound runtime'))),
   mounts: Type.Optional(Type.Array(Mount)),
   mountPath: Type.Optional(

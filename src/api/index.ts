@@ -30,3 +30,18 @@ export {
 } from './mounts.ts';
 export { crdFor, allCrds } from './crd.ts';
 export { isDns1035Label, isDns1123Label, isDns1123Subdomain } from './names.ts';
+export {
+  DATASET_ID_LABEL,
+  DATASET_NUM_LABEL,
+  RUNTIME_TYPE,
+  datasetIdValue,
+  fitName,
+  fluidPath,
+  fuseNodeLabel,
+  namespacedValue,
+  namesOf,
+  shortHash,
+  workerNodeLabels,
+  type DatasetKey,
+  type RuntimeNames,
+} from './fluid-names.ts';

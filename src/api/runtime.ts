@@ -85,6 +85,23 @@ export const RuntimeStatus = Type.Object({
 });
 export type RuntimeStatus = Static<typeof RuntimeStatus>;
 
+/**
+ * Fluid's FUSE container fields: they go into the FUSE DaemonSet and so into the webhook's FUSE
+ * sidecars. `image` (with `imageTag`) replaces the operator's `--fuse-image`; it must run Tide's
+ * FUSE server (the tide-worker image).
+ */
+function fuseContainerFields() {
+  return {
+    image: Type.Optional(Type.String()),
+    imageTag: Type.Optional(Type.String()),
+    imagePullPolicy: Type.Optional(
+      Type.Union([Type.Literal('Always'), Type.Literal('IfNotPresent'), Type.Literal('Never')]),
+    ),
+    resources: Type.Optional(Opaque('corev1.ResourceRequirements')),
+    env: Type.Optional(Type.Array(Opaque('corev1.EnvVar'))),
+  };
+}
+
 /** The fields every runtime kind shares and the Tide engine honours. */
 function sharedRuntimeFields() {
   return {
@@ -116,6 +133,7 @@ export const TideRuntimeSpec = Type.Object(
           args: Type.Optional(Type.Array(Type.String())),
           cleanPolicy: Type.Optional(FuseCleanPolicy),
           nodeSelector: Type.Optional(StringMap),
+          ...fuseContainerFields(),
         },
         { additionalProperties: false },
       ),
@@ -145,7 +163,11 @@ function compatRuntimeSpec(): TObject {
       ),
       fuse: Type.Optional(
         Type.Object(
-          { args: Type.Optional(Type.Array(Type.String())), cleanPolicy: Type.Optional(FuseCleanPolicy) },
+          {
+            args: Type.Optional(Type.Array(Type.String())),
+            cleanPolicy: Type.Optional(FuseCleanPolicy),
+            ...fuseContainerFields(),
+          },
           { additionalProperties: true, 'x-kubernetes-preserve-unknown-fields': true },
         ),
       ),

@@ -68,6 +68,7 @@ class RecordingPlatform implements Platform {
       bytesReadLocal: 300,
       bytesReadRemote: 0,
       bytesReadOrigin: 100,
+      cachedBytesByNode: { 'node-a': 384, 'node-b': 128 },
     });
   }
 }
@@ -147,6 +148,7 @@ test('a dataset with a runtime binds, counts its files and reports cache states 
     remoteHitRatio: '0.0%',
   });
   assert.equal(status['mountPath'], '/mnt/demo');
+  assert.deepEqual(status['cachedBytesByNode'], { 'node-a': 384, 'node-b': 128 });
   assert.equal(platform.plans.at(-1)?.workers, 2);
   const stored = await store.get(key('TideRuntime'));
   assert.equal(stored?.metadata.ownerReferences?.[0]?.kind, 'Dataset', 'the dataset owns its runtime');

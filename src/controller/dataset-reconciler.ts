@@ -370,6 +370,7 @@ export class DatasetReconciler {
       ufsTotal,
       fileNum,
       cacheStates: cacheStatesOf(stats, ufsTotalBytes),
+      ...(stats?.cachedBytesByNode !== undefined && { cachedBytesByNode: stats.cachedBytesByNode }),
       mounts: dataset.spec.mounts ?? [],
       runtimes: [
         {
@@ -443,6 +444,7 @@ export class DatasetReconciler {
     const status: DatasetStatus = { ...dataset.status, phase: 'NotBound' };
     delete status.runtimes;
     delete status.cacheStates;
+    delete status.cachedBytesByNode;
     delete status.mountPath;
     status.conditions = setCondition(
       status.conditions,

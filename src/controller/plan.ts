@@ -1,6 +1,6 @@
 import { namespacePathOf, type AnyRuntime, type Dataset, type EncryptOption } from '../api/index.ts';
 import { parseQuantity, SecretValue } from '../lib/index.ts';
-import type { ResolvedMount, RuntimePlan } from '../platform/index.ts';
+import type { FuseContainerPlan, ResolvedMount, RuntimePlan } from '../platform/index.ts';
 import type { StoredObject } from '../store/index.ts';
 import { ControllerError } from './errors.ts';
 
@@ -64,7 +64,8 @@ const HONOURED: Record<string, readonly string[] | true> = {
   tieredstore: true,
   management: true,
   master: ['replicas'],
-  fuse: ['args', 'cleanPolicy'],
+  // fuse.nodeSelector: the webhook's RequireNodeWithFuse makes pods require those nodes.
+  fuse: ['args', 'cleanPolicy', 'nodeSelector', 'image', 'imageTag', 'imagePullPolicy', 'resources', 'env'],
   worker: ['blockSize', 'port', 'nodeSelector'],
 };
 
@@ -107,7 +108,42 @@ export function planFor(dataset: Dataset, runtime: AnyRuntime, mounts: ResolvedM
     blockSizeBytes,
     workers: runtime.spec.replicas ?? 1,
     fuseArgs: runtime.spec.fuse?.args ?? [],
+    ...fuseContainerOf(runtime),
     readOnly: accessModes.every((mode) => mode.startsWith('ReadOnly')),
     fuseCleanPolicy: fuseCleanPolicyOf(runtime.spec.fuse?.cleanPolicy),
   };
+}
+
+/** `spec.fuse`'s container fields; the seed kinds keep them unchecked, so their shapes are checked here. */
+function fuseContainerOf(runtime: AnyRuntime): { fuseContainer?: FuseContainerPlan } {
+  const fuse = (runtime.spec.fuse ?? {}) as Record<string, unknown>;
+  const bad = (field: string, what: string): ControllerError =>
+    new ControllerError(
+      'ERR_INVALID_RUNTIME',
+      `spec.fuse.${field} must be ${what}, got ${JSON.stringify(fuse[field])}`,
+    );
+  const plan: FuseContainerPlan = {};
+  const { image, imageTag, imagePullPolicy, resources, env } = fuse;
+  if (image !== undefined) {
+    if (typeof image !== 'string' || image === '') throw bad('image', 'an image name');
+    if (imageTag !== undefined && (typeof imageTag !== 'string' || imageTag === ''))
+      throw bad('imageTag', 'a tag');
+    plan.image = imageTag === undefined ? image : `${image}:${imageTag}`;
+  }
+  if (imagePullPolicy !== undefined) {
+    if (imagePullPolicy !== 'Always' && imagePullPolicy !== 'IfNotPresent' && imagePullPolicy !== 'Never')
+      throw bad('imagePullPolicy', 'Always, IfNotPresent or Never');
+    plan.imagePullPolicy = imagePullPolicy;
+  }
+  if (resources !== undefined) {
+    if (typeof resources !== 'object' || resources === null || Array.isArray(resources))
+      throw bad('resources', 'a ResourceRequirements object');
+    plan.resources = resources as Record<string, unknown>;
+  }
+  if (env !== undefined) {
+    if (!Array.isArray(env) || env.some((entry) => typeof entry !== 'object' || entry === null))
+      throw bad('env', 'a list of EnvVar objects');
+    plan.env = env as Record<string, unknown>[];
+  }
+  return Object.keys(plan).length === 0 ? {} : { fuseContainer: plan };
 }

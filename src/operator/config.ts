@@ -25,7 +25,26 @@ export interface OperatorConfig {
   /** Period of the reconcile of a settled dataset (statistics, origin health). */
   resyncMs: number;
   statsTimeoutMs: number;
+  /** The pod admission webhook, served by every replica; undefined when off. */
+  webhook: WebhookConfig | undefined;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+}
+
+export interface WebhookConfig {
+  port: number;
+  /** Address to listen on; undefined: all. An IP address is also put in the certificate. */
+  address: string | undefined;
+  /** Namespace of the Service, the Secret and the operator (left out by the webhook's namespaceSelector). */
+  namespace: string | undefined;
+  /** The Service in front of the replicas; the serving certificate is for its DNS names. */
+  serviceName: string;
+  secretName: string;
+  configurationName: string;
+  /** `self`: the operator makes and renews the certificate; `cert-manager`: it serves cert-manager's. */
+  certificates: 'self' | 'cert-manager';
+  /** The `pluginsProfile` file of the `webhook-plugins` ConfigMap; undefined: Tide's default. */
+  profilePath: string | undefined;
+  checkIntervalMs: number;
 }
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -39,6 +58,12 @@ function positive(name: string, text: string, integer = false): number {
       `Cannot use --${name} as it must be a positive ${integer ? 'integer' : 'number'}: current value is ${text}`,
     );
   }
+  return value;
+}
+
+function port(name: string, text: string): number {
+  const value = positive(name, text, true);
+  if (value > 65_535) throw new OperatorError('ERR_OPERATOR_CONFIG', `--${name} ${value} is not a port`);
   return value;
 }
 
@@ -64,6 +89,16 @@ interface RawOptions {
   appDir: string;
   resyncSeconds: string;
   statsTimeoutMs: string;
+  webhook: boolean;
+  webhookPort: string;
+  webhookAddress?: string;
+  webhookNamespace?: string;
+  webhookService: string;
+  webhookSecret: string;
+  webhookConfiguration: string;
+  webhookCertificates: WebhookConfig['certificates'];
+  webhookPluginsProfile?: string;
+  webhookCheckSeconds: string;
   logLevel: OperatorConfig['logLevel'];
 }
 
@@ -112,6 +147,27 @@ export function parseOperatorArgs(
     .option('--app-dir <dir>', 'directory of the Tide sources in the images', defaults.appDir)
     .option('--resync-seconds <seconds>', 'how often a settled dataset is reconciled again', '30')
     .option('--stats-timeout-ms <ms>', "deadline of each worker's stats request", '2000')
+    .option('--webhook', 'serve the pod admission webhook (HTTPS) on this replica', false)
+    .option('--webhook-port <port>', 'port of the webhook', '9443')
+    .option(
+      '--webhook-address <ip>',
+      'address the webhook listens on, also named in its certificate (default all)',
+    )
+    .option('--webhook-namespace <ns>', "namespace of the webhook's Service and Secret (default the pod's)")
+    .option('--webhook-service <name>', 'Service in front of the webhook', 'tide-webhook')
+    .option('--webhook-secret <name>', 'Secret of the serving certificate', 'tide-webhook-certs')
+    .option(
+      '--webhook-configuration <name>',
+      'MutatingWebhookConfiguration whose caBundle is kept',
+      'tide-pod-admission-webhook',
+    )
+    .addOption(
+      new Option('--webhook-certificates <source>', 'who makes the certificate: self, or cert-manager')
+        .choices(['self', 'cert-manager'])
+        .default('self'),
+    )
+    .option('--webhook-plugins-profile <file>', "Fluid's pluginsProfile (default Tide's profile)")
+    .option('--webhook-check-seconds <seconds>', 'how often the certificate and caBundle are checked', '60')
     .addOption(new Option('--log-level <level>', 'pino log level').choices(LEVELS).default('info'));
   program.parse([...argv], { from: 'user' });
   const raw = program.opts<RawOptions>();
@@ -124,9 +180,7 @@ export function parseOperatorArgs(
       'Cannot elect a leader as --retry-period < --renew-deadline < --lease-duration must hold',
     );
   }
-  const workerPort = positive('worker-port', raw.workerPort, true);
-  if (workerPort > 65_535)
-    throw new OperatorError('ERR_OPERATOR_CONFIG', `--worker-port ${workerPort} is not a port`);
+  const workerPort = port('worker-port', raw.workerPort);
   const kubeconfig = raw.kubeconfig ?? (env['KUBECONFIG'] === '' ? undefined : env['KUBECONFIG']);
   return Object.freeze({
     kubeconfig,
@@ -152,6 +206,19 @@ export function parseOperatorArgs(
     }),
     resyncMs: positive('resync-seconds', raw.resyncSeconds) * 1000,
     statsTimeoutMs: positive('stats-timeout-ms', raw.statsTimeoutMs, true),
+    webhook: raw.webhook
+      ? Object.freeze({
+          port: port('webhook-port', raw.webhookPort),
+          address: raw.webhookAddress,
+          namespace: raw.webhookNamespace ?? (env['POD_NAMESPACE'] === '' ? undefined : env['POD_NAMESPACE']),
+          serviceName: raw.webhookService,
+          secretName: raw.webhookSecret,
+          configurationName: raw.webhookConfiguration,
+          certificates: raw.webhookCertificates,
+          profilePath: raw.webhookPluginsProfile,
+          checkIntervalMs: positive('webhook-check-seconds', raw.webhookCheckSeconds) * 1000,
+        })
+      : undefined,
     logLevel: raw.logLevel,
   });
 }

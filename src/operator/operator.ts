@@ -1,9 +1,11 @@
+import { isIP } from 'node:net';
 import { ControllerManager, type EventRecorder } from '../controller/index.ts';
 import { toError, type Logger } from '../lib/index.ts';
 import { inClusterConnection, KubeClient, loadKubeConfig, type KubeConnection } from '../kube/index.ts';
-import { KubePlatform } from '../platform/index.ts';
+import { KubePlatform, MOUNT_TYPE } from '../platform/index.ts';
 import { KubeStore } from '../store/index.ts';
 import { createUnderFileSystem } from '../ufs/index.ts';
+import { runWebhook, type RunningWebhook } from '../webhook/index.ts';
 import type { OperatorConfig } from './config.ts';
 import { installCrds } from './crds.ts';
 import { KubeEventRecorder } from './events.ts';
@@ -40,8 +42,16 @@ export async function runOperator(
       logger.warn({ apiWarning: message }, 'API server warning');
     },
   });
+  const webhookStop = new AbortController();
+  const stopWebhook = (): void => {
+    webhookStop.abort();
+  };
+  signal.addEventListener('abort', stopWebhook, { once: true });
+  let webhook: RunningWebhook | undefined;
   try {
     if (config.installCrds) await installCrds(client, { logger, signal });
+    if (config.webhook !== undefined)
+      webhook = await startWebhook(config, client, connection, logger, webhookStop.signal);
     const elector = config.leaderElection.enabled
       ? new LeaderElector({
           client,
@@ -115,6 +125,47 @@ export async function runOperator(
     if (signal.aborted) return 'stopped';
     throw toError(error);
   } finally {
+    signal.removeEventListener('abort', stopWebhook);
+    webhookStop.abort();
+    await webhook?.done;
     client.close();
   }
+}
+
+/** The pod webhook on this replica: every replica serves it, leader or not (admission only reads). */
+async function startWebhook(
+  config: OperatorConfig,
+  client: KubeClient,
+  connection: KubeConnection,
+  logger: Logger,
+  signal: AbortSignal,
+): Promise<RunningWebhook> {
+  const settings = config.webhook;
+  if (settings === undefined) throw new TypeError('the webhook is off');
+  const namespace = settings.namespace ?? connection.namespace;
+  const service = settings.serviceName;
+  return runWebhook({
+    kube: client,
+    logger,
+    port: settings.port,
+    ...(settings.address !== undefined && { host: settings.address }),
+    profilePath: settings.profilePath,
+    mountRoot: config.platform.mountRoot,
+    mountType: MOUNT_TYPE,
+    certificates: {
+      namespace,
+      secretName: settings.secretName,
+      configurationName: settings.configurationName,
+      dnsNames: [
+        service,
+        `${service}.${namespace}`,
+        `${service}.${namespace}.svc`,
+        `${service}.${namespace}.svc.cluster.local`,
+      ],
+      ipAddresses: settings.address !== undefined && isIP(settings.address) !== 0 ? [settings.address] : [],
+      manage: settings.certificates === 'self',
+      checkIntervalMs: settings.checkIntervalMs,
+    },
+    signal,
+  });
 }

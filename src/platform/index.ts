@@ -1,6 +1,7 @@
 export type {
   Platform,
   RuntimePlan,
+  FuseContainerPlan,
   RuntimeObservation,
   WorkerObservation,
   ResolvedMount,
@@ -27,6 +28,13 @@ export {
   type KubePlatformSettings,
   type KubeDatasetClientConfig,
 } from './kube/manifests.ts';
-export { namesOf, fuseNodeLabel, workerNodeLabels, fluidPath, type RuntimeNames } from './kube/names.ts';
+export {
+  namesOf,
+  fuseNodeLabel,
+  workerNodeLabels,
+  fluidPath,
+  MOUNT_TYPE,
+  type RuntimeNames,
+} from './kube/names.ts';
 export { runLoader, type RunLoaderOptions } from './kube/loader.ts';
 export { EndpointSliceMembership, workersFromSlices } from './kube/endpoint-membership.ts';

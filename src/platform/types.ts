@@ -23,12 +23,24 @@ export interface RuntimePlan {
   workers: number;
   /** FUSE arguments as written in the runtime (`-okernel_cache`, `--fuse-opts=…`). */
   fuseArgs: readonly string[];
+  /** The runtime's FUSE container fields (`spec.fuse`): image, pull policy, resources, environment. */
+  fuseContainer?: FuseContainerPlan;
   readOnly: boolean;
   /**
    * When a node's FUSE pod goes after the last pod there stops using the dataset (the runtime's
    * `spec.fuse.cleanPolicy`, Fluid's default OnRuntimeDeleted); the CSI node plugin acts on it.
    */
   fuseCleanPolicy: 'OnDemand' | 'OnRuntimeDeleted' | 'OnFuseChanged';
+}
+
+export interface FuseContainerPlan {
+  /** `image:imageTag`; undefined: the platform's FUSE image. */
+  image?: string;
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  /** core/v1 ResourceRequirements, as written. */
+  resources?: Record<string, unknown>;
+  /** core/v1 EnvVars, as written, after the platform's own. */
+  env?: readonly Record<string, unknown>[];
 }
 
 export interface WorkerObservation {
@@ -52,6 +64,11 @@ export interface CacheStatistics {
   bytesReadLocal: number;
   bytesReadRemote: number;
   bytesReadOrigin: number;
+  /**
+   * Cached bytes held by the workers of each node, by node name (Kubernetes only: what the
+   * admission webhook weights its node affinity by). Undefined where workers have no node.
+   */
+  cachedBytesByNode?: Record<string, number>;
 }
 
 /** What a DataLoad asks the platform to warm. */

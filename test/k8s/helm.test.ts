@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { parseCsiArgs } from '../../src/csi/index.ts';
 import { parseOperatorArgs } from '../../src/operator/index.ts';
+import { DEFAULT_PROFILE_YAML, parsePluginsProfile, webhookConfiguration } from '../../src/webhook/index.ts';
 import { helmPath, helmSkipReason } from './helm.ts';
 
 const run = promisify(execFile);
@@ -88,10 +89,13 @@ describe('the Helm chart', () => {
       'ClusterRole',
       'ClusterRoleBinding',
       'ClusterRoleBinding',
+      'ConfigMap',
       'DaemonSet',
       'Deployment',
+      'MutatingWebhookConfiguration',
       'Role',
       'RoleBinding',
+      'Service',
       'ServiceAccount',
       'ServiceAccount',
     ]);
@@ -225,6 +229,45 @@ describe('the Helm chart', () => {
     assert.deepEqual(binding?.['subjects'], [
       { kind: 'ServiceAccount', name: 'tide-csi', namespace: 'tide-system' },
     ]);
+  });
+
+  it('renders the webhook configuration src/webhook writes, its plugins profile and its flags', async () => {
+    const docs = await render();
+    const configuration = docs.find((doc) => doc.kind === 'MutatingWebhookConfiguration');
+    const expected = webhookConfiguration({
+      name: 'tide-pod-admission-webhook',
+      clientConfig: { service: { namespace: 'tide-system', name: 'tide-webhook', port: 443 } },
+      tideNamespace: 'tide-system',
+    });
+    assert.equal(configuration?.metadata.name, expected.metadata?.name);
+    assert.deepEqual(configuration?.['webhooks'], expected['webhooks']);
+    const profile = docs.find((doc) => doc.kind === 'ConfigMap' && doc.metadata.name === 'webhook-plugins');
+    const text = (profile?.['data'] as { pluginsProfile: string }).pluginsProfile;
+    assert.deepEqual(parsePluginsProfile(text), parsePluginsProfile(DEFAULT_PROFILE_YAML));
+    const config = parseOperatorArgs(controllerOf(docs).args, {});
+    assert.deepEqual(config.webhook, {
+      port: 9443,
+      address: undefined,
+      namespace: 'tide-system',
+      serviceName: 'tide-webhook',
+      secretName: 'tide-webhook-certs',
+      configurationName: 'tide-pod-admission-webhook',
+      certificates: 'self',
+      profilePath: '/etc/tide-webhook/pluginsProfile',
+      checkIntervalMs: 60_000,
+    });
+
+    const certManager = await render('webhook.certificates=cert-manager');
+    assert.ok(certManager.some((doc) => doc.kind === 'Certificate'));
+    assert.ok(certManager.some((doc) => doc.kind === 'Issuer'));
+    const injected = certManager.find((doc) => doc.kind === 'MutatingWebhookConfiguration');
+    assert.deepEqual((injected?.metadata as { annotations?: object }).annotations, {
+      'cert-manager.io/inject-ca-from': 'tide-system/tide-webhook',
+    });
+    assert.equal(parseOperatorArgs(controllerOf(certManager).args, {}).webhook?.certificates, 'cert-manager');
+    const off = await render('webhook.enabled=false');
+    assert.ok(!off.some((doc) => doc.kind === 'MutatingWebhookConfiguration'));
+    assert.equal(parseOperatorArgs(controllerOf(off).args, {}).webhook, undefined);
   });
 
   it('ships the generated CRDs', async () => {

@@ -27,7 +27,6 @@ import {
   tideRuntimeType,
   validDataset,
 } from './fixtures.ts';
-import { startWebhookServer } from './webhook-server.ts';
 
 const NS = 'tide-smoke';
 const skip = k8sSuiteSkipReason();
@@ -349,64 +348,5 @@ describe('real Kubernetes control plane (etcd, kube-apiserver, kcm, scheduler, k
       },
       { timeoutMs: 60_000 },
     );
-  });
-
-  it('calls a TypeScript mutating webhook that labels new Datasets', async (t) => {
-    const webhook = await startWebhookServer({
-      '/mutate-dataset': (request) => ({
-        allowed: true,
-        patch:
-          (request.object?.['metadata'] as { labels?: object } | undefined)?.labels === undefined
-            ? [{ op: 'add', path: '/metadata/labels', value: { 'tide.io/mutated': 'true' } }]
-            : [{ op: 'add', path: '/metadata/labels/tide.io~1mutated', value: 'true' }],
-      }),
-    });
-    t.after(() => webhook.stop());
-    await kube.create(builtin.mutatingWebhookConfigurations, {
-      metadata: { name: 'tide-smoke' },
-      webhooks: [
-        {
-          name: 'mutate.datasets.data.fluid.io',
-          admissionReviewVersions: ['v1'],
-          sideEffects: 'None',
-          failurePolicy: 'Fail',
-          timeoutSeconds: 5,
-          clientConfig: { url: webhook.url('/mutate-dataset'), caBundle: webhook.caBundle },
-          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': NS } },
-          rules: [
-            {
-              apiGroups: ['data.fluid.io'],
-              apiVersions: ['v1alpha1'],
-              operations: ['CREATE'],
-              resources: ['datasets'],
-            },
-          ],
-        },
-      ],
-    });
-    t.after(() => kube.delete(builtin.mutatingWebhookConfigurations, 'tide-smoke').then(() => undefined));
-    // Registration reaches the API server's admission chain asynchronously: poll with dry runs.
-    await waitFor(
-      'the API server to call the mutating webhook',
-      async () => {
-        const dry = (await kube.create(datasetType, validDataset('mutated', NS), {
-          dryRun: true,
-        })) as Labeled;
-        return dry.metadata.labels?.['tide.io/mutated'] === 'true' ? true : undefined;
-      },
-      { timeoutMs: 30_000 },
-    );
-    const created = (await kube.create(datasetType, validDataset('mutated', NS))) as Labeled;
-    assert.equal(created.metadata.labels?.['tide.io/mutated'], 'true');
-    const stored = await kube.get<Labeled>(datasetType, 'mutated', { namespace: NS });
-    assert.equal(stored.metadata.labels?.['tide.io/mutated'], 'true');
-    const calls = webhook.calls.get('/mutate-dataset') ?? [];
-    const real = calls.filter((c) => c.dryRun !== true);
-    assert.equal(real.length, 1, `expected one non-dry-run call, got ${calls.length} calls`);
-    const [call] = real;
-    assert.ok(call);
-    assert.equal(call.operation, 'CREATE');
-    assert.equal(call.kind.kind, 'Dataset');
-    assert.equal(call.namespace, NS);
   });
 });

@@ -19,7 +19,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   platform: ['lib', 'api', 'ufs', 'cache', 'fuse', 'kube', 'store'],
   controller: ['lib', 'api', 'ufs', 'cache', 'store', 'platform'],
   embedded: ['lib', 'api', 'ufs', 'cache', 'fuse', 'store', 'platform', 'controller'],
-  operator: ['lib', 'api', 'ufs', 'cache', 'kube', 'store', 'platform', 'controller'],
+  webhook: ['lib', 'api', 'kube'],
+  operator: ['lib', 'api', 'ufs', 'cache', 'kube', 'store', 'platform', 'controller', 'webhook'],
   cli: ['lib', 'api', 'ufs', 'cache', 'fuse', 'kube', 'store', 'platform', 'controller', 'embedded'],
 };
 

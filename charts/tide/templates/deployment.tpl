@@ -61,6 +61,29 @@ spec:
             - --storage-class={{ .Values.runtime.storageClassName }}
             - --resync-seconds={{ .Values.controller.resyncSeconds }}
             - --log-level={{ .Values.controller.logLevel }}
+            {{- if .Values.webhook.enabled }}
+            - --webhook
+            - --webhook-port={{ .Values.webhook.port }}
+            - --webhook-namespace={{ .Release.Namespace }}
+            - --webhook-service={{ include "tide.fullname" . }}-webhook
+            - --webhook-secret={{ include "tide.fullname" . }}-webhook-certs
+            - --webhook-configuration={{ include "tide.fullname" . }}-pod-admission-webhook
+            - --webhook-certificates={{ .Values.webhook.certificates }}
+            - --webhook-plugins-profile=/etc/tide-webhook/pluginsProfile
+          ports:
+            - name: webhook
+              containerPort: {{ .Values.webhook.port }}
+              protocol: TCP
+          readinessProbe:
+            httpGet:
+              path: /healthz
+              port: webhook
+              scheme: HTTPS
+          volumeMounts:
+            - name: webhook-plugins
+              mountPath: /etc/tide-webhook
+              readOnly: true
+            {{- end }}
           securityContext:
             allowPrivilegeEscalation: false
             readOnlyRootFilesystem: true
@@ -68,6 +91,12 @@ spec:
               drop: [ALL]
           resources:
             {{- toYaml .Values.controller.resources | nindent 12 }}
+      {{- if .Values.webhook.enabled }}
+      volumes:
+        - name: webhook-plugins
+          configMap:
+            name: webhook-plugins
+      {{- end }}
       {{- with .Values.controller.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}

@@ -3,7 +3,8 @@
 # the Secrets datasets name, writes Events, runs each runtime as a StatefulSet, a headless Service, a
 # FUSE DaemonSet, a PersistentVolume and claim, a config Secret and a ServiceAccount with a Role that
 # lets FUSE and loader pods read the workers' EndpointSlices (which it must hold itself to grant),
-# runs DataLoads as Jobs, labels nodes, and reads pods (readiness, users of a dataset).
+# runs DataLoads as Jobs, labels nodes, and reads pods (readiness, users of a dataset, datasets per
+# node); the webhook keeps its certificate Secret and the caBundle of its configuration.
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata:
@@ -28,9 +29,10 @@ rules:
   - apiGroups: [data.fluid.io]
     resources: [datasets/finalizers]
     verbs: [update]
+  # update: the webhook's certificate Secret, renewed with a resourceVersion precondition.
   - apiGroups: ['']
     resources: [secrets]
-    verbs: [get, list, watch, create, patch, delete]
+    verbs: [get, list, watch, create, update, patch, delete]
   - apiGroups: ['']
     resources: [events]
     verbs: [create, patch]
@@ -58,6 +60,12 @@ rules:
   - apiGroups: [rbac.authorization.k8s.io]
     resources: [roles, rolebindings]
     verbs: [get, create, patch, delete]
+  {{- if .Values.webhook.enabled }}
+  # The webhook keeps its CA in the caBundle of its configuration.
+  - apiGroups: [admissionregistration.k8s.io]
+    resources: [mutatingwebhookconfigurations]
+    verbs: [get, patch]
+  {{- end }}
   {{- if .Values.controller.installCrds }}
   - apiGroups: [apiextensions.k8s.io]
     resources: [customresourcedefinitions]

@@ -28,6 +28,7 @@ import {
 } from './manifests.ts';
 import {
   DATASET_ID_LABEL,
+  DATASET_NUM_LABEL,
   datasetIdValue,
   digestOf,
   extraTypes,
@@ -60,7 +61,7 @@ export interface KubePlatformOptions {
 }
 
 interface PodLike extends KubeObject {
-  metadata: { name: string; deletionTimestamp?: string };
+  metadata: { name: string; deletionTimestamp?: string; labels?: Record<string, string> };
   spec?: { nodeName?: string; volumes?: { persistentVolumeClaim?: { claimName?: string } }[] };
   status?: {
     phase?: string;
@@ -189,7 +190,8 @@ export class KubePlatform implements Platform {
     await this.#delete(builtin.daemonSets, names.daemonSet, namespace, signal);
     await this.#dropNodeLabels([fuseNodeLabel(dataset)], new Set(), signal);
     await this.#delete(builtin.statefulSets, names.statefulSet, namespace, signal);
-    await this.#dropNodeLabels(workerNodeLabels(dataset), new Set(), signal);
+    const { dropped } = await this.#dropNodeLabels(workerNodeLabels(dataset), new Set(), signal);
+    await this.#syncDatasetNum(dropped, dataset, signal);
     await this.#delete(builtin.services, names.service, namespace, signal);
     await this.#delete(extraTypes.roleBindings, names.client, namespace, signal);
     await this.#delete(extraTypes.roles, names.client, namespace, signal);
@@ -241,9 +243,15 @@ export class KubePlatform implements Platform {
         ),
       ),
     );
-    const answers = results
-      .filter((result): result is PromiseFulfilledResult<WorkerStats> => result.status === 'fulfilled')
-      .map((result) => result.value);
+    const answers: WorkerStats[] = [];
+    const cachedBytesByNode: Record<string, number> = {};
+    for (const [index, result] of results.entries()) {
+      if (result.status !== 'fulfilled') continue;
+      answers.push(result.value);
+      const node = pods[index]?.spec?.nodeName;
+      if (node !== undefined && node !== '')
+        cachedBytesByNode[node] = (cachedBytesByNode[node] ?? 0) + result.value.cachedBytes;
+    }
     if (answers.length === 0) {
       this.#statsBackoffUntilMs.set(key, Date.now() + (this.#options.statsBackoffMs ?? 30_000));
       return undefined;
@@ -255,6 +263,7 @@ export class KubePlatform implements Platform {
       bytesReadLocal: 0,
       bytesReadRemote: 0,
       bytesReadOrigin: 0,
+      cachedBytesByNode,
     };
     for (const stats of answers) {
       totals.cachedBytes += stats.cachedBytes;
@@ -445,9 +454,11 @@ export class KubePlatform implements Platform {
         .map((pod) => pod.spec?.nodeName)
         .filter((node): node is string => node !== undefined && node !== ''),
     );
-    const present = await this.#dropNodeLabels(labels, wanted, signal);
+    const { present, dropped, uncounted } = await this.#dropNodeLabels(labels, wanted, signal);
+    const changed = [...dropped, ...uncounted];
     for (const node of wanted) {
       if (present.has(node)) continue;
+      changed.push(node);
       await this.#client.patch(
         builtin.nodes,
         node,
@@ -455,22 +466,70 @@ export class KubePlatform implements Platform {
         { patchType: 'merge', signal },
       );
     }
+    await this.#syncDatasetNum(changed, undefined, signal);
   }
 
-  /** Removes `labels` from every node but those in `keep`; returns the kept nodes that carry them. */
+  /**
+   * Fluid's `fluid.io/dataset-num` on each of `nodes`: how many datasets' workers run there, counted
+   * from the live worker pods of all namespaces (not from the node's labels, whose names hashing can
+   * make ambiguous). Absent at 0, so PreferNodesWithoutCache's `DoesNotExist` matches the node.
+   * `leaving` is a dataset being removed, whose pods may still be terminating: it does not count.
+   */
+  async #syncDatasetNum(
+    nodes: readonly string[],
+    leaving: DatasetRef | undefined,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const { app, role } = podSelector({ namespace: '', name: '' }, 'worker');
+    const left = leaving === undefined ? undefined : datasetIdValue(leaving);
+    for (const node of new Set(nodes)) {
+      if (node === '') continue;
+      const pods = await this.#client.list<PodLike>(builtin.pods, {
+        namespace: null,
+        labelSelector: `app=${app},role=${role}`,
+        fieldSelector: `spec.nodeName=${node}`,
+        signal,
+      });
+      const datasets = new Set(
+        pods.items
+          .filter((pod) => pod.metadata.deletionTimestamp === undefined)
+          .map((pod) => pod.metadata.labels?.[DATASET_ID_LABEL])
+          .filter((id): id is string => id !== undefined && id !== left),
+      );
+      const count = datasets.size;
+      try {
+        await this.#client.patch(
+          builtin.nodes,
+          node,
+          { metadata: { labels: { [DATASET_NUM_LABEL]: count === 0 ? null : String(count) } } },
+          { patchType: 'merge', signal },
+        );
+      } catch (error) {
+        if (!hasCode(error, 'ERR_KUBE_NOT_FOUND')) throw error;
+      }
+    }
+  }
+
+  /**
+   * Removes `labels` from every node but those in `keep`. Returns the kept nodes that carry them,
+   * the nodes they were dropped from, and the kept ones without `fluid.io/dataset-num` yet.
+   */
   async #dropNodeLabels(
     labels: readonly string[],
     keep: ReadonlySet<string>,
     signal: AbortSignal,
-  ): Promise<Set<string>> {
+  ): Promise<{ present: Set<string>; dropped: string[]; uncounted: string[] }> {
+    const dropped: string[] = [];
+    const uncounted: string[] = [];
     const [first] = labels;
-    if (first === undefined) return new Set();
+    if (first === undefined) return { present: new Set(), dropped, uncounted };
     const nodes = await this.#client.list(builtin.nodes, { labelSelector: `${first}=true`, signal });
     const present = new Set<string>();
     for (const node of nodes.items) {
       const name = node.metadata?.name ?? '';
       if (keep.has(name)) {
         present.add(name);
+        if (node.metadata?.labels?.[DATASET_NUM_LABEL] === undefined) uncounted.push(name);
         continue;
       }
       try {
@@ -483,8 +542,9 @@ export class KubePlatform implements Platform {
       } catch (error) {
         if (!hasCode(error, 'ERR_KUBE_NOT_FOUND')) throw error;
       }
+      dropped.push(name);
     }
-    return present;
+    return { present, dropped, uncounted };
   }
 
   async #delete(

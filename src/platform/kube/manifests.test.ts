@@ -7,6 +7,7 @@ import { workersFromSlices } from './endpoint-membership.ts';
 import {
   DEFAULT_SETTINGS,
   configFiles,
+  fuseDaemonSet,
   persistentVolume,
   tierLayout,
   workerStatefulSet,
@@ -176,5 +177,38 @@ test('membership lists the ready endpoints of every slice once, sorted, named af
   assert.deepEqual(workers, [
     { id: 'demo-worker-0:29999', url: 'http://[fd00::1]:29999', nodeName: 'n1' },
     { id: 'demo-worker-1:29999', url: 'http://10.0.0.2:29999', nodeName: 'n2' },
+  ]);
+});
+
+test("the FUSE container takes the runtime's image, pull policy, resources and environment", () => {
+  const names = namesOf(plan().dataset);
+  const containerOf = (daemonSet: ReturnType<typeof fuseDaemonSet>) =>
+    (daemonSet['spec'] as { template: { spec: { containers: Record<string, unknown>[] } } }).template.spec
+      .containers[0];
+  const plain = containerOf(fuseDaemonSet(plan(), names, DEFAULT_SETTINGS, 'digest'));
+  assert.equal(plain?.['image'], DEFAULT_SETTINGS.images.fuse);
+  assert.equal(plain['resources'], undefined);
+  const resources = { requests: { cpu: '500m' }, limits: { memory: '2Gi' } };
+  const custom = containerOf(
+    fuseDaemonSet(
+      plan({
+        fuseContainer: {
+          image: 'registry.example.com/tide-worker:v2',
+          imagePullPolicy: 'Always',
+          resources,
+          env: [{ name: 'TIDE_LOG', value: 'debug' }],
+        },
+      }),
+      names,
+      DEFAULT_SETTINGS,
+      'digest',
+    ),
+  );
+  assert.equal(custom?.['image'], 'registry.example.com/tide-worker:v2');
+  assert.equal(custom['imagePullPolicy'], 'Always');
+  assert.deepEqual(custom['resources'], resources);
+  assert.deepEqual(custom['env'], [
+    { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+    { name: 'TIDE_LOG', value: 'debug' },
   ]);
 });

@@ -209,7 +209,7 @@ export function configSecret(plan: RuntimePlan, names: RuntimeNames, files: Runt
   };
 }
 
-/** The ServiceAccount, Role and RoleBinding that let FUSE and loader pods read the membership. */
+/** The ServiceAccount, Role and RoleBinding that let FUSE, sidecar and loader pods read the membership. */
 export function clientAccess(plan: RuntimePlan, names: RuntimeNames): KubeObject[] {
   return [
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(plan, names.client) },
@@ -226,7 +226,16 @@ export function clientAccess(plan: RuntimePlan, names: RuntimeNames): KubeObject
       kind: 'RoleBinding',
       metadata: meta(plan, names.client),
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: names.client },
-      subjects: [{ kind: 'ServiceAccount', name: names.client, namespace: plan.dataset.namespace }],
+      // FUSE sidecars (the webhook's serverless pods) run as their pod's service account, whichever
+      // it is: every service account of the namespace may read its workers' EndpointSlices.
+      subjects: [
+        { kind: 'ServiceAccount', name: names.client, namespace: plan.dataset.namespace },
+        {
+          kind: 'Group',
+          apiGroup: 'rbac.authorization.k8s.io',
+          name: `system:serviceaccounts:${plan.dataset.namespace}`,
+        },
+      ],
     },
   ];
 }
@@ -346,11 +355,16 @@ export function fuseDaemonSet(
           containers: [
             {
               name: 'fuse',
-              image: settings.images.fuse,
-              imagePullPolicy: settings.imagePullPolicy,
+              // The runtime's `spec.fuse` container fields win; the webhook's sidecars copy this container.
+              image: plan.fuseContainer?.image ?? settings.images.fuse,
+              imagePullPolicy: plan.fuseContainer?.imagePullPolicy ?? settings.imagePullPolicy,
               workingDir: settings.appDir,
               command: ['node', 'src/fuse/mount-main.ts', `${CONFIG_DIR}/mount.json`],
-              env: [{ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } }],
+              env: [
+                { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+                ...(plan.fuseContainer?.env ?? []),
+              ],
+              ...(plan.fuseContainer?.resources !== undefined && { resources: plan.fuseContainer.resources }),
               // mount(2) and /dev/fuse; Bidirectional propagation makes the mount visible on the node.
               securityContext: { privileged: true },
               volumeMounts: [
@@ -397,7 +411,7 @@ export function persistentVolume(
     kind: 'PersistentVolume',
     metadata: {
       name: names.persistentVolume,
-      labels: { ...commonLabels(plan.dataset), [workerLabel ?? '']: 'true' },
+      labels: { ...commonLabels(plan.dataset), [workerLabel]: 'true' },
       annotations: { CreatedBy: 'fluid' },
     },
     spec: {
@@ -437,7 +451,7 @@ export function persistentVolumeClaim(
     apiVersion: 'v1',
     kind: 'PersistentVolumeClaim',
     metadata: {
-      ...meta(plan, names.persistentVolumeClaim, { [workerLabel ?? '']: 'true' }),
+      ...meta(plan, names.persistentVolumeClaim, { [workerLabel]: 'true' }),
       annotations: { CreatedBy: 'fluid' },
     },
     spec: {
