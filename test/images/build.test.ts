@@ -5,9 +5,11 @@
  * digests. Builds run once per input hash (test/helpers/images.ts); a cold run takes minutes.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -31,8 +33,8 @@ interface ImageConfig {
   rootfs: { diff_ids: string[] };
 }
 interface Manifest {
-  mediaType: string;
-  config: { digest: string };
+  schemaVersion: number;
+  config: { mediaType: string; digest: string };
   layers: { mediaType: string; digest: string }[];
 }
 
@@ -49,6 +51,14 @@ async function manifestOf(archive: string): Promise<Manifest> {
 function listing(dir: string): Map<string, string[]> {
   const lines = readFileSync(join(dir, 'images.txt'), 'utf8').trim().split('\n');
   return new Map(lines.map((line) => line.split(' ')).map(([name = '', ...rest]) => [name, rest]));
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`not ready after ${timeoutMs} ms`);
+    await sleep(100);
+  }
 }
 
 describe('images/build', { skip }, () => {
@@ -84,7 +94,7 @@ describe('images/build', { skip }, () => {
     const root = await unpack(name);
     const inner = `cd ${cwd} && exec ${command.map((arg) => `'${arg}'`).join(' ')}`;
     const { stdout } = await run('chroot', [`--userspec=${user}`, root, '/bin/sh', '-c', inner], {
-      env: { PATH: '/usr/local/bin:/usr/bin:/bin', NODE_ENV: 'production' },
+      env: { PATH: '/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', NODE_ENV: 'production' },
       timeout: 60_000,
     });
     return stdout;
@@ -102,7 +112,8 @@ describe('images/build', { skip }, () => {
     for (const [name, image] of Object.entries(built.images)) {
       assert.equal(image.archive, join(built.dir, `${image.ref.split('/')[1]?.split(':')[0]}.tar`), name);
       const manifest = await manifestOf(image.archive);
-      assert.equal(manifest.mediaType, 'application/vnd.oci.image.manifest.v1+json', name);
+      assert.equal(manifest.schemaVersion, 2, name);
+      assert.equal(manifest.config.mediaType, 'application/vnd.oci.image.config.v1+json', name);
       assert.ok(manifest.layers.length > 0, name);
       for (const layer of manifest.layers) {
         assert.equal(layer.mediaType, 'application/vnd.oci.image.layer.v1.tar+gzip', name);
@@ -162,7 +173,7 @@ describe('images/build', { skip }, () => {
       '--help',
     );
     assert.match(help, /--leader-election-namespace/);
-    const whoami = await inImage(
+    const loaderHelp = await inImage(
       'loader',
       '65532:65532',
       '/opt/tide',
@@ -170,7 +181,7 @@ describe('images/build', { skip }, () => {
       'src/operator/loader-main.ts',
       '--help',
     );
-    assert.match(whoami, /--plan/);
+    assert.match(loaderHelp, /--plan/);
   });
 
   it('holds src/ without tests and production dependencies only', async () => {
@@ -182,10 +193,12 @@ describe('images/build', { skip }, () => {
       files.filter((file) => file.endsWith('.test.ts')),
       [],
     );
-    assert.deepEqual(
-      files.filter((file) => !file.startsWith('src') && !file.startsWith('node_modules')).sort(),
-      ['node_modules', 'package-lock.json', 'package.json', 'src'],
-    );
+    assert.deepEqual((await readdir(app)).sort(), [
+      'node_modules',
+      'package-lock.json',
+      'package.json',
+      'src',
+    ]);
     const lock = JSON.parse(await readFile(join(REPO, 'package-lock.json'), 'utf8')) as {
       packages: Record<string, { dev?: boolean }>;
     };
@@ -234,6 +247,39 @@ describe('images/build', { skip }, () => {
     assert.deepEqual((await readdir(pause)).sort(), ['pause']);
     const { stdout } = await run('chroot', [pause, '/pause', '-V']);
     assert.match(stdout, /catatonit/);
+  });
+
+  it('imports into containerd under the tide.local references', { timeout: 5 * 60_000 }, async () => {
+    assert.ok(work !== undefined);
+    const dir = join(work, 'containerd');
+    await mkdir(dir);
+    const socket = join(dir, 'containerd.sock');
+    const config = [
+      'version = 2',
+      `root = "${dir}/root"`,
+      `state = "${dir}/state"`,
+      `[grpc]\n  address = "${socket}"`,
+    ].join('\n');
+    await writeFile(join(dir, 'config.toml'), `${config}\n`);
+    const containerd = spawn('containerd', ['--config', join(dir, 'config.toml')], { stdio: 'ignore' });
+    try {
+      await waitFor(() => existsSync(socket), 30_000);
+      const ctr = async (...args: string[]): Promise<string> =>
+        (await run('ctr', ['--address', socket, '--namespace', 'k8s.io', ...args], { timeout: 120_000 }))
+          .stdout;
+      // The worker holds every layer of the controller and loader images too.
+      for (const name of ['pause', 'worker'] as const) {
+        const { ref, archive } = built.images[name];
+        await ctr('images', 'import', '--base-name', ref.slice(0, ref.lastIndexOf(':')), archive);
+        const listed = await ctr('images', 'ls', '--quiet');
+        assert.ok(listed.split('\n').includes(ref), `${ref} in ${listed}`);
+      }
+    } finally {
+      const exited = containerd.exitCode === null ? once(containerd, 'exit') : Promise.resolve();
+      containerd.kill('SIGTERM');
+      await exited;
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('gives the same digests when the same inputs are built again', { timeout: 15 * 60_000 }, async () => {
