@@ -3,14 +3,9 @@
 # openssl (test certificates), iproute2 (network namespaces); containerd, runc, the CNI plugins and
 # iptables for the test cluster's real node (test/k8s/real-node.ts), at the versions bookworm pins.
 set -euo pipefail
-packages=(nginx fuse3 fio sqlite3 openssl iproute2 psmisc containerd runc containernetworking-plugins iptables)
-missing=()
-for package in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
-done
-[ ${#missing[@]} -eq 0 ] && exit 0
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+dpkg-query -W -f='${Status}' nginx 2>/dev/null | grep -q 'install ok installed' && fresh_nginx=false || fresh_nginx=true
+bash "$(dirname "$0")/../apt-install-missing.sh" nginx fuse3 fio sqlite3 openssl iproute2 psmisc containerd runc containernetworking-plugins iptables
 # Debian starts nginx on port 80 when it installs it; the tests start their own instances.
-systemctl disable --now nginx >/dev/null 2>&1 || service nginx stop >/dev/null 2>&1 || true
+if $fresh_nginx; then
+  systemctl disable --now nginx >/dev/null 2>&1 || service nginx stop >/dev/null 2>&1 || true
+fi
