@@ -473,6 +473,11 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
       // For logs and exec on the real node's pods.
       `--kubelet-client-certificate=${admin.certPath}`,
       `--kubelet-client-key=${admin.keyPath}`,
+      // Node names resolve nowhere here; a real node's InternalIP is on its pod bridge.
+      '--kubelet-preferred-address-types=InternalIP',
+      // Webhook and aggregated-API Services resolve to their endpoints (pod addresses a real node
+      // routes), as there is no kube-proxy for ClusterIPs.
+      '--enable-aggregator-routing=true',
       '--authorization-mode=Node,RBAC',
       '--allow-privileged=true',
       // No kubelet or kube-proxy: the kubernetes Service endpoints would point nowhere.
