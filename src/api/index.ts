@@ -30,3 +30,10 @@ export {
 } from './mounts.ts';
 export { crdFor, allCrds } from './crd.ts';
 export { isDns1035Label, isDns1123Label, isDns1123Subdomain } from './names.ts';
+export { LIMITS, formatSize, pathProblem } from './limits.ts';
+export {
+  dataLoadOptionsOf,
+  parseBandwidth,
+  DEFAULT_LOAD_PARALLELISM,
+  type DataLoadOptions,
+} from './dataload-options.ts';

@@ -8,6 +8,9 @@ import { createUnderFileSystem } from '../ufs/index.ts';
 import { createApiServer } from './api-server.ts';
 import { socketAnswers, type EmbeddedConfig } from './config.ts';
 
+/** Workers of one runtime on this machine: each is a process with tiers of its own. */
+const MAX_LOCAL_WORKERS = 32;
+
 export interface DaemonOptions {
   config: EmbeddedConfig;
   logger: Logger;
@@ -66,6 +69,11 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     store,
     logger: logger.child({ component: 'api' }),
     version: options.version,
+    admission: {
+      cacheDir: config.cacheDir,
+      allowOther: config.allowOther,
+      maxLocalWorkers: MAX_LOCAL_WORKERS,
+    },
     onShutdown: () => {
       void shutdown();
     },
