@@ -31,6 +31,7 @@ export async function openDatasetClient(configPath: string, logger: Logger): Pro
   void followMembership(file.membershipPath, membership, stop.signal, logger);
   const client = createCacheClient({
     datasetId: file.datasetId,
+    token: new SecretValue(file.token),
     membership,
     blockSizeBytes: file.blockSizeBytes,
     logger,
