@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isDeepStrictEqual } from 'node:util';
 import { findKind, LIMITS, validateDocument, type FieldError } from '../api/index.ts';
-import { hasCode, type Logger } from '../lib/index.ts';
+import { hasCode, redactUrlCredentialsDeep, type Logger } from '../lib/index.ts';
 import type { ResourceStore, StoredObject } from '../store/index.ts';
 import { admitObject, type AdmissionSettings } from './admission.ts';
 
@@ -137,7 +137,7 @@ export function createApiServer(options: ApiServerOptions): Server {
         const involved = event['involvedObject'] as { kind: string; name: string };
         return (kind === null || involved.kind === kind) && (name === null || involved.name === name);
       });
-      send(response, { items });
+      send(response, { items: items.map((event) => redactUrlCredentialsDeep(event)) });
       return;
     }
     throw new HttpProblem(404, 'ERR_NOT_FOUND', `no route ${method} ${url.pathname}`);
@@ -269,9 +269,9 @@ function withoutServerFields(object: StoredObject): unknown {
   return { ...rest, metadata };
 }
 
-/** Secret values never leave the daemon. */
+/** Secret values never leave the daemon, nor the user info of URLs (a mount point's password). */
 function redact(object: StoredObject): StoredObject {
-  if (object.kind !== 'Secret') return object;
+  if (object.kind !== 'Secret') return redactUrlCredentialsDeep(object);
   const data = (object['data'] ?? {}) as Record<string, string>;
   return { ...object, data: Object.fromEntries(Object.keys(data).map((key) => [key, '[REDACTED]'])) };
 }

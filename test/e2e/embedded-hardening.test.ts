@@ -16,6 +16,8 @@ import { startNginx, type NginxServer } from '../helpers/nginx.ts';
 const run = promisify(execFile);
 const root = join(import.meta.dirname, '..', '..');
 const PASSWORD = 'pw-hardening-4711';
+/** Written in a mount point's URL, which is stored as written but never shown or logged. */
+const URL_PASSWORD = 'url-pw-0815';
 const NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups'];
 
 let home = '';
@@ -105,7 +107,7 @@ describe('embedded mode against hostile local users and manifests', { timeout: 3
       '-f',
       await manifest(
         'web.yaml',
-        `kind: Dataset\nmetadata: {name: web}\nspec:\n  mounts: [{mountPoint: "${nginx.url}data/"}]\n---\n` +
+        `kind: Dataset\nmetadata: {name: web}\nspec:\n  mounts: [{mountPoint: "${nginx.url.replace('http://', `http://reader:${URL_PASSWORD}@`)}data/"}]\n---\n` +
           `apiVersion: data.fluid.io/v1alpha1\nkind: TideRuntime\nmetadata: {name: web}\nspec:\n  replicas: 1\n` +
           `  tieredstore:\n    levels: [{mediumtype: MEM, path: /dev/shm, quota: 64Mi}]\n---\n` +
           `apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {password: ${PASSWORD}}\n`,
@@ -148,6 +150,15 @@ describe('embedded mode against hostile local users and manifests', { timeout: 3
       `${url}/v1/blocks/forget`,
     );
     assert.equal(wrong.stdout, '401', 'POST /v1/blocks/forget with a wrong token');
+    for (const shown of [
+      await tide('get', 'dataset', 'web', '-o', 'yaml'),
+      await tide('get', 'dataset', 'web', '-o', 'json'),
+      await tide('describe', 'dataset', 'web'),
+    ]) {
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.ok(!shown.stdout.includes(URL_PASSWORD), `the URL's password is shown:\n${shown.stdout}`);
+      assert.match(shown.stdout, /http:\/\/\[REDACTED\]@127\.0\.0\.1/);
+    }
     const metrics = asNobody('curl', '-s', `${url}/metrics`);
     assert.equal(metrics.status, 0);
     assert.match(metrics.stdout, /tide_cache_capacity_bytes/);
@@ -245,6 +256,9 @@ describe('embedded mode against hostile local users and manifests', { timeout: 3
     assert.equal(((await stat(home)).mode & 0o777).toString(8), '700');
     const log = await readFile(join(home, 'logs', 'daemon.log'), 'utf8');
     assert.match(log, /TIDE_HOME was open to other users/);
+    for (const file of (await allFiles(home)).filter((path) => path.endsWith('.log'))) {
+      assert.ok(!(await readFile(file, 'utf8')).includes(URL_PASSWORD), `${file} holds the URL's password`);
+    }
     const encoded = Buffer.from(PASSWORD).toString('base64');
     for (const file of await allFiles(home)) {
       const text = await readFile(file, 'latin1');
