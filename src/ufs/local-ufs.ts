@@ -223,6 +223,7 @@ function entryOf(path: string, stats: BigIntStats): UfsEntry {
     sizeBytes: isFile ? Number(stats.size) : 0,
     mtimeMs: Number(stats.mtimeMs),
     version: isFile ? versionOf(stats) : '',
+    owner: { uid: Number(stats.uid), gid: Number(stats.gid), mode: Number(stats.mode) & 0o7777 },
   };
 }
 

@@ -19,6 +19,8 @@ const PASSWORD = 'pw-hardening-4711';
 /** Written in a mount point's URL, which is stored as written but never shown or logged. */
 const URL_PASSWORD = 'url-pw-0815';
 const NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups'];
+/** A namespace of its own, so that tier directories in /dev/shm do not meet other tests'. */
+const NAMESPACE = 'hardening';
 
 let home = '';
 let mountRoot = '';
@@ -55,7 +57,7 @@ async function manifest(name: string, text: string): Promise<string> {
 }
 
 async function statusOf(kind: string, name: string): Promise<Record<string, unknown> | undefined> {
-  const result = await tide('get', kind, name, '-o', 'json');
+  const result = await tide('get', kind, name, '-n', NAMESPACE, '-o', 'json');
   if (result.code !== 0) return undefined;
   return (JSON.parse(result.stdout) as { status?: Record<string, unknown> }).status;
 }
@@ -93,6 +95,9 @@ describe('embedded mode against hostile local users and manifests', { timeout: 3
   });
 
   after(async () => {
+    // Deleting the datasets removes their tiers (a stop keeps them for the next start).
+    await tide('delete', 'dataset', 'web', '-n', NAMESPACE);
+    await tide('delete', 'dataset', 'broken', '-n', NAMESPACE);
     await tide('stop');
     for (const line of readFileLines('/proc/mounts'))
       if (line.split(' ')[1]?.startsWith(mountRoot) === true)
@@ -107,10 +112,10 @@ describe('embedded mode against hostile local users and manifests', { timeout: 3
       '-f',
       await manifest(
         'web.yaml',
-        `kind: Dataset\nmetadata: {name: web}\nspec:\n  mounts: [{mountPoint: "${nginx.url.replace('http://', `http://reader:${URL_PASSWORD}@`)}data/"}]\n---\n` +
-          `apiVersion: data.fluid.io/v1alpha1\nkind: TideRuntime\nmetadata: {name: web}\nspec:\n  replicas: 1\n` +
+        `kind: Dataset\nmetadata: {name: web, namespace: hardening}\nspec:\n  mounts: [{mountPoint: "${nginx.url.replace('http://', `http://reader:${URL_PASSWORD}@`)}data/"}]\n---\n` +
+          `apiVersion: data.fluid.io/v1alpha1\nkind: TideRuntime\nmetadata: {name: web, namespace: hardening}\nspec:\n  replicas: 1\n` +
           `  tieredstore:\n    levels: [{mediumtype: MEM, path: /dev/shm, quota: 64Mi}]\n---\n` +
-          `apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {password: ${PASSWORD}}\n`,
+          `apiVersion: v1\nkind: Secret\nmetadata: {name: creds, namespace: hardening}\nstringData: {password: ${PASSWORD}}\n`,
       ),
     );
     assert.equal(applied.code, 0, applied.stderr);
@@ -118,14 +123,14 @@ describe('embedded mode against hostile local users and manifests', { timeout: 3
       (await statusOf('dataset', 'web'))?.['phase'] === 'Bound' ? true : undefined,
     );
     const members = JSON.parse(
-      await readFile(join(home, 'run', 'default', 'web', 'members.json'), 'utf8'),
+      await readFile(join(home, 'run', NAMESPACE, 'web', 'members.json'), 'utf8'),
     ) as {
       workers: { url: string }[];
     };
     const url = members.workers[0]?.url ?? '';
     assert.notEqual(url, '');
     assert.equal(
-      asNobody('cat', join(home, 'run', 'default', 'web', 'token')).status,
+      asNobody('cat', join(home, 'run', NAMESPACE, 'web', 'token')).status,
       1,
       'the token is owner-only',
     );
@@ -151,9 +156,9 @@ describe('embedded mode against hostile local users and manifests', { timeout: 3
     );
     assert.equal(wrong.stdout, '401', 'POST /v1/blocks/forget with a wrong token');
     for (const shown of [
-      await tide('get', 'dataset', 'web', '-o', 'yaml'),
-      await tide('get', 'dataset', 'web', '-o', 'json'),
-      await tide('describe', 'dataset', 'web'),
+      await tide('get', 'dataset', 'web', '-n', NAMESPACE, '-o', 'yaml'),
+      await tide('get', 'dataset', 'web', '-n', NAMESPACE, '-o', 'json'),
+      await tide('describe', 'dataset', 'web', '-n', NAMESPACE),
     ]) {
       assert.equal(shown.code, 0, shown.stderr);
       assert.ok(!shown.stdout.includes(URL_PASSWORD), `the URL's password is shown:\n${shown.stdout}`);
@@ -168,7 +173,7 @@ describe('embedded mode against hostile local users and manifests', { timeout: 3
   it('refuses a quota larger than its file system and allow_other, naming file and field, and applies nothing', async () => {
     const huge = await manifest(
       'huge.yaml',
-      'kind: TideRuntime\nmetadata: {name: huge}\nspec:\n  tieredstore:\n    levels: [{mediumtype: SSD, path: /var/tmp/tide-huge, quota: 1Ei}]\n',
+      'kind: TideRuntime\nmetadata: {name: huge, namespace: hardening}\nspec:\n  tieredstore:\n    levels: [{mediumtype: SSD, path: /var/tmp/tide-huge, quota: 1Ei}]\n',
     );
     const refused = await tide('apply', '-f', huge);
     assert.equal(refused.code, 2);
@@ -180,7 +185,7 @@ describe('embedded mode against hostile local users and manifests', { timeout: 3
     );
     const other = await manifest(
       'other.yaml',
-      'kind: TideRuntime\nmetadata: {name: other}\nspec:\n  fuse: {args: ["-oallow_other"]}\n',
+      'kind: TideRuntime\nmetadata: {name: other, namespace: hardening}\nspec:\n  fuse: {args: ["-oallow_other"]}\n',
     );
     const refusedOther = await tide('apply', '-f', other);
     assert.equal(refusedOther.code, 2);
@@ -190,8 +195,8 @@ describe('embedded mode against hostile local users and manifests', { timeout: 3
         `^tide: ${other}: document 1 \\(TideRuntime "other"\\): /spec/fuse/args: allow_other is refused in embedded mode`,
       ),
     );
-    assert.equal((await tide('get', 'tideruntime', 'huge')).code, 3, 'nothing was applied');
-    assert.equal((await tide('get', 'tideruntime', 'other')).code, 3, 'nothing was applied');
+    assert.equal((await tide('get', 'tideruntime', 'huge', '-n', NAMESPACE)).code, 3, 'nothing was applied');
+    assert.equal((await tide('get', 'tideruntime', 'other', '-n', NAMESPACE)).code, 3, 'nothing was applied');
   });
 
   it('refuses a request body over the limit from its length, before reading it', async () => {
@@ -223,8 +228,8 @@ describe('embedded mode against hostile local users and manifests', { timeout: 3
       '-f',
       await manifest(
         'broken.yaml',
-        `kind: Dataset\nmetadata: {name: broken}\nspec:\n  mounts: [{mountPoint: "${nginx.url}data/"}]\n---\n` +
-          `apiVersion: data.fluid.io/v1alpha1\nkind: TideRuntime\nmetadata: {name: broken}\nspec:\n` +
+        `kind: Dataset\nmetadata: {name: broken, namespace: hardening}\nspec:\n  mounts: [{mountPoint: "${nginx.url}data/"}]\n---\n` +
+          `apiVersion: data.fluid.io/v1alpha1\nkind: TideRuntime\nmetadata: {name: broken, namespace: hardening}\nspec:\n` +
           `  tieredstore:\n    levels: [{mediumtype: SSD, path: ${notADirectory}, quota: 64Mi}]\n`,
       ),
     );
@@ -245,11 +250,11 @@ describe('embedded mode against hostile local users and manifests', { timeout: 3
     const ready = conditions.find((condition) => condition.type === 'Ready');
     assert.equal(ready?.status, 'False');
     assert.match(ready.message, /0 of 1 workers are ready: .*exited/);
-    assert.equal((await tide('delete', 'dataset', 'broken', '--no-wait')).code, 0);
+    assert.equal((await tide('delete', 'dataset', 'broken', '-n', NAMESPACE, '--no-wait')).code, 0);
   });
 
   it('leaves nothing readable by others under TIDE_HOME and no Secret value in any state file', async () => {
-    assert.equal((await tide('delete', 'secret', 'creds')).code, 0);
+    assert.equal((await tide('delete', 'secret', 'creds', '-n', NAMESPACE)).code, 0);
     assert.equal((await tide('stop')).code, 0);
     const found = spawnSync('find', [home, '-perm', '-o+r'], { encoding: 'utf8' });
     assert.equal(found.stdout, '', 'find $TIDE_HOME -perm -o+r');

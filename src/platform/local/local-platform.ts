@@ -340,6 +340,10 @@ export class LocalPlatform implements Platform {
     await mkdir(target, { recursive: true });
     const fuseArgs = [...plan.fuseArgs];
     if (plan.readOnly && !fuseArgs.some((arg) => /(^|[-,=o])ro(,|$)/.test(arg))) fuseArgs.push('-oro');
+    // A local origin's owners and modes are shown as they are: the kernel checks them.
+    const hasOwners = plan.mounts.some((mount) => /^(local|pvc):\/\//.test(mount.mountPoint));
+    if (hasOwners && !fuseArgs.some((arg) => arg.includes('default_permissions')))
+      fuseArgs.push('-odefault_permissions');
     // Datasets carry no extended attributes: answering ENOSYS once spares `ls -l` two requests a file.
     if (!fuseArgs.some((arg) => arg.includes('xattr'))) fuseArgs.push('-ono_xattr');
     const configPath = join(dir, 'mount.json');
