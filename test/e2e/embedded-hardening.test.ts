@@ -97,7 +97,6 @@ describe('embedded mode against hostile local users and manifests', { timeout: 3
   after(async () => {
     // Deleting the datasets removes their tiers (a stop keeps them for the next start).
     await tide('delete', 'dataset', 'web', '-n', NAMESPACE);
-    await tide('delete', 'dataset', 'broken', '-n', NAMESPACE);
     await tide('stop');
     for (const line of readFileLines('/proc/mounts'))
       if (line.split(' ')[1]?.startsWith(mountRoot) === true)
@@ -250,7 +249,7 @@ describe('embedded mode against hostile local users and manifests', { timeout: 3
     const ready = conditions.find((condition) => condition.type === 'Ready');
     assert.equal(ready?.status, 'False');
     assert.match(ready.message, /0 of 1 workers are ready: .*exited/);
-    assert.equal((await tide('delete', 'dataset', 'broken', '-n', NAMESPACE, '--no-wait')).code, 0);
+    assert.equal((await tide('delete', 'dataset', 'broken', '-n', NAMESPACE)).code, 0);
   });
 
   it('leaves nothing readable by others under TIDE_HOME and no Secret value in any state file', async () => {

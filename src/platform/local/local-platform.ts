@@ -181,7 +181,12 @@ export class LocalPlatform implements Platform {
     await this.#supervisor.stopAll(`${prefix}-worker-`);
     const dir = this.#datasetDir(dataset);
     if (options.cleanCache) {
-      for (const path of await this.#cacheDirsOf(dir)) await rm(path, { recursive: true, force: true });
+      for (const path of await this.#cacheDirsOf(dir)) {
+        // ENOTDIR: a tier "directory" under a file, which its worker could never create.
+        await rm(path, { recursive: true, force: true }).catch((error: unknown) => {
+          if ((error as NodeJS.ErrnoException).code !== 'ENOTDIR') throw error;
+        });
+      }
     }
     await rm(dir, { recursive: true, force: true });
     await rm(target, { recursive: false, force: true }).catch(() => undefined);

@@ -9,7 +9,8 @@ import type { NginxServer } from '../../helpers/nginx.ts';
 import { makeTempDir, startMount } from './harness.ts';
 import type { MountedDataset } from './harness.ts';
 
-const DATASET_SOURCE = join(
+/** The dataset source module the local platform's mounts load. */
+export const DATASET_SOURCE = join(
   import.meta.dirname,
   '..',
   '..',

@@ -9,18 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { chmod, chown, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DATASET_SOURCE } from './dataset-harness.ts';
 import { startMount } from './harness.ts';
-
-const DATASET_SOURCE = join(
-  import.meta.dirname,
-  '..',
-  '..',
-  '..',
-  'src',
-  'platform',
-  'local',
-  'dataset-source.ts',
-);
 
 test('a local origin keeps owner and mode through the mount, and the kernel checks them', async (t) => {
   const work = await mkdtemp(join(tmpdir(), 'tide-owners-'));
