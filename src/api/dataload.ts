@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { Condition, Opaque, Resource, StringMap } from './common.ts';
+import { LIMITS } from './limits.ts';
 
 export const OperationPolicy = Type.Union([
   Type.Literal('Once'),
@@ -22,7 +23,10 @@ export const DataLoadSpec = Type.Object(
     target: Type.Optional(
       Type.Array(
         Type.Object(
-          { path: Type.String({ minLength: 1 }), replicas: Type.Optional(Type.Integer({ minimum: 1 })) },
+          {
+            path: Type.String({ minLength: 1 }),
+            replicas: Type.Optional(Type.Integer({ minimum: 1, maximum: LIMITS.loadReplicas })),
+          },
           { additionalProperties: false },
         ),
       ),

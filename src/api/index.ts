@@ -45,3 +45,10 @@ export {
   type DatasetKey,
   type RuntimeNames,
 } from './fluid-names.ts';
+export { LIMITS, formatSize, pathProblem } from './limits.ts';
+export {
+  dataLoadOptionsOf,
+  parseBandwidth,
+  DEFAULT_LOAD_PARALLELISM,
+  type DataLoadOptions,
+} from './dataload-options.ts';

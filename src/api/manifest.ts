@@ -1,6 +1,7 @@
 import { parseAllDocuments, LineCounter } from 'yaml';
 import { ManifestError, type FieldError } from './errors.ts';
 import { validateDocument } from './validate.ts';
+import { formatSize, LIMITS } from './limits.ts';
 import type { KindInfo } from './registry.ts';
 
 /** A document that passed validation, with where it came from. */
@@ -24,8 +25,26 @@ export interface ManifestResource {
  * @throws {ManifestError} ERR_MANIFEST_INVALID
  */
 export function parseManifests(text: string, source: string): ManifestResource[] {
+  const size = Buffer.byteLength(text);
+  if (size > LIMITS.manifestBytes) {
+    throw new ManifestError('ERR_MANIFEST_INVALID', [
+      `${source}: takes ${formatSize(size)}; manifests over ${formatSize(LIMITS.manifestBytes)} are refused`,
+    ]);
+  }
   const lineCounter = new LineCounter();
-  const documents = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  let documents: ReturnType<typeof parseAllDocuments>;
+  try {
+    documents = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  } catch (error) {
+    // The parser recurses per nesting level: a document nested thousands deep overflows the stack.
+    throw new ManifestError(
+      'ERR_MANIFEST_INVALID',
+      [`${source}: cannot be parsed: ${describeFailure(error)}`],
+      {
+        cause: error,
+      },
+    );
+  }
   const problems: string[] = [];
   const resources: ManifestResource[] = [];
   const seen = new Map<string, number>();
@@ -37,12 +56,19 @@ export function parseManifests(text: string, source: string): ManifestResource[]
     const firstError = document.errors[0];
     if (firstError !== undefined) {
       const at = lineCounter.linePos(firstError.pos[0]);
-      problems.push(
-        `${where}: YAML syntax error at line ${at.line}, column ${at.col}: ${firstLine(firstError.message)}`,
-      );
+      const reason = /call stack/i.test(firstError.message)
+        ? 'it is nested too deeply'
+        : firstLine(firstError.message);
+      problems.push(`${where}: YAML syntax error at line ${at.line}, column ${at.col}: ${reason}`);
       return;
     }
-    const value: unknown = document.toJS();
+    let value: unknown;
+    try {
+      value = document.toJS({ maxAliasCount: LIMITS.yamlAliases });
+    } catch (error) {
+      problems.push(`${where}: cannot be read: ${describeFailure(error)}`);
+      return;
+    }
     if (value === null || value === undefined) return; // an empty document between separators
     const result = validateDocument(value);
     const label = describeDocument(value);
@@ -81,6 +107,14 @@ function describeDocument(value: unknown): string {
 
 function formatProblem(where: string, error: FieldError): string {
   return `${where}: ${error.path === '' ? '(document)' : error.path}: ${error.message}`;
+}
+
+function describeFailure(error: unknown): string {
+  if (error instanceof ReferenceError && /alias/i.test(error.message)) {
+    return `its aliases expand too far (more than ${LIMITS.yamlAliases} uses of an anchor, as in an alias bomb)`;
+  }
+  if (error instanceof RangeError) return 'it is nested too deeply';
+  return firstLine(error instanceof Error ? error.message : String(error));
 }
 
 function firstLine(message: string): string {

@@ -1,6 +1,7 @@
 import { Type, type Static, type TObject } from '@sinclair/typebox';
 import { Condition, Opaque, Quantity, Resource, StringMap } from './common.ts';
 import { CacheStates } from './dataset.ts';
+import { LIMITS } from './limits.ts';
 
 export const MediumType = Type.Union([Type.Literal('MEM'), Type.Literal('SSD'), Type.Literal('HDD')]);
 export type MediumType = Static<typeof MediumType>;
@@ -51,7 +52,7 @@ export const FuseCleanPolicy = Type.Union(
   ['', 'OnDemand', 'OnRuntimeDeleted', 'OnFuseChanged'].map((p) => Type.Literal(p)),
 );
 
-const Replicas = Type.Integer({ minimum: 0 });
+const Replicas = Type.Integer({ minimum: 0, maximum: LIMITS.replicas });
 
 export const RuntimePhase = Type.Union(['', 'NotReady', 'PartialReady', 'Ready'].map((p) => Type.Literal(p)));
 

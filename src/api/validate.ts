@@ -6,10 +6,12 @@ import { parseQuantity } from '../lib/index.ts';
 import type { FieldError } from './errors.ts';
 import { KINDS, type KindInfo } from './registry.ts';
 import { isDns1035Label, isDns1123Label, isDns1123Subdomain } from './names.ts';
-import { mountPointProblem, namespacePathOf } from './mounts.ts';
+import { mountPointProblem, namespacePathOf, schemeOf } from './mounts.ts';
 import type { Dataset } from './dataset.ts';
 import type { DataLoad } from './dataload.ts';
 import type { AnyRuntime, Level } from './runtime.ts';
+import { metadataSizeErrors, mountNameProblem, pathProblem, secretErrors } from './limits.ts';
+import { dataLoadOptionsOf } from './dataload-options.ts';
 
 const compiled = new Map<TSchema, TypeCheck<TSchema>>();
 
@@ -146,6 +148,7 @@ function semanticErrors(info: KindInfo, doc: Record<string, unknown>): FieldErro
   const errors: FieldError[] = [];
   const metadata = doc['metadata'] as { name: string; namespace?: string };
   errors.push(...nameErrors(info, metadata));
+  errors.push(...metadataSizeErrors(doc));
   switch (info.kind) {
     case 'Dataset':
       errors.push(...datasetErrors(doc as unknown as Dataset));
@@ -158,6 +161,9 @@ function semanticErrors(info: KindInfo, doc: Record<string, unknown>): FieldErro
     case 'JindoRuntime':
     case 'GooseFSRuntime':
       errors.push(...runtimeErrors(doc as unknown as AnyRuntime));
+      break;
+    case 'Secret':
+      errors.push(...secretErrors(doc));
       break;
     default:
       break;
@@ -194,8 +200,16 @@ function datasetErrors(dataset: Dataset): FieldError[] {
     const at = `/spec/mounts/${index}`;
     const problem = mountPointProblem(mount.mountPoint);
     if (problem !== undefined) errors.push({ path: `${at}/mountPoint`, message: problem });
+    const locationProblem = mountLocationProblem(mount.mountPoint);
+    if (locationProblem !== undefined) errors.push({ path: `${at}/mountPoint`, message: locationProblem });
+    const nameProblem = mount.name === undefined ? undefined : mountNameProblem(mount.name);
+    const pathOfMountProblem = mount.path === undefined ? undefined : pathProblem(mount.path);
+    if (nameProblem !== undefined) errors.push({ path: `${at}/name`, message: nameProblem });
+    if (pathOfMountProblem !== undefined) errors.push({ path: `${at}/path`, message: pathOfMountProblem });
     const path = namespacePathOf(mount, mounts.length);
-    if (path === undefined) {
+    if (nameProblem !== undefined || pathOfMountProblem !== undefined) {
+      // Already reported: a path that could leave its place is not compared with the others.
+    } else if (path === undefined) {
       errors.push({
         path: `${at}/name`,
         message: 'is required when a dataset has several mounts (or set path)',
@@ -236,10 +250,13 @@ function dataLoadErrors(load: DataLoad): FieldError[] {
     });
   }
   (load.spec.target ?? []).forEach((target, index) => {
-    if (!target.path.startsWith('/')) {
-      errors.push({ path: `/spec/target/${index}/path`, message: `must be absolute, got "${target.path}"` });
-    }
+    const problem = target.path.startsWith('/')
+      ? pathProblem(target.path)
+      : `must be absolute, got "${target.path}"`;
+    if (problem !== undefined) errors.push({ path: `/spec/target/${index}/path`, message: problem });
   });
+  const options = dataLoadOptionsOf(load.spec.options);
+  if (!options.ok) errors.push(...options.errors);
   const policy = load.spec.policy ?? 'Once';
   if (policy === 'Cron') {
     if (load.spec.schedule === undefined || load.spec.schedule.trim() === '') {
@@ -269,29 +286,54 @@ export function cronProblem(schedule: string): string | undefined {
 
 function runtimeErrors(runtime: AnyRuntime): FieldError[] {
   const errors: FieldError[] = [];
+  const blockSize = runtime.spec.worker?.blockSize;
+  let blockSizeBytes = DEFAULT_BLOCK_SIZE_BYTES;
+  if (blockSize !== undefined) {
+    const bytes = parseQuantity(String(blockSize));
+    if (bytes === undefined || bytes < 64 * 1024 || bytes > 1024 ** 3) {
+      errors.push({
+        path: '/spec/worker/blockSize',
+        message: `must be a quantity from 64Ki to 1Gi, got ${JSON.stringify(blockSize)}`,
+      });
+    } else {
+      blockSizeBytes = bytes;
+    }
+  }
   (runtime.spec.tieredstore?.levels ?? []).forEach((level, index) => {
-    errors.push(...levelErrors(level, `/spec/tieredstore/levels/${index}`));
+    errors.push(...levelErrors(level, `/spec/tieredstore/levels/${index}`, blockSizeBytes));
   });
   return errors;
 }
 
-function levelErrors(level: Level, at: string): FieldError[] {
+function levelErrors(level: Level, at: string, blockSizeBytes: number): FieldError[] {
   const errors: FieldError[] = [];
   const paths = (level.path ?? '').split(',').filter((path) => path.trim() !== '');
   if (level.quota === undefined && level.quotaList === undefined) {
     errors.push({ path: `${at}/quota`, message: 'is required (or quotaList)' });
   }
-  if (level.quota !== undefined && parseQuantity(String(level.quota)) === undefined) {
+  const quotaBytes = level.quota === undefined ? undefined : parseQuantity(String(level.quota));
+  if (level.quota !== undefined && quotaBytes === undefined) {
     errors.push({
       path: `${at}/quota`,
       message: `"${String(level.quota)}" is not a quantity such as 2Gi or 500M`,
+    });
+  } else if (quotaBytes !== undefined && quotaBytes < blockSizeBytes) {
+    errors.push({
+      path: `${at}/quota`,
+      message: `must hold at least one block (${formatBlockSize(blockSizeBytes)}), got ${JSON.stringify(level.quota)}`,
     });
   }
   if (level.quotaList !== undefined) {
     const quotas = level.quotaList.split(',');
     const bad = quotas.find((quota) => parseQuantity(quota) === undefined);
+    const tooSmall = quotas.find((quota) => (parseQuantity(quota) ?? 0) < blockSizeBytes);
     if (bad !== undefined) {
       errors.push({ path: `${at}/quotaList`, message: `"${bad}" is not a quantity such as 2Gi or 500M` });
+    } else if (tooSmall !== undefined) {
+      errors.push({
+        path: `${at}/quotaList`,
+        message: `each quota must hold at least one block (${formatBlockSize(blockSizeBytes)}), got "${tooSmall}"`,
+      });
     } else if (quotas.length !== paths.length) {
       errors.push({
         path: `${at}/quotaList`,
@@ -301,14 +343,31 @@ function levelErrors(level: Level, at: string): FieldError[] {
   }
   const high = watermark(level.high, `${at}/high`, errors);
   const low = watermark(level.low, `${at}/low`, errors);
-  if (high !== undefined && low !== undefined && low > high) {
-    errors.push({ path: `${at}/low`, message: `must not exceed high (${String(high)}), got ${String(low)}` });
+  // Eviction runs from high down to low: with low at or above high it would never free anything.
+  if (high !== undefined && low !== undefined && low >= high) {
+    errors.push({ path: `${at}/low`, message: `must be below high (${String(high)}), got ${String(low)}` });
   }
   paths.forEach((path) => {
-    if (!path.trim().startsWith('/'))
-      errors.push({ path: `${at}/path`, message: `"${path}" must be an absolute path` });
+    const problem = path.trim().startsWith('/')
+      ? pathProblem(path.trim())
+      : `"${path}" must be an absolute path`;
+    if (problem !== undefined) errors.push({ path: `${at}/path`, message: problem });
   });
   return errors;
+}
+
+/** The workers' block size when `spec.worker.blockSize` names none (the cache engine's default). */
+const DEFAULT_BLOCK_SIZE_BYTES = 4 * 1024 * 1024;
+
+function formatBlockSize(bytes: number): string {
+  return bytes % (1024 * 1024) === 0 ? `${bytes / 1024 / 1024}Mi` : `${bytes / 1024}Ki`;
+}
+
+/** `local://` and `pvc://` locations with `..` segments could leave the directory they name. */
+function mountLocationProblem(mountPoint: string): string | undefined {
+  const scheme = schemeOf(mountPoint);
+  if (scheme !== 'local' && scheme !== 'pvc') return undefined;
+  return pathProblem(mountPoint.slice(`${scheme}://`.length));
 }
 
 function watermark(text: string | undefined, path: string, errors: FieldError[]): number | undefined {

@@ -298,6 +298,20 @@ test('refuses blocks of another dataset and requests without the runtime token',
   assert.equal(refused.status, 403);
   assert.equal(((await refused.json()) as { code: string }).code, 'ERR_CACHE_FORBIDDEN');
   assert.equal((await fetch(`${worker.url}/healthz`)).status, 200, 'the health check needs no token');
+  for (const [method, path] of [
+    ['GET', '/v1/stats?files=1'],
+    ['POST', '/v1/blocks/forget'],
+    ['POST', url.slice(worker.url.length).replace('/v1/blocks?', '/v1/blocks/load?')],
+  ] as const) {
+    const answer = await fetch(`${worker.url}${path}`, {
+      method,
+      headers: { authorization: 'Bearer s3creT' },
+    });
+    assert.equal(answer.status, 401, `${method} ${path} with a wrong token`);
+  }
+  const metrics = await fetch(`${worker.url}/metrics`);
+  assert.equal(metrics.status, 200, 'metrics need no token');
+  assert.ok(!(await metrics.text()).includes('"f"'), 'metrics name no file');
   assert.equal(ufs.reads, 1);
   await blocksCached(worker, 1);
   const endpoint = { id: worker.workerId, url: worker.url };

@@ -339,6 +339,12 @@ class Worker implements CacheWorker {
         send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
         return;
       }
+      // The one open route besides health: counters per tier and route, no file names or keys.
+      if (url.pathname === METRICS_PATH && req.method === 'GET') {
+        route = 'metrics';
+        send(res, 200, this.#metrics.registry.contentType, await this.#metrics.registry.metrics());
+        return;
+      }
       if (!this.#authorised(req)) {
         route = 'unauthorised';
         problem(res, 401, 'ERR_CACHE_FORBIDDEN', 'The request lacks the bearer token of this runtime');
@@ -361,9 +367,6 @@ class Worker implements CacheWorker {
           'application/json',
           JSON.stringify(this.stats({ files: url.searchParams.get('files') === '1' })),
         );
-      } else if (url.pathname === METRICS_PATH && req.method === 'GET') {
-        route = 'metrics';
-        send(res, 200, this.#metrics.registry.contentType, await this.#metrics.registry.metrics());
       } else {
         problem(res, 404, 'ERR_CACHE_BAD_REQUEST', `No route for ${req.method ?? ''} ${url.pathname}`);
       }

@@ -1,10 +1,11 @@
 import { Agent, request } from 'undici';
-import { CliError } from './errors.ts';
+import { CliError, type RefusedObject } from './errors.ts';
 import { ExitCode } from './exit-codes.ts';
 
 interface Problem {
   code?: string;
   detail?: string;
+  object?: RefusedObject;
 }
 
 /** Talks to the embedded daemon's API on its Unix socket. */
@@ -33,13 +34,14 @@ export class DaemonClient {
       const exitCode =
         response.statusCode === 404
           ? ExitCode.notFound
-          : response.statusCode === 422
+          : response.statusCode === 422 || response.statusCode === 413
             ? ExitCode.invalid
             : ExitCode.failed;
       throw new CliError(
         'ERR_DAEMON_REQUEST',
         problem.detail ?? `the daemon answered ${response.statusCode}`,
         exitCode,
+        problem.object === undefined ? {} : { refusedObject: problem.object },
       );
     }
     return JSON.parse(text) as T;

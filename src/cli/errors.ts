@@ -12,11 +12,24 @@ export type CliErrorCode =
 /** An error the CLI reports as one line and turns into an exit code. */
 export class CliError extends TideError<CliErrorCode> {
   readonly exitCode: ExitCode;
+  /** For an object the daemon refused: its position in the request and the field at fault. */
+  readonly refusedObject: RefusedObject | undefined;
 
-  constructor(code: CliErrorCode, message: string, exitCode: ExitCode, options?: ErrorOptions) {
+  constructor(
+    code: CliErrorCode,
+    message: string,
+    exitCode: ExitCode,
+    options?: ErrorOptions & { refusedObject?: RefusedObject },
+  ) {
     super(code, message, options);
     this.exitCode = exitCode;
+    this.refusedObject = options?.refusedObject;
   }
+}
+
+export interface RefusedObject {
+  index: number;
+  field: { path: string; message: string };
 }
 
 export function usageError(message: string): CliError {

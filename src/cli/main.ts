@@ -67,11 +67,18 @@ export function buildProgram(context: CliContext): Command {
           out(`${qualified(resource.info)}/${resource.object.metadata.name} valid (dry run)`);
         return;
       }
-      const { results } = await withClient((client) =>
-        client.call<{ results: { kind: string; name: string; action: string }[] }>('POST', '/v1/apply', {
-          objects: resources.map((resource) => resource.object),
-        }),
+      const { results, warnings } = await withClient((client) =>
+        client
+          .call<{
+            results: { kind: string; name: string; action: string }[];
+            warnings?: { index: number; message: string }[];
+          }>('POST', '/v1/apply', { objects: resources.map((resource) => resource.object) })
+          .catch((error: unknown) => {
+            throw refusedAsManifestError(error, resources);
+          }),
       );
+      for (const { index, message } of warnings ?? [])
+        process.stderr.write(`tide: warning: ${describeResource(resources[index])}${message}\n`);
       for (const result of results)
         out(`${qualified(kindInfo(result.kind))}/${result.name} ${result.action}`);
     });
@@ -271,6 +278,23 @@ async function readAll(files: readonly string[]): Promise<ManifestResource[]> {
     resources.push(...parseManifests(text, source));
   }
   return resources;
+}
+
+/** A daemon's refusal of one object, as the same line a manifest error gives: file, document, field. */
+function refusedAsManifestError(error: unknown, resources: readonly ManifestResource[]): unknown {
+  if (!(error instanceof CliError) || error.refusedObject === undefined) return error;
+  const { index, field } = error.refusedObject;
+  const resource = resources[index];
+  if (resource === undefined) return error;
+  return new ManifestError('ERR_MANIFEST_INVALID', [
+    `${describeResource(resource)}${field.path === '' ? '(document)' : field.path}: ${field.message}`,
+  ]);
+}
+
+function describeResource(resource: ManifestResource | undefined): string {
+  if (resource === undefined) return '';
+  const { kind, metadata } = resource.object;
+  return `${resource.source}: document ${resource.documentIndex} (${kind} "${metadata.name}"): `;
 }
 
 function kindInfo(kind: string): KindInfo {

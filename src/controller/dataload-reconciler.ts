@@ -1,14 +1,11 @@
 import { Cron } from 'croner';
-import type { DataLoad, DatasetStatus, OperationStatus } from '../api/index.ts';
+import { dataLoadOptionsOf, type DataLoad, type DatasetStatus, type OperationStatus } from '../api/index.ts';
 import { hasCode, type Logger } from '../lib/index.ts';
 import type { LoadProgress, Platform } from '../platform/index.ts';
 import type { ResourceStore, StoredObject } from '../store/index.ts';
 import { setCondition } from './conditions.ts';
 import type { EventRecorder } from './events.ts';
 import type { ReconcileResult } from './work-queue.ts';
-
-/** Files loaded at once unless `options.parallelism` says otherwise: small files are latency-bound. */
-const DEFAULT_PARALLELISM = 16;
 
 export const DATALOAD_FINALIZER = 'data.fluid.io/tide-dataload-controller';
 const PROGRESS_WRITE_MS = 1000;
@@ -92,6 +89,14 @@ export class DataLoadReconciler {
     const { store, platform, events } = this.#options;
     const namespace = load.metadata.namespace;
     const datasetName = load.spec.dataset.name;
+    // Refused at apply; a DataLoad written around the validation (straight to the API server)
+    // waits here with the reason rather than run with options it does not have.
+    const options = dataLoadOptionsOf(load.spec.options);
+    if (!options.ok) {
+      const message = options.errors.map((error) => `${error.path}: ${error.message}`).join('; ');
+      await this.#waiting(load, 'InvalidOptions', message);
+      return {};
+    }
     const dataset = await store.get<DatasetObject>({ kind: 'Dataset', namespace, name: datasetName });
     if (dataset?.status?.phase !== 'Bound') {
       await this.#waiting(load, 'DatasetNotBound', `waiting for dataset "${datasetName}" to be Bound`);
@@ -143,9 +148,6 @@ export class DataLoadReconciler {
       }
     }
     const now = this.#now();
-    const options = load.spec.options ?? {};
-    const parallelism = Number(options['parallelism'] ?? DEFAULT_PARALLELISM);
-    const bandwidth = parseBandwidth(options['bandwidth'] ?? options['bandwidthLimit']);
     const running: RunningLoad = {
       abort: new AbortController(),
       progress: { filesDone: 0, bytesDone: 0 },
@@ -176,8 +178,7 @@ export class DataLoadReconciler {
           replicas: target.replicas ?? 1,
         })),
         loadMetadata: load.spec.loadMetadata ?? false,
-        parallelism: Number.isInteger(parallelism) && parallelism > 0 ? parallelism : DEFAULT_PARALLELISM,
-        ...(bandwidth === undefined ? {} : { bandwidthBytesPerSecond: bandwidth }),
+        ...options.value,
       },
       {
         signal: running.abort.signal,
@@ -412,13 +413,4 @@ export function formatDuration(seconds: number): string {
   const minutes = Math.floor(whole / 60);
   if (minutes < 60) return `${minutes}m${whole % 60}s`;
   return `${Math.floor(minutes / 60)}h${minutes % 60}m`;
-}
-
-/** `100M`, `50Mi`, `1048576` (bytes per second) from DataLoad `options.bandwidth`. */
-function parseBandwidth(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const match = /^(\d+(?:\.\d+)?)\s*(Ki|Mi|Gi|K|M|G)?(?:B)?(?:\/s)?$/.exec(text.trim());
-  if (match === null) return undefined;
-  const unit = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, K: 1e3, M: 1e6, G: 1e9 }[match[2] ?? ''] ?? 1;
-  return Math.round(Number(match[1]) * unit);
 }

@@ -230,7 +230,7 @@ export class DatasetReconciler {
             type: 'WorkersReady',
             status: 'False',
             reason: 'WorkersNotReady',
-            message: `${workers.ready} of ${workers.desired} workers are ready.`,
+            message: `${workers.ready} of ${workers.desired} workers are ready${workers.problem === undefined ? '.' : `: ${workers.problem}`}`,
           },
       now,
     );
@@ -251,9 +251,20 @@ export class DatasetReconciler {
           },
       now,
     );
+    const workersReady = workers.ready >= workers.desired;
+    const fuseReady = fuse.ready >= fuse.desired;
     conditions = setCondition(
       conditions,
-      { type: 'Ready', status: 'True', reason: 'RuntimeReady', message: 'The runtime is ready.' },
+      workersReady && fuseReady
+        ? { type: 'Ready', status: 'True', reason: 'RuntimeReady', message: 'The runtime is ready.' }
+        : {
+            type: 'Ready',
+            status: 'False',
+            reason: workersReady ? 'FusesNotReady' : 'WorkersNotReady',
+            message: workersReady
+              ? 'The dataset is not mounted yet.'
+              : `${workers.ready} of ${workers.desired} workers are ready${workers.problem === undefined ? '.' : `: ${workers.problem}`}`,
+          },
       now,
     );
     if (runtime.kind !== 'TideRuntime') {
@@ -281,6 +292,7 @@ export class DatasetReconciler {
       currentMasterNumberScheduled: 1,
       masterNumberReady: 1,
       workerPhase: componentPhase(workers.ready, workers.desired),
+      workerReason: workers.problem ?? '',
       desiredWorkerNumberScheduled: workers.desired,
       currentWorkerNumberScheduled: workers.current,
       workerNumberReady: workers.ready,

@@ -1,8 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isDeepStrictEqual } from 'node:util';
-import { findKind, validateDocument } from '../api/index.ts';
-import { hasCode, type Logger } from '../lib/index.ts';
+import { findKind, LIMITS, validateDocument, type FieldError } from '../api/index.ts';
+import { hasCode, redactUrlCredentialsDeep, type Logger } from '../lib/index.ts';
 import type { ResourceStore, StoredObject } from '../store/index.ts';
+import { admitObject, type AdmissionSettings } from './admission.ts';
+
+/** A request body holds the objects of at most a few manifests, as JSON. */
+const MAX_REQUEST_BYTES = 2 * LIMITS.manifestBytes;
 
 export interface ApiServerOptions {
   store: ResourceStore;
@@ -10,6 +14,7 @@ export interface ApiServerOptions {
   version: string;
   /** Called by `POST /v1/shutdown`; the response is sent first. */
   onShutdown: () => void;
+  admission: AdmissionSettings;
 }
 
 export type ApplyAction = 'created' | 'configured' | 'unchanged';
@@ -17,11 +22,14 @@ export type ApplyAction = 'created' | 'configured' | 'unchanged';
 class HttpProblem extends Error {
   readonly status: number;
   readonly code: string;
+  /** For a refused object: its position in the request (0-based) and the field, for the CLI to name its file. */
+  readonly object: { index: number; field: FieldError } | undefined;
 
-  constructor(status: number, code: string, message: string) {
+  constructor(status: number, code: string, message: string, object?: { index: number; field: FieldError }) {
     super(message);
     this.status = status;
     this.code = code;
+    this.object = object;
   }
 }
 
@@ -44,9 +52,20 @@ export function createApiServer(options: ApiServerOptions): Server {
               : new HttpProblem(500, 'ERR_INTERNAL', error instanceof Error ? error.message : String(error));
       if (problem.status >= 500) logger.error({ err: error }, 'API request failed');
       if (!response.headersSent) {
-        response.writeHead(problem.status, { 'content-type': 'application/problem+json' });
+        response.writeHead(problem.status, {
+          'content-type': 'application/problem+json',
+          // The rest of a body too large to read is not waited for.
+          ...(problem.status === 413 ? { connection: 'close' } : {}),
+        });
       }
-      response.end(JSON.stringify({ status: problem.status, code: problem.code, detail: problem.message }));
+      response.end(
+        JSON.stringify({
+          status: problem.status,
+          code: problem.code,
+          detail: problem.message,
+          ...(problem.object === undefined ? {} : { object: problem.object }),
+        }),
+      );
     });
   });
 
@@ -118,29 +137,32 @@ export function createApiServer(options: ApiServerOptions): Server {
         const involved = event['involvedObject'] as { kind: string; name: string };
         return (kind === null || involved.kind === kind) && (name === null || involved.name === name);
       });
-      send(response, { items });
+      send(response, { items: items.map((event) => redactUrlCredentialsDeep(event)) });
       return;
     }
     throw new HttpProblem(404, 'ERR_NOT_FOUND', `no route ${method} ${url.pathname}`);
   }
 
   /** Validates every object first, then writes them: a bad document changes nothing. */
-  async function apply(
-    body: unknown,
-  ): Promise<{ results: { kind: string; namespace: string; name: string; action: ApplyAction }[] }> {
+  async function apply(body: unknown): Promise<{
+    results: { kind: string; namespace: string; name: string; action: ApplyAction }[];
+    warnings: { index: number; message: string }[];
+  }> {
     const objects = (body as { objects?: unknown }).objects;
     if (!Array.isArray(objects)) throw new HttpProblem(400, 'ERR_BAD_REQUEST', 'expected {"objects": [...]}');
     const prepared: StoredObject[] = [];
+    const warnings: { index: number; message: string }[] = [];
     for (const [index, object] of (objects as unknown[]).entries()) {
       const result = validateDocument(object);
-      if (!result.ok) {
-        const first = result.errors[0];
-        throw new HttpProblem(
-          422,
-          'ERR_INVALID',
-          `object ${index + 1}: ${first?.path ?? ''}: ${first?.message ?? 'invalid'}`,
-        );
+      const admission = result.ok ? await admitObject(object as StoredObject, options.admission) : undefined;
+      const first = result.ok ? admission?.errors[0] : result.errors[0];
+      if (first !== undefined) {
+        throw new HttpProblem(422, 'ERR_INVALID', `object ${index + 1}: ${first.path}: ${first.message}`, {
+          index,
+          field: first,
+        });
       }
+      warnings.push(...(admission?.warnings ?? []).map((message) => ({ index, message })));
       prepared.push(normalise(object as StoredObject));
     }
     const results = [];
@@ -172,16 +194,17 @@ export function createApiServer(options: ApiServerOptions): Server {
       }
       results.push({ ...key, action });
     }
-    return { results };
+    return { results, warnings };
   }
 
   async function scale(kind: string, namespace: string, name: string, body: unknown): Promise<unknown> {
     const replicas = (body as { replicas?: unknown }).replicas;
-    if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0) {
+    const max = options.admission.maxLocalWorkers;
+    if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0 || replicas > max) {
       throw new HttpProblem(
         422,
         'ERR_INVALID',
-        `replicas must be a non-negative integer, got ${JSON.stringify(replicas)}`,
+        `replicas must be a whole number from 0 to ${max} (each worker is a process on this machine), got ${JSON.stringify(replicas)}`,
       );
     }
     if (!findKind(kind)?.scalable)
@@ -246,9 +269,9 @@ function withoutServerFields(object: StoredObject): unknown {
   return { ...rest, metadata };
 }
 
-/** Secret values never leave the daemon. */
+/** Secret values never leave the daemon, nor the user info of URLs (a mount point's password). */
 function redact(object: StoredObject): StoredObject {
-  if (object.kind !== 'Secret') return object;
+  if (object.kind !== 'Secret') return redactUrlCredentialsDeep(object);
   const data = (object['data'] ?? {}) as Record<string, string>;
   return { ...object, data: Object.fromEntries(Object.keys(data).map((key) => [key, '[REDACTED]'])) };
 }
@@ -259,11 +282,18 @@ function send(response: ServerResponse, body: unknown): void {
 }
 
 async function readJson(request: IncomingMessage): Promise<unknown> {
+  const tooLarge = new HttpProblem(
+    413,
+    'ERR_TOO_LARGE',
+    `the request is larger than the ${MAX_REQUEST_BYTES / 1024 / 1024} MiB the daemon accepts`,
+  );
+  // Refused before a byte of the body is read when its length is announced.
+  if (Number(request.headers['content-length'] ?? 0) > MAX_REQUEST_BYTES) throw tooLarge;
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of request as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > 16 * 1024 * 1024) throw new HttpProblem(413, 'ERR_TOO_LARGE', 'request body over 16 MiB');
+    if (size > MAX_REQUEST_BYTES) throw tooLarge;
     chunks.push(chunk);
   }
   try {

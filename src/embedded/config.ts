@@ -25,6 +25,11 @@ export interface EmbeddedConfig {
    * worker and mount process would otherwise strip types and compile every module again.
    */
   compileCacheDir: string;
+  /**
+   * `TIDE_ALLOW_OTHER=1`: manifests may mount datasets with `allow_other`, so that every user of
+   * the machine sees them. Off by default: the daemon's user decides, not whoever writes a manifest.
+   */
+  allowOther: boolean;
 }
 
 /** Reads the environment once, at start, into a frozen configuration. */
@@ -44,6 +49,7 @@ export function embeddedConfigFrom(env: NodeJS.ProcessEnv): EmbeddedConfig {
     compileCacheDir: resolve(
       env['NODE_COMPILE_CACHE'] ?? join(env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'tide', 'node'),
     ),
+    allowOther: env['TIDE_ALLOW_OTHER'] === '1',
   });
 }
 

@@ -1,4 +1,4 @@
-import { mkdir, rm, writeFile, chmod } from 'node:fs/promises';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ControllerManager } from '../controller/index.ts';
 import type { Logger } from '../lib/index.ts';
@@ -7,6 +7,10 @@ import { SqliteStore } from '../store/index.ts';
 import { createUnderFileSystem } from '../ufs/index.ts';
 import { createApiServer } from './api-server.ts';
 import { socketAnswers, type EmbeddedConfig } from './config.ts';
+import { makeHomeOwnerOnly } from './owner-only.ts';
+
+/** Workers of one runtime on this machine: each is a process with tiers of its own. */
+const MAX_LOCAL_WORKERS = 32;
 
 export interface DaemonOptions {
   config: EmbeddedConfig;
@@ -28,14 +32,17 @@ export interface RunningDaemon {
  */
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
   const { config, logger } = options;
+  // Before anything is created: the database (and its -wal and -shm), run files, logs, block
+  // files and the processes started from here are owner-only; they hold Secrets and tokens.
+  process.umask(0o077);
   await mkdir(config.home, { recursive: true, mode: 0o700 });
+  await makeHomeOwnerOnly(config.home, [config.mountRoot], logger);
   await mkdir(dirname(config.logPath), { recursive: true });
   if (await socketAnswers(config.socketPath)) {
     throw new Error(`a Tide daemon is already running on ${config.socketPath}`);
   }
   await rm(config.socketPath, { force: true });
   const store = new SqliteStore({ path: config.databasePath });
-  await chmod(config.databasePath, 0o600);
   const platform = options.platform(config, logger.child({ component: 'platform' }));
   const manager = new ControllerManager({
     store,
@@ -66,6 +73,11 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     store,
     logger: logger.child({ component: 'api' }),
     version: options.version,
+    admission: {
+      cacheDir: config.cacheDir,
+      allowOther: config.allowOther,
+      maxLocalWorkers: MAX_LOCAL_WORKERS,
+    },
     onShutdown: () => {
       void shutdown();
     },

@@ -529,14 +529,19 @@ export class FuseServer {
 
   #nodeAttributes(nodeid: bigint, attributes: FileAttributes): NodeAttributes {
     const isDirectory = attributes.type === 'directory';
+    const owner = attributes.owner;
+    // An origin's own owners and modes (a local directory) are kept, so that with
+    // default_permissions the kernel refuses what the origin would; the mount options uid=, gid=
+    // and umask= still win when given.
+    const permissions = owner === undefined ? (isDirectory ? 0o555 : 0o444) : owner.mode & 0o7777 & ~0o222;
     return {
       ino: nodeid,
       sizeBytes: isDirectory ? 4096 : attributes.sizeBytes,
       mtimeMs: attributes.mtimeMs,
-      mode: isDirectory ? S_IFDIR | (0o555 & ~this.#options.umask) : S_IFREG | (0o444 & ~this.#options.umask),
+      mode: (isDirectory ? S_IFDIR : S_IFREG) | (permissions & ~this.#options.umask),
       nlink: isDirectory ? 2 : 1,
-      uid: this.#uid,
-      gid: this.#gid,
+      uid: owner === undefined || this.#options.uid !== undefined ? this.#uid : owner.uid,
+      gid: owner === undefined || this.#options.gid !== undefined ? this.#gid : owner.gid,
       blockSizeBytes: 128 * 1024,
     };
   }

@@ -11,6 +11,11 @@ export interface FileAttributes {
    * stays the same and dropped when it changes. `''` for directories.
    */
   version: string;
+  /**
+   * Owner and permission bits at the origin, when it has them: shown instead of the mount's
+   * (0444/0555, the mount's user), without write bits, as mounts are read-only.
+   */
+  owner?: { uid: number; gid: number; mode: number };
 }
 
 /** One child of a directory. `attributes`, when the source has them at hand, saves a lookup. */

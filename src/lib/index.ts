@@ -1,6 +1,6 @@
 export { TideError, hasCode, toError } from './errors.ts';
 export { raceAbort } from './abort.ts';
-export { SecretValue, scrubSecrets } from './secret.ts';
+export { SecretValue, scrubSecrets, redactUrlCredentials, redactUrlCredentialsDeep } from './secret.ts';
 export { createLogger, silentLogger, type Logger, type LoggerOptions } from './logger.ts';
 export { parseQuantity, formatBytes } from './quantity.ts';
 export { allocatePageStarted } from './page-buffer.ts';

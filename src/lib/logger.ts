@@ -1,4 +1,5 @@
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
+import { redactUrlCredentials } from './secret.ts';
 
 export type { Logger } from 'pino';
 
@@ -27,13 +28,19 @@ export interface LoggerOptions {
  * Secrets are kept out by construction (see SecretValue); the redact list is a second line of defence.
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
+  const destination = options.destination ?? pino.destination(2);
   return pino(
     {
       level: options.level ?? 'info',
       redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
       base: { pid: process.pid },
     },
-    options.destination ?? pino.destination(2),
+    // Each line once more, for URLs with user info in any field or message (a mount point).
+    {
+      write: (line: string) => {
+        destination.write(redactUrlCredentials(line));
+      },
+    },
   );
 }
 

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { SecretValue, scrubSecrets } from './secret.ts';
+import { redactUrlCredentials, redactUrlCredentialsDeep, SecretValue, scrubSecrets } from './secret.ts';
+import { createLogger } from './logger.ts';
 
 test('a secret prints as [REDACTED] through String, JSON, inspect and pino', () => {
   const secret = new SecretValue('s3cr3t-value');
@@ -27,4 +28,20 @@ test('scrubSecrets removes secret values from remote error text', () => {
     scrubSecrets('bad key abc123 for abc123', [new SecretValue('abc123')]),
     'bad key [REDACTED] for [REDACTED]',
   );
+});
+
+test('user info of URLs is redacted in texts, JSON-like values and log lines', () => {
+  assert.equal(
+    redactUrlCredentials('GET https://reader:pa%40ss@example.com/a@b failed; see http://host/x'),
+    'GET https://[REDACTED]@example.com/a@b failed; see http://host/x',
+  );
+  assert.deepEqual(redactUrlCredentialsDeep({ spec: { mounts: [{ mountPoint: 'http://u:p@h/' }] }, n: 1 }), {
+    spec: { mounts: [{ mountPoint: 'http://[REDACTED]@h/' }] },
+    n: 1,
+  });
+  const lines: string[] = [];
+  const logger = createLogger({ destination: { write: (line: string) => lines.push(line) } });
+  logger.info({ mountPoint: 'https://user:hunter2@origin/' }, 'mounting https://user:hunter2@origin/');
+  assert.equal(lines.length, 1);
+  assert.ok(!lines[0]?.includes('hunter2'), lines[0]);
 });

@@ -40,3 +40,25 @@ export function scrubSecrets(text: string, secrets: Iterable<SecretValue>): stri
   }
   return scrubbed;
 }
+
+const URL_USER_INFO = /([a-zA-Z][a-zA-Z0-9+.-]*:\/\/)[^/\s@"'<>\\]+@/g;
+
+/**
+ * Replaces the user info of every URL in a text (`https://user:pass@host/` →
+ * `https://[REDACTED]@host/`): what a mount point may carry, wherever it is shown or logged.
+ */
+export function redactUrlCredentials(text: string): string {
+  return text.replace(URL_USER_INFO, `$1${REDACTED}@`);
+}
+
+/** A copy of a JSON-like value with `redactUrlCredentials` applied to every string in it. */
+export function redactUrlCredentialsDeep<T>(value: T): T {
+  if (typeof value === 'string') return redactUrlCredentials(value) as T;
+  if (Array.isArray(value)) return value.map((item: unknown) => redactUrlCredentialsDeep(item)) as T;
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(
+      Object.entries(value).map(([key, item]) => [key, redactUrlCredentialsDeep(item)]),
+    ) as T;
+  }
+  return value;
+}

@@ -36,7 +36,13 @@ interface Listing {
 }
 
 function attributesOf(entry: UfsEntry): FileAttributes {
-  return { type: entry.type, sizeBytes: entry.sizeBytes, mtimeMs: entry.mtimeMs, version: entry.version };
+  return {
+    type: entry.type,
+    sizeBytes: entry.sizeBytes,
+    mtimeMs: entry.mtimeMs,
+    version: entry.version,
+    ...(entry.owner === undefined ? {} : { owner: entry.owner }),
+  };
 }
 
 function isNotFound(error: unknown): boolean {

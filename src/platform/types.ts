@@ -47,6 +47,8 @@ export interface WorkerObservation {
   desired: number;
   current: number;
   ready: number;
+  /** Why workers are not ready, when the platform knows (a worker that cannot start says why). */
+  problem?: string;
 }
 
 /** What the platform sees after applying a plan. */

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { DatabaseSync } from 'node:sqlite';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteStore } from './sqlite-store.ts';
@@ -147,4 +148,66 @@ test('a watch without a version lists current objects as ADDED first', async () 
   assert.equal(events[0]?.object.metadata.name, 'x');
   controller.abort();
   store.close();
+});
+
+test('the database and its -wal and -shm files are owner-only from the start, whatever the umask', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tide-store-'));
+  const previous = process.umask(0o022);
+  t.after(async () => {
+    process.umask(previous);
+    await rm(dir, { recursive: true, force: true });
+  });
+  const path = join(dir, 'state.db');
+  const store = new SqliteStore({ path });
+  t.after(() => {
+    store.close();
+  });
+  await store.create(dataset('modes'));
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    assert.equal((await stat(file)).mode & 0o777, 0o600, file);
+  }
+});
+
+test('Secret values stay out of the change history, also for Secrets written before and deleted since', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tide-store-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'state.db');
+  const secret: StoredObject = {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'creds', namespace: 'default' },
+    data: { password: Buffer.from('hunter2-hunter2').toString('base64') },
+  };
+  const store = new SqliteStore({ path });
+  const since = store.resourceVersion;
+  await store.create(secret);
+  assert.deepEqual(
+    (
+      (await store.get({ kind: 'Secret', namespace: 'default', name: 'creds' })) as unknown as {
+        data: unknown;
+      }
+    ).data,
+    secret['data'],
+    'the object itself keeps its values',
+  );
+  const [replayed] = await take(store.watch('Secret', { resourceVersion: since })[Symbol.asyncIterator](), 1);
+  assert.deepEqual((replayed?.object as { data?: unknown }).data, { password: '' });
+  await store.delete({ kind: 'Secret', namespace: 'default', name: 'creds' });
+  // A history row as an earlier Tide wrote it, with the values.
+  const raw = new DatabaseSync(path);
+  raw
+    .prepare('INSERT INTO changes (rv, kind, namespace, type, body) VALUES (?, ?, ?, ?, ?)')
+    .run(999_999, 'Secret', 'default', 'ADDED', JSON.stringify(secret));
+  raw.close();
+  store.close();
+  new SqliteStore({ path }).close();
+  const check = new DatabaseSync(path);
+  const bodies = check.prepare("SELECT body FROM changes WHERE kind = 'Secret'").all() as { body: string }[];
+  check.close();
+  assert.ok(bodies.length >= 3);
+  for (const { body } of bodies) assert.ok(!body.includes('aHVudGVy'), body);
+  const files = await readdir(dir);
+  for (const file of files) {
+    assert.ok(!(await readFile(join(dir, file))).includes('aHVudGVyMi1odW50ZXIy'), `${file} holds the value`);
+  }
 });

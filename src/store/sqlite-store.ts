@@ -1,4 +1,5 @@
 import { DatabaseSync } from 'node:sqlite';
+import { chmodSync, closeSync, openSync, statSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { StoreError } from './errors.ts';
@@ -52,12 +53,14 @@ export class SqliteStore implements ResourceStore {
   #closed = false;
 
   constructor(options: SqliteStoreOptions) {
+    if (options.path !== ':memory:') makeOwnerOnly(options.path);
     this.#db = new DatabaseSync(options.path);
     this.#historyLimit = options.historyLimit ?? 10_000;
     this.#now = options.now ?? (() => new Date());
     this.#db.exec(`
       PRAGMA journal_mode = WAL;
       PRAGMA synchronous = NORMAL;
+      PRAGMA secure_delete = ON;
       CREATE TABLE IF NOT EXISTS objects (
         kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL,
         PRIMARY KEY (kind, namespace, name));
@@ -66,6 +69,20 @@ export class SqliteStore implements ResourceStore {
       CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
       INSERT OR IGNORE INTO counters VALUES ('rv', 0);
     `);
+    this.#scrubSecretHistory();
+  }
+
+  /** Secret values written to the history by an earlier Tide are dropped there, keys kept. */
+  #scrubSecretHistory(): void {
+    const rows = this.#db.prepare("SELECT rv, body FROM changes WHERE kind = 'Secret'").all() as unknown as {
+      rv: number;
+      body: string;
+    }[];
+    const update = this.#db.prepare('UPDATE changes SET body = ? WHERE rv = ?');
+    for (const row of rows) {
+      const scrubbed = historyBodyOf(JSON.parse(row.body) as StoredObject);
+      if (scrubbed !== row.body) update.run(scrubbed, row.rv);
+    }
   }
 
   /** The version of the latest change. */
@@ -290,7 +307,7 @@ export class SqliteStore implements ResourceStore {
   #appendChange(rv: number, object: StoredObject, type: WatchEventType): void {
     this.#db
       .prepare('INSERT INTO changes (rv, kind, namespace, type, body) VALUES (?, ?, ?, ?, ?)')
-      .run(rv, object.kind, object.metadata.namespace, type, JSON.stringify(object));
+      .run(rv, object.kind, object.metadata.namespace, type, historyBodyOf(object));
     if (rv % 256 === 0) this.#db.prepare('DELETE FROM changes WHERE rv <= ?').run(rv - this.#historyLimit);
   }
 
@@ -344,6 +361,34 @@ export class SqliteStore implements ResourceStore {
 
   #assertOpen(): void {
     if (this.#closed) throw new StoreError('ERR_STORE_CLOSED', 'the store is closed');
+  }
+}
+
+/**
+ * What the history keeps of a change. A Secret's values are not kept there (they would outlive
+ * the Secret by up to `historyLimit` changes): its keys are, with empty values, which is all the
+ * watchers of Secrets use; the values are read from the object itself.
+ */
+function historyBodyOf(object: StoredObject): string {
+  if (object.kind !== 'Secret') return JSON.stringify(object);
+  const { stringData: _plain, ...rest } = object as StoredObject & { stringData?: unknown };
+  const data = (object['data'] ?? {}) as Record<string, string>;
+  return JSON.stringify({ ...rest, data: Object.fromEntries(Object.keys(data).map((key) => [key, ''])) });
+}
+
+/**
+ * Creates the database file owner-only before SQLite opens it, and takes group and world access
+ * from an existing one and its log files: SQLite gives the `-wal` and `-shm` files the database
+ * file's mode, and they hold recent rows, Secrets included.
+ */
+function makeOwnerOnly(path: string): void {
+  closeSync(openSync(path, 'a', 0o600));
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    try {
+      if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+    } catch {
+      // not there yet: SQLite will create it with the database file's mode
+    }
   }
 }
 

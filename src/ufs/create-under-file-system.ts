@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { schemeOf } from '../api/index.ts';
 import { silentLogger, type Logger } from '../lib/index.ts';
 import { UfsError } from './errors.ts';
-import { DEFAULT_HTTP_TIMEOUTS, HttpUfs, type HttpTimeouts } from './http-ufs.ts';
+import { DEFAULT_HTTP_TIMEOUTS, HttpUfs, type HttpTimeouts, type HttpUfsOptions } from './http-ufs.ts';
 import { LocalUfs } from './local-ufs.ts';
 import { DEFAULT_RETRY_POLICY, positiveInteger, retryPolicyFrom, type RetryPolicy } from './retry.ts';
 import { normaliseUfsPath } from './paths.ts';
@@ -48,6 +48,9 @@ export function createUnderFileSystem(config: UfsMountConfig, deps: UfsDependenc
         retry: retryPolicyFrom(config.options, { ...DEFAULT_RETRY_POLICY, ...deps.retry }),
         timeouts: httpTimeoutsFrom(config.options, { ...DEFAULT_HTTP_TIMEOUTS, ...deps.httpTimeouts }),
         transport: httpTransportFrom(config.options),
+        ...httpCredentialsFrom(config),
+        crossOriginRedirects: booleanOption(config.options, 'tide.ufs.http.crossOriginRedirects'),
+        allowLinkLocal: booleanOption(config.options, 'tide.ufs.http.allowLinkLocal'),
       });
     case 's3':
     case 'oss':
@@ -108,6 +111,49 @@ function httpTransportFrom(options: Readonly<Record<string, string>>): 'http1' |
     'ERR_UFS_BAD_CONFIG',
     `Cannot use tide.ufs.httpTransport "${value}": write http1 or undici`,
   );
+}
+
+/**
+ * Credentials of a web origin, as mount options, the secret ones from `encryptOptions`:
+ * `http.username` with `http.password` (Basic), or `http.bearerToken`. A password or token in the
+ * plain `options` is refused: those are shown to anyone who can read the Dataset.
+ */
+function httpCredentialsFrom(config: UfsMountConfig): Pick<HttpUfsOptions, 'credentials'> {
+  for (const name of ['http.password', 'http.bearerToken']) {
+    if (config.options[name] !== undefined) {
+      throw new UfsError(
+        'ERR_UFS_BAD_CONFIG',
+        `Cannot take ${name} from options, where anyone who reads the Dataset sees it: give it in encryptOptions (from a Secret)`,
+      );
+    }
+  }
+  const username = config.options['http.username'] ?? config.secrets['http.username']?.reveal();
+  const password = config.secrets['http.password'];
+  const bearerToken = config.secrets['http.bearerToken'];
+  if (bearerToken !== undefined) {
+    if (username !== undefined || password !== undefined) {
+      throw new UfsError(
+        'ERR_UFS_BAD_CONFIG',
+        'Cannot use http.bearerToken together with http.username or http.password',
+      );
+    }
+    return { credentials: { bearerToken } };
+  }
+  if (password === undefined && username === undefined) return {};
+  if (password === undefined || username === undefined) {
+    throw new UfsError(
+      'ERR_UFS_BAD_CONFIG',
+      'Cannot use http.username without http.password, or the other way round',
+    );
+  }
+  return { credentials: { username, password } };
+}
+
+function booleanOption(options: Readonly<Record<string, string>>, name: string): boolean {
+  const value = options[name];
+  if (value === undefined || value === 'false') return false;
+  if (value === 'true') return true;
+  throw new UfsError('ERR_UFS_BAD_CONFIG', `Cannot use ${name} "${value}": write true or false`);
 }
 
 function httpTimeoutsFrom(options: Readonly<Record<string, string>>, base: HttpTimeouts): HttpTimeouts {

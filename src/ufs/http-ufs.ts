@@ -1,5 +1,5 @@
 import { Agent, type Dispatcher } from 'undici';
-import { SecretValue, scrubSecrets, type Logger } from '../lib/index.ts';
+import { redactUrlCredentials, SecretValue, scrubSecrets, type Logger } from '../lib/index.ts';
 import { abortedError, throwIfAborted } from './abort.ts';
 import { UfsError } from './errors.ts';
 import { classifyNetworkError, transientError } from './failures.ts';
@@ -17,6 +17,9 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 /** An index page larger than this is refused rather than held in memory. */
 const MAX_INDEX_PAGE_BYTES = 64 * 1024 * 1024;
 const MINUTE_MS = 60_000;
+/** Listing bounds: deeper or longer paths come from loops at the origin, not from data. */
+const MAX_LISTING_DEPTH = 64;
+const MAX_PATH_BYTES = 4096;
 const QUARTER_HOUR_MS = 15 * MINUTE_MS;
 const TIME_VERSION_PREFIX = 'lm-min:';
 
@@ -53,6 +56,39 @@ export interface HttpUfsOptions {
    * redirect targets on other origins always go through undici.
    */
   transport?: 'http1' | 'undici';
+  /**
+   * Credentials sent to the mount's own origin only (mount options `http.username` and
+   * `http.password`, or `http.bearerToken`, from `encryptOptions`). User info in the mount point
+   * works too, but shows wherever the URL does (redacted by the daemon and the logs).
+   */
+  credentials?: { username: string; password: SecretValue } | { bearerToken: SecretValue };
+  /**
+   * Follow redirects to other origins (mount option `tide.ufs.http.crossOriginRedirects=true`).
+   * Default false: a server that cannot be trusted could otherwise point the workers anywhere.
+   */
+  crossOriginRedirects?: boolean;
+  /**
+   * Reach link-local addresses (169.254.0.0/16, fe80::/10) and cloud metadata endpoints, as the
+   * mount point or through a redirect (`tide.ufs.http.allowLinkLocal=true`). Default false.
+   */
+  allowLinkLocal?: boolean;
+}
+
+/** Host names of cloud metadata services, refused like the link-local addresses they stand for. */
+const METADATA_HOSTS = new Set([
+  'metadata.google.internal',
+  'metadata',
+  '100.100.100.200',
+  '[fd00:ec2::254]',
+]);
+
+/** Whether a URL's host is a link-local address or a metadata service (literal addresses and known names). */
+export function isLinkLocalOrMetadata(url: URL): boolean {
+  const host = url.hostname.toLowerCase();
+  if (METADATA_HOSTS.has(host)) return true;
+  if (/^169\.254\.\d{1,3}\.\d{1,3}$/.test(host)) return true;
+  // fe80::/10: fe80 to febf.
+  return /^\[fe[89ab][0-9a-f]:/.test(host) || /^\[::ffff:169\.254\./.test(host);
 }
 
 type Headers = Readonly<Record<string, string | undefined>>;
@@ -122,6 +158,8 @@ export class HttpUfs implements UnderFileSystem {
   readonly #base: URL;
   readonly #authorization: SecretValue | undefined;
   readonly #secrets: SecretValue[];
+  readonly #crossOriginRedirects: boolean;
+  readonly #allowLinkLocal: boolean;
   readonly #logger: Logger;
   readonly #retry: RetryPolicy;
   readonly #timeouts: HttpTimeouts;
@@ -145,7 +183,7 @@ export class HttpUfs implements UnderFileSystem {
     } catch (error) {
       throw new UfsError(
         'ERR_UFS_BAD_CONFIG',
-        `Cannot mount "${redactUrl(options.mountPoint)}" as it is not a URL`,
+        `Cannot mount "${redactUrlCredentials(options.mountPoint)}" as it is not a URL`,
         {
           cause: error,
         },
@@ -155,20 +193,44 @@ export class HttpUfs implements UnderFileSystem {
       throw new UfsError('ERR_UFS_BAD_CONFIG', `Cannot mount "${base.protocol}" URLs with the web connector`);
     }
     this.#secrets = [];
-    if (base.username !== '' || base.password !== '') {
-      const user = decodeURIComponent(base.username);
-      const password = new SecretValue(decodeURIComponent(base.password));
-      this.#secrets.push(password);
+    const fromUrl =
+      base.username !== '' || base.password !== ''
+        ? {
+            username: decodeURIComponent(base.username),
+            password: new SecretValue(decodeURIComponent(base.password)),
+          }
+        : undefined;
+    if (fromUrl !== undefined && options.credentials !== undefined) {
+      throw new UfsError(
+        'ERR_UFS_BAD_CONFIG',
+        `Cannot mount "${redactUrlCredentials(options.mountPoint)}" with credentials both in the URL and in http.* options`,
+      );
+    }
+    const credentials = options.credentials ?? fromUrl;
+    if (credentials !== undefined && 'bearerToken' in credentials) {
+      this.#secrets.push(credentials.bearerToken);
+      this.#authorization = new SecretValue(`Bearer ${credentials.bearerToken.reveal()}`);
+      this.#secrets.push(this.#authorization);
+    } else if (credentials !== undefined) {
+      this.#secrets.push(credentials.password);
       this.#authorization = new SecretValue(
-        `Basic ${Buffer.from(`${user}:${password.reveal()}`).toString('base64')}`,
+        `Basic ${Buffer.from(`${credentials.username}:${credentials.password.reveal()}`).toString('base64')}`,
       );
       this.#secrets.push(this.#authorization);
-      base.username = '';
-      base.password = '';
     }
+    base.username = '';
+    base.password = '';
     base.search = '';
     base.hash = '';
     if (!base.pathname.endsWith('/')) base.pathname = `${base.pathname}/`;
+    this.#crossOriginRedirects = options.crossOriginRedirects ?? false;
+    this.#allowLinkLocal = options.allowLinkLocal ?? false;
+    if (!this.#allowLinkLocal && isLinkLocalOrMetadata(base)) {
+      throw new UfsError(
+        'ERR_UFS_BAD_CONFIG',
+        `Cannot mount ${base.origin}: a link-local or metadata address (set tide.ufs.http.allowLinkLocal=true to allow it)`,
+      );
+    }
     this.#base = base;
     this.description = base.href;
     this.#logger = options.logger.child({ ufs: this.description });
@@ -199,9 +261,21 @@ export class HttpUfs implements UnderFileSystem {
   async *list(path: string, options: ListOptions = {}): AsyncIterable<UfsEntry> {
     const start = normaliseUfsPath(path);
     const pending = [start];
+    // Index pages already listed, by the URL they came from after redirects: a link back up the
+    // tree (or a redirect to an ancestor) would otherwise be listed again, deeper each time.
+    const listedPages = new Set<string>();
     for (let dir = pending.pop(); dir !== undefined; dir = pending.pop()) {
+      if (dir !== start && !this.#withinListingBounds(dir)) continue;
       const page = await this.#indexOf(dir, dir === start, options.signal);
       if (page === undefined) continue;
+      if (listedPages.has(page.url.href)) {
+        this.#logger.warn(
+          { dir, page: page.url.href },
+          'directory listed already (a loop at the origin): skipped',
+        );
+        continue;
+      }
+      listedPages.add(page.url.href);
       const listed: UfsEntry[] = [];
       const unsized: string[] = [];
       for (const link of page.links) {
@@ -291,6 +365,17 @@ export class HttpUfs implements UnderFileSystem {
   // ---- listing -------------------------------------------------------------------------------
 
   /** The links of a directory's index page; undefined for a directory gone while walking. */
+  /** Directories deeper than 64 levels or with paths over 4096 bytes are not listed (a loop, or hostile). */
+  #withinListingBounds(dir: string): boolean {
+    const depth = dir.split('/').length;
+    if (depth <= MAX_LISTING_DEPTH && Buffer.byteLength(dir) <= MAX_PATH_BYTES) return true;
+    this.#logger.warn(
+      { dir: dir.slice(0, 200), depth },
+      `directory beyond ${MAX_LISTING_DEPTH} levels or ${MAX_PATH_BYTES} bytes: not listed`,
+    );
+    return false;
+  }
+
   async #indexOf(dir: string, isStart: boolean, signal: AbortSignal | undefined) {
     const what = `list "${dir}" at ${this.description}`;
     const page = await withRetry({
@@ -684,6 +769,18 @@ export class HttpUfs implements UnderFileSystem {
       if (next.protocol !== 'http:' && next.protocol !== 'https:') {
         throw new UfsError('ERR_UFS_REMOTE', `Cannot follow a redirect to a ${next.protocol} URL`);
       }
+      if (next.origin !== this.#base.origin && !this.#crossOriginRedirects) {
+        throw new UfsError(
+          'ERR_UFS_REMOTE',
+          `Cannot follow a redirect from ${this.#base.origin} to another origin, ${next.origin} (set tide.ufs.http.crossOriginRedirects=true to allow it)`,
+        );
+      }
+      if (!this.#allowLinkLocal && isLinkLocalOrMetadata(next)) {
+        throw new UfsError(
+          'ERR_UFS_REMOTE',
+          `Cannot follow a redirect to ${next.origin}: a link-local or metadata address (set tide.ufs.http.allowLinkLocal=true to allow it)`,
+        );
+      }
       url = next;
     }
   }
@@ -913,8 +1010,4 @@ async function readLimited(
 
 async function* emptyStream(): AsyncIterable<Uint8Array> {
   // Nothing: the range starts at or after the end of the file.
-}
-
-function redactUrl(text: string): string {
-  return text.replace(/\/\/[^/@]*@/, '//');
 }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, rm, writeFile, rename, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { SecretValue } from '../lib/index.ts';
 import { createUnderFileSystem, UfsError, type UnderFileSystem, type UfsEntry } from './index.ts';
 
@@ -139,4 +140,26 @@ test('unknown schemes and relative local paths are refused without I/O', () => {
       }),
     { code: 'ERR_UFS_BAD_CONFIG' },
   );
+});
+
+test('a local mount stays on its file system: another one mounted inside (proc, tmpfs, FUSE) is not part of it', async (t) => {
+  const dir = await tree(t);
+  const inner = join(dir, 'a', 'elsewhere');
+  await mkdir(inner);
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tide-test', inner]);
+  assert.equal(mounted.status, 0, `mount tmpfs: ${String(mounted.stderr)}`);
+  // Unmounted here, not in an after hook: the tree's own hook (removing it) runs first.
+  try {
+    await writeFile(join(inner, 'other.txt'), 'from another file system');
+    const ufs = createUnderFileSystem({ mountPoint: `local://${dir}`, ...none });
+    const paths = (await collect(ufs.list('', { recursive: true }))).map((entry) => entry.path);
+    assert.ok(paths.includes('a/one.bin'));
+    assert.ok(!paths.some((path) => path.startsWith('a/elsewhere')), paths.join(', '));
+    await assert.rejects(ufs.stat('a/elsewhere/other.txt'), { code: 'ERR_UFS_NOT_FOUND' });
+    await assert.rejects(ufs.read('a/elsewhere/other.txt', { offset: 0, length: 5 }), {
+      code: 'ERR_UFS_NOT_FOUND',
+    });
+  } finally {
+    spawnSync('umount', [inner]);
+  }
 });

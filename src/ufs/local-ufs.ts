@@ -25,6 +25,8 @@ export interface LocalUfsOptions {
 export class LocalUfs implements UnderFileSystem {
   readonly description: string;
   readonly #root: string;
+  /** The root's device: the tree ends where another file system is mounted. */
+  #rootDevice: Promise<bigint> | undefined;
 
   constructor(options: LocalUfsOptions) {
     if (!options.root.startsWith('/')) {
@@ -71,6 +73,8 @@ export class LocalUfs implements UnderFileSystem {
           throw this.#mapError(error, 'stat', child);
         }
         if (!stats.isFile() && !stats.isDirectory()) continue;
+        // /proc, /sys, other disks and FUSE mounts (Tide's own included) are not part of the tree.
+        if (stats.dev !== (await this.#device())) continue;
         const entry = entryOf(child, stats);
         yield entry;
         if (options.recursive === true && entry.type === 'directory') pending.push(child);
@@ -89,6 +93,7 @@ export class LocalUfs implements UnderFileSystem {
           `Cannot stat "${relative}" of ${this.description}: not a file or directory`,
         );
       }
+      if (relative !== '' && stats.dev !== (await this.#device())) throw this.#elsewhere(relative);
       return entryOf(relative, stats);
     } catch (error) {
       throw this.#mapError(error, 'stat', relative);
@@ -107,6 +112,7 @@ export class LocalUfs implements UnderFileSystem {
     }
     try {
       const stats = await handle.stat({ bigint: true });
+      if (stats.dev !== (await this.#device())) throw this.#elsewhere(relative);
       if (stats.isDirectory()) {
         throw new UfsError(
           'ERR_UFS_IS_A_DIRECTORY',
@@ -122,6 +128,22 @@ export class LocalUfs implements UnderFileSystem {
       await handle.close();
       throw this.#mapError(error, 'read', relative);
     }
+  }
+
+  #device(): Promise<bigint> {
+    this.#rootDevice ??= stat(this.#root, { bigint: true }).then((stats) => stats.dev);
+    // A root that cannot be statted now is tried again next time (and fails the call with its reason).
+    this.#rootDevice.catch(() => {
+      this.#rootDevice = undefined;
+    });
+    return this.#rootDevice;
+  }
+
+  #elsewhere(relative: string): UfsError {
+    return new UfsError(
+      'ERR_UFS_NOT_FOUND',
+      `Cannot use "${relative}" of ${this.description}: it is on another file system than the origin`,
+    );
   }
 
   async *#stream(
@@ -201,6 +223,7 @@ function entryOf(path: string, stats: BigIntStats): UfsEntry {
     sizeBytes: isFile ? Number(stats.size) : 0,
     mtimeMs: Number(stats.mtimeMs),
     version: isFile ? versionOf(stats) : '',
+    owner: { uid: Number(stats.uid), gid: Number(stats.gid), mode: Number(stats.mode) & 0o7777 },
   };
 }
 

@@ -14,6 +14,18 @@ export interface UfsEntry {
    * return the same bytes; a changed file gets a new version. `''` for directories.
    */
   version: string;
+  /**
+   * Owner and permission bits (`mode & 0o7777`) at origins that have them (local and pvc), so
+   * that a mount can show them and the kernel check them; absent for web and object stores.
+   */
+  owner?: FileOwner;
+}
+
+/** Who owns a file at its origin, and its permission bits. */
+export interface FileOwner {
+  uid: number;
+  gid: number;
+  mode: number;
 }
 
 export interface ListOptions {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { parseManifests, ManifestError } from '../../src/api/index.ts';
@@ -10,8 +11,17 @@ const invalidDir = join(root, 'test', 'fixtures', 'invalid');
 const examplesDir = join(root, 'examples');
 
 function tide(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  return tideWithInput(undefined, ...args);
+}
+
+function tideWithInput(
+  input: string | undefined,
+  ...args: string[]
+): { status: number | null; stdout: string; stderr: string } {
   const result = spawnSync(process.execPath, [join(root, 'src', 'cli', 'main.ts'), ...args], {
     encoding: 'utf8',
+    ...(input === undefined ? {} : { input }),
+    maxBuffer: 64 * 1024 * 1024,
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
@@ -76,6 +86,21 @@ test('a missing file is one clear line and exit code 2', () => {
   const result = tide('apply', '--dry-run', '-f', '/nonexistent/tide.yaml');
   assert.equal(result.status, 2);
   assert.equal(result.stderr, 'tide: /nonexistent/tide.yaml: cannot read: no such file\n');
+});
+
+test('input over 8 MiB is refused before it is parsed, from a file and from standard input', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tide-manifests-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  // Valid YAML all through, so that only the size can be the reason.
+  const big = `# ${'x'.repeat(1000)}\n`.repeat(9 * 1024);
+  const path = join(dir, 'big.yaml');
+  await writeFile(path, big);
+  const fromFile = tide('apply', '--dry-run', '-f', path);
+  assert.equal(fromFile.status, 2);
+  assert.equal(fromFile.stderr, `tide: ${path}: takes 8.8 MiB; manifests over 8 MiB are refused\n`);
+  const fromStdin = tideWithInput(big, 'apply', '--dry-run', '-f', '-');
+  assert.equal(fromStdin.status, 2);
+  assert.equal(fromStdin.stderr, 'tide: <stdin>: is more than 8 MiB; manifests over 8 MiB are refused\n');
 });
 
 test('tide version names Tide and Node 24 or newer', () => {

@@ -44,6 +44,7 @@ export async function openDatasetClient(configPath: string, logger: Logger): Pro
   );
   const client = createCacheClient({
     datasetId: file.datasetId,
+    token: new SecretValue(file.token),
     membership,
     blockSizeBytes: file.blockSizeBytes,
     logger,

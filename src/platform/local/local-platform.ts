@@ -1,13 +1,13 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, rm, writeFile, rename } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, writeFile, rename } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Level } from '../../api/index.ts';
 import { fetchWorkerStats } from '../../cache/index.ts';
-import type { Logger } from '../../lib/index.ts';
+import { SecretValue, type Logger } from '../../lib/index.ts';
 import type {
   CacheStatistics,
   DatasetRef,
@@ -53,6 +53,8 @@ export interface VersionsFile {
 /** The file the FUSE source of a dataset reads (`dataset-source.ts`). */
 export interface DatasetSourceFile {
   datasetId: string;
+  /** The runtime's bearer token, which its workers require of every request. */
+  token: string;
   blockSizeBytes: number;
   membershipPath: string;
   pvcRoot: string;
@@ -91,9 +93,10 @@ export class LocalPlatform implements Platform {
     const prefix = prefixOf(plan.dataset);
     const dir = this.#datasetDir(plan.dataset);
     await mkdir(dir, { recursive: true, mode: 0o700 });
+    const token = await tokenOf(dir);
     const workers: MembershipFile['workers'] = [];
     for (let index = 0; index < plan.workers; index += 1) {
-      workers.push(await this.#ensureWorker(plan, index, dir));
+      workers.push(await this.#ensureWorker(plan, index, dir, token));
     }
     for (const id of this.#supervisor.ids(`${prefix}-worker-`)) {
       const index = Number(id.slice(`${prefix}-worker-`.length));
@@ -101,11 +104,18 @@ export class LocalPlatform implements Platform {
     }
     const health = await Promise.all(workers.map((worker) => isHealthy(worker.url, signal)));
     const ready = workers.filter((_, index) => health[index] === true);
+    const problems: string[] = [];
+    for (const [index, worker] of workers.entries()) {
+      if (health[index] === true) continue;
+      const problem = await this.#workerProblem(worker.id, join(dir, `worker-${index}.log`));
+      if (problem !== undefined) problems.push(problem);
+    }
     const membershipPath = join(dir, 'members.json');
     await writeAtomically(membershipPath, JSON.stringify({ workers: ready } satisfies MembershipFile));
     const sourcePath = join(dir, 'dataset.json');
     const source: DatasetSourceFile = {
       datasetId: `${plan.dataset.namespace}/${plan.dataset.name}`,
+      token,
       blockSizeBytes: plan.blockSizeBytes,
       membershipPath,
       pvcRoot: this.#options.pvcRoot,
@@ -127,6 +137,7 @@ export class LocalPlatform implements Platform {
         desired: plan.workers,
         current: this.#supervisor.ids(`${prefix}-worker-`).length,
         ready: ready.length,
+        ...(problems.length === 0 ? {} : { problem: problems.join('; ') }),
       },
       fuse: { desired: 1, ready: mounted ? 1 : 0, ...(mounted ? { mountPath: target } : {}) },
     };
@@ -170,7 +181,12 @@ export class LocalPlatform implements Platform {
     await this.#supervisor.stopAll(`${prefix}-worker-`);
     const dir = this.#datasetDir(dataset);
     if (options.cleanCache) {
-      for (const path of await this.#cacheDirsOf(dir)) await rm(path, { recursive: true, force: true });
+      for (const path of await this.#cacheDirsOf(dir)) {
+        // ENOTDIR: a tier "directory" under a file, which its worker could never create.
+        await rm(path, { recursive: true, force: true }).catch((error: unknown) => {
+          if ((error as NodeJS.ErrnoException).code !== 'ENOTDIR') throw error;
+        });
+      }
     }
     await rm(dir, { recursive: true, force: true });
     await rm(target, { recursive: false, force: true }).catch(() => undefined);
@@ -204,8 +220,11 @@ export class LocalPlatform implements Platform {
       bytesReadOrigin: 0,
     };
     // A worker that does not answer adds nothing; its readiness shows in the runtime status.
+    const token = await readFile(join(this.#datasetDir(dataset), TOKEN_FILE), 'utf8').catch(() => undefined);
+    if (token === undefined) return undefined;
+    const secret = new SecretValue(token);
     const results = await Promise.allSettled(
-      members.workers.map((worker) => fetchWorkerStats(worker, { signal, timeoutMs: 2000 })),
+      members.workers.map((worker) => fetchWorkerStats(worker, { token: secret, signal, timeoutMs: 2000 })),
     );
     for (const result of results) {
       if (result.status !== 'fulfilled') continue;
@@ -238,6 +257,7 @@ export class LocalPlatform implements Platform {
     plan: RuntimePlan,
     index: number,
     dir: string,
+    token: string,
   ): Promise<MembershipFile['workers'][number]> {
     const id = `${prefixOf(plan.dataset)}-worker-${index}`;
     const configPath = join(dir, `worker-${index}.json`);
@@ -250,6 +270,7 @@ export class LocalPlatform implements Platform {
       nodeName: this.#nodeName,
       host: '127.0.0.1',
       port: previous?.port ?? (await freePort()),
+      token,
       blockSize: plan.blockSizeBytes,
       tieredstore: { levels: this.#workerLevels(plan, index) },
       mounts: plan.mounts.map((mount) => ({
@@ -298,6 +319,17 @@ export class LocalPlatform implements Platform {
     }));
   }
 
+  /** Why a worker is not answering: how it last exited and the last error its log holds. */
+  async #workerProblem(id: string, logPath: string): Promise<string | undefined> {
+    const exit = this.#supervisor.lastExitOf(id);
+    if (exit === undefined) return undefined;
+    const how =
+      exit.code === null ? `was killed (${exit.signal ?? 'signal'})` : `exited with code ${exit.code}`;
+    const times = exit.failures > 1 ? ` (${exit.failures} times in a row)` : '';
+    const error = await lastLoggedError(logPath);
+    return `${id} ${how}${times}${error === undefined ? '' : `: ${error}`}`;
+  }
+
   async #cacheDirsOf(dir: string): Promise<string[]> {
     const paths: string[] = [];
     for (let index = 0; ; index += 1) {
@@ -313,6 +345,10 @@ export class LocalPlatform implements Platform {
     await mkdir(target, { recursive: true });
     const fuseArgs = [...plan.fuseArgs];
     if (plan.readOnly && !fuseArgs.some((arg) => /(^|[-,=o])ro(,|$)/.test(arg))) fuseArgs.push('-oro');
+    // A local origin's owners and modes are shown as they are: the kernel checks them.
+    const hasOwners = plan.mounts.some((mount) => /^(local|pvc):\/\//.test(mount.mountPoint));
+    if (hasOwners && !fuseArgs.some((arg) => arg.includes('default_permissions')))
+      fuseArgs.push('-odefault_permissions');
     // Datasets carry no extended attributes: answering ENOSYS once spares `ls -l` two requests a file.
     if (!fuseArgs.some((arg) => arg.includes('xattr'))) fuseArgs.push('-ono_xattr');
     const configPath = join(dir, 'mount.json');
@@ -334,6 +370,23 @@ export class LocalPlatform implements Platform {
   #datasetDir(dataset: DatasetRef): string {
     return join(this.#options.runDir, dataset.namespace, dataset.name);
   }
+}
+
+/** The runtime's bearer token, in its run directory (owner-only): made once, kept across restarts. */
+const TOKEN_FILE = 'token';
+
+/**
+ * Reads the runtime's token, or makes it. Workers listen on 127.0.0.1, which every local user can
+ * reach: the token is what keeps other users from reading blocks (fetched with the dataset's
+ * credentials), listing files or dropping the cache.
+ */
+async function tokenOf(dir: string): Promise<string> {
+  const path = join(dir, TOKEN_FILE);
+  const existing = await readFile(path, 'utf8').catch(() => undefined);
+  if (existing !== undefined && existing.length >= 32) return existing;
+  const token = randomBytes(32).toString('base64url');
+  await writeAtomically(path, token);
+  return token;
 }
 
 function prefixOf(dataset: DatasetRef): string {
@@ -368,6 +421,44 @@ function freePort(): Promise<number> {
       });
     });
   });
+}
+
+/**
+ * The last error a process logged: the message of its last pino line at error level or above, or
+ * its last plain line (what worker-main writes for a configuration it cannot read).
+ */
+async function lastLoggedError(logPath: string): Promise<string | undefined> {
+  let text: string;
+  try {
+    const handle = await open(logPath, 'r');
+    try {
+      const { size } = await handle.stat();
+      const length = Math.min(size, 16 * 1024);
+      const buffer = Buffer.alloc(length);
+      await handle.read(buffer, 0, length, size - length);
+      text = buffer.toString('utf8');
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n').reverse()) {
+    if (line.trim() === '') continue;
+    let record: { level?: number; msg?: string; err?: { message?: string } } | undefined;
+    try {
+      record = JSON.parse(line) as typeof record;
+    } catch {
+      return line.trim().slice(0, 500);
+    }
+    if ((record?.level ?? 0) < 50) continue;
+    const message = record?.err?.message;
+    return [record?.msg, message]
+      .filter((part) => part !== undefined && part !== '')
+      .join(': ')
+      .slice(0, 500);
+  }
+  return undefined;
 }
 
 async function readJson<T>(path: string): Promise<T | undefined> {

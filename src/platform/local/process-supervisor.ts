@@ -31,6 +31,16 @@ interface Managed {
   startedAtMs: number;
   timer?: NodeJS.Timeout;
   wanted: boolean;
+  /** How the last run ended, while the process is being restarted or after. */
+  lastExit?: ProcessExit;
+}
+
+/** How a supervised process ended: exit code or signal (`gone` when an adopted one vanished). */
+export interface ProcessExit {
+  code: number | null;
+  signal: string | null;
+  /** Consecutive quick failures so far (a run of over 30 s resets it). */
+  failures: number;
 }
 
 export interface ProcessSupervisorOptions {
@@ -102,6 +112,11 @@ export class ProcessSupervisor {
     return this.#managed.get(id)?.pid;
   }
 
+  /** How the process last ended, if it ever did under this supervisor. */
+  lastExitOf(id: string): ProcessExit | undefined {
+    return this.#managed.get(id)?.lastExit;
+  }
+
   ids(prefix = ''): string[] {
     return [...this.#managed.keys()].filter((id) => id.startsWith(prefix));
   }
@@ -141,7 +156,16 @@ export class ProcessSupervisor {
       }
       child.unref();
       const startTicks = (await startTicksOf(pid)) ?? 0;
-      const managed: Managed = { spec, pid, startTicks, failures, startedAtMs: Date.now(), wanted: true };
+      const lastExit = this.#managed.get(spec.id)?.lastExit;
+      const managed: Managed = {
+        spec,
+        pid,
+        startTicks,
+        failures,
+        startedAtMs: Date.now(),
+        wanted: true,
+        ...(failures > 0 && lastExit !== undefined ? { lastExit } : {}),
+      };
       this.#managed.set(spec.id, managed);
       child.once('exit', (code, signal) => {
         this.#onExit(spec.id, pid, code, signal);
@@ -166,6 +190,7 @@ export class ProcessSupervisor {
     const delayMs = Math.min(200 * 2 ** failures, 30_000);
     this.#options.logger.warn({ id, pid, code, signal, restartInMs: delayMs }, 'process exited; restarting');
     managed.pid = -1;
+    managed.lastExit = { code, signal, failures };
     managed.timer = setTimeout(() => {
       if (this.#managed.get(id) !== managed || !managed.wanted) return;
       this.#start(managed.spec, failures).catch((error: unknown) => {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +9,8 @@ import type { NginxServer } from '../../helpers/nginx.ts';
 import { makeTempDir, startMount } from './harness.ts';
 import type { MountedDataset } from './harness.ts';
 
-const DATASET_SOURCE = join(
+/** The dataset source module the local platform's mounts load. */
+export const DATASET_SOURCE = join(
   import.meta.dirname,
   '..',
   '..',
@@ -58,6 +60,8 @@ export async function startHttpDatasetMount(options: {
     await nginx.stop();
     await rm(runDir, { recursive: true, force: true });
   };
+  // The local platform's workers require the runtime's token; the harness's do too.
+  const token = randomBytes(32).toString('base64url');
   try {
     const workers: WorkerEndpoint[] = [];
     for (let index = 0; index < (options.workers ?? 0); index += 1) {
@@ -70,6 +74,7 @@ export async function startHttpDatasetMount(options: {
         blockSize: '4Mi',
         tieredstore: { levels: [{ mediumtype: medium, path: tierPath, quota: '4Gi' }] },
         mounts: [{ mountPoint: originUrl }],
+        token,
         logLevel: 'warn',
       });
       workers.push(worker.endpoint);
@@ -81,6 +86,7 @@ export async function startHttpDatasetMount(options: {
       configPath,
       JSON.stringify({
         datasetId: 'default/bench',
+        token,
         blockSizeBytes: 4 * 1024 * 1024,
         membershipPath,
         pvcRoot: runDir,

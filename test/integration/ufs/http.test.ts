@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createUnderFileSystem, type UnderFileSystem, type UfsEntry } from '../../../src/ufs/index.ts';
+import { SecretValue } from '../../../src/lib/index.ts';
 import { startNginx, type NginxServer } from '../../helpers/nginx.ts';
 import { createThrottledLink } from '../../helpers/throttled-link.ts';
 
@@ -385,6 +386,60 @@ for (const transport of ['http1', 'undici'] as const) {
       await assert.rejects(ufs.stat('loop'), (error: Error) => /redirects/.test(error.message));
     });
 
+    test('refuses redirects to another origin and to link-local or metadata addresses unless a mount option allows them', async (t) => {
+      const cdn = await scriptedServer((req, res) => {
+        serveBytes(req, res, Buffer.from('from the other origin'));
+      });
+      t.after(() => cdn.stop());
+      const server = await scriptedServer((req, res) => {
+        if (req.url === '/metadata')
+          res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' }).end();
+        else res.writeHead(302, { location: new URL(req.url ?? '/', cdn.url).href }).end();
+      });
+      t.after(() => server.stop());
+      const ufs = web(server.url, { 'tide.ufs.maxAttempts': '1' });
+      t.after(() => ufs.close());
+      await assert.rejects(ufs.stat('file'), (error: Error) =>
+        /Cannot follow a redirect from http:\/\/127\.0\.0\.1:\d+ to another origin, http:\/\/127\.0\.0\.1:\d+ \(set tide\.ufs\.http\.crossOriginRedirects=true/.test(
+          error.message,
+        ),
+      );
+      const open = web(server.url, {
+        'tide.ufs.maxAttempts': '1',
+        'tide.ufs.http.crossOriginRedirects': 'true',
+      });
+      t.after(() => open.close());
+      await assert.rejects(open.stat('metadata'), (error: Error) =>
+        /link-local or metadata address/.test(error.message),
+      );
+      assert.throws(() => web('http://169.254.169.254/latest/'), { code: 'ERR_UFS_BAD_CONFIG' });
+      assert.throws(() => web('http://metadata.google.internal/'), { code: 'ERR_UFS_BAD_CONFIG' });
+    });
+
+    test('lists a tree whose links loop back up once, and stops at 64 levels', async (t) => {
+      let requests = 0;
+      const server = await scriptedServer((req, res) => {
+        requests += 1;
+        const path = req.url ?? '/';
+        // Every directory links to "again/", which redirects back to the root's page.
+        if (path.endsWith('/again/')) {
+          res.writeHead(302, { location: '/' });
+          res.end();
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'text/html' });
+        if (path.startsWith('/deep/')) res.end('<a href="d/">d/</a>');
+        else res.end('<a href="again/">again/</a> <a href="deep/">deep/</a>');
+      });
+      t.after(() => server.stop());
+      const ufs = web(server.url);
+      t.after(() => ufs.close());
+      const entries = await collect(ufs.list('', { recursive: true }));
+      assert.ok(entries.length < 80, `listed ${entries.length} entries`);
+      assert.ok(requests < 80, `${requests} requests`);
+      assert.ok(!entries.some((entry) => entry.path.startsWith('again/again/')), 'the loop is not followed');
+    });
+
     test('follows a redirect to another origin without sending it the credentials', async (t) => {
       const seen: string[] = [];
       const cdn = await scriptedServer((req, res) => {
@@ -396,7 +451,9 @@ for (const transport of ['http1', 'undici'] as const) {
         res.writeHead(302, { location: new URL(req.url ?? '/', cdn.url).href }).end();
       });
       t.after(() => server.stop());
-      const ufs = web(server.url.replace('http://', 'http://reader:pw@'));
+      const ufs = web(server.url.replace('http://', 'http://reader:pw@'), {
+        'tide.ufs.http.crossOriginRedirects': 'true',
+      });
       t.after(() => ufs.close());
       const { version } = await ufs.stat('file');
       assert.equal((await readRange(ufs, 'file', 5, 5, version)).toString(), 'the o');
@@ -540,6 +597,43 @@ for (const transport of ['http1', 'undici'] as const) {
       assert.ok(error instanceof Error);
       assert.ok(!JSON.stringify({ message: error.message, stack: error.stack }).includes('s3cr3t'));
       assert.equal(seen[0], `Basic ${Buffer.from('reader:s3cr3t-pass').toString('base64')}`);
+    });
+
+    test('credentials from encryptOptions are sent as basic or bearer auth; a password in plain options is refused', async (t) => {
+      const seen: string[] = [];
+      const server = await scriptedServer((req, res) => {
+        seen.push(req.headers.authorization ?? '');
+        serveBytes(req, res, Buffer.from('guarded'));
+      });
+      t.after(() => server.stop());
+      const basic = createUnderFileSystem(
+        {
+          mountPoint: server.url,
+          options: { 'http.username': 'reader' },
+          secrets: { 'http.password': new SecretValue('s3cr3t-pass') },
+        },
+        {},
+      );
+      t.after(() => basic.close());
+      await basic.stat('f');
+      assert.equal(seen.at(-1), `Basic ${Buffer.from('reader:s3cr3t-pass').toString('base64')}`);
+      assert.ok(!basic.description.includes('s3cr3t'));
+      const bearer = createUnderFileSystem(
+        { mountPoint: server.url, options: {}, secrets: { 'http.bearerToken': new SecretValue('t0ken') } },
+        {},
+      );
+      t.after(() => bearer.close());
+      await bearer.stat('f');
+      assert.equal(seen.at(-1), 'Bearer t0ken');
+      assert.throws(
+        () =>
+          createUnderFileSystem({
+            mountPoint: server.url,
+            options: { 'http.username': 'r', 'http.password': 'p' },
+            secrets: {},
+          }),
+        (error: Error) => /Cannot take http\.password from options/.test(error.message),
+      );
     });
   });
 }
