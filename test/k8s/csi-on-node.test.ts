@@ -206,4 +206,22 @@ describe('seed 003 through the CSI node plugin on a real node', { skip, timeout:
     const pv = await cluster.client.get(builtin.persistentVolumes, 'default-hbase');
     assert.equal((pv['spec'] as { csi: { driver: string } }).csi.driver, 'fuse.csi.tide.io');
   });
+
+  it('gives a serverless pod the FUSE client as a native sidecar: it reads the dataset without the CSI plugin', async () => {
+    const pod = copyPod('copy-serverless');
+    pod.metadata = { ...pod.metadata, labels: { 'serverless.fluid.io/inject': 'true' } };
+    const result = await runPodToEnd(cluster, pod, 300_000);
+    assert.equal(result.phase, 'Succeeded', `${describePod(result.pod)}\n${result.logs}`);
+    const spec = result.pod['spec'] as {
+      initContainers?: { name: string; restartPolicy?: string }[];
+      volumes: { name: string; persistentVolumeClaim?: unknown }[];
+    };
+    const sidecar = spec.initContainers?.find((c) => c.name.startsWith('fluid-fuse'));
+    assert.equal(sidecar?.restartPolicy, 'Always', 'a native sidecar');
+    assert.ok(
+      !spec.volumes.some((v) => v.persistentVolumeClaim !== undefined),
+      'the PVC volume is replaced by the sidecar mount',
+    );
+    assert.deepEqual(parseCopy(result.logs).sums, expected);
+  });
 });

@@ -107,5 +107,11 @@ export async function runPodToEnd(
     (p) => ['Succeeded', 'Failed'].includes(podStatus(p).phase ?? ''),
     timeoutMs,
   );
-  return { phase: podStatus(ended).phase ?? '', logs: await podLogs(cluster, namespace, name), pod: ended };
+  // The first application container's: a webhook may have added sidecars.
+  const container = (pod['spec'] as { containers?: { name: string }[] } | undefined)?.containers?.[0]?.name;
+  return {
+    phase: podStatus(ended).phase ?? '',
+    logs: await podLogs(cluster, namespace, name, container),
+    pod: ended,
+  };
 }
