@@ -16,7 +16,7 @@ import { KubeClient, builtin, type KubeObject } from '../../src/kube/index.ts';
 import { silentLogger } from '../../src/lib/index.ts';
 import { startMount } from '../integration/fuse/harness.ts';
 import { helmPath, helmSkipReason } from '../k8s/helm.ts';
-import { k8sBinariesStatus, startCluster, waitFor, type TestCluster } from '../k8s/cluster.ts';
+import { k8sSuiteSkipReason, startCluster, waitFor, type TestCluster } from '../k8s/cluster.ts';
 import { CHART_RBAC_TYPES, DATASET_CRD, datasetType, validDataset } from '../k8s/fixtures.ts';
 import { csiClient, type CsiClient } from './client.ts';
 import {
@@ -63,12 +63,7 @@ async function chartPluginClient(cluster: TestCluster): Promise<KubeClient | und
 }
 const LABEL = 'fluid.io/f-default-demo';
 const NOT_FOUND = 5;
-const binaries = k8sBinariesStatus();
-const skip =
-  mountSkipReason() ||
-  (binaries.missing.length > 0 && !binaries.goAvailable
-    ? `the Kubernetes binaries are missing (${binaries.missing.join(', ')})`
-    : false);
+const skip = mountSkipReason() || k8sSuiteSkipReason();
 
 describe('the node plugin with a kube-apiserver', { skip, timeout: 600_000 }, () => {
   let cluster: TestCluster;

@@ -160,9 +160,15 @@ describe(
           cause: error,
         });
       });
-      const pods = await podsOf('app.kubernetes.io/component=controller', SYSTEM);
-      const running = pods.filter((p) => podStatus(p).phase === 'Running');
-      assert.equal(running.length, 2, await operatorLog());
+      const running = await waitFor(
+        'both operator pods running',
+        async () => {
+          const pods = await podsOf('app.kubernetes.io/component=controller', SYSTEM);
+          const up = pods.filter((p) => podStatus(p).phase === 'Running');
+          return up.length === 2 ? up : undefined;
+        },
+        { timeoutMs: 120_000, intervalMs: 500 },
+      );
       assert.ok(
         running.some((p) => lease.startsWith(p.metadata?.name ?? '?')),
         `the Lease holder ${lease} is one of the operator pods`,
