@@ -5,6 +5,7 @@
  * their Jobs as pods; and deleting the operator's or a worker's pod midway converges.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +17,7 @@ import { ensureImages } from '../helpers/images.ts';
 import { startNginx, type NginxServer } from '../helpers/nginx.ts';
 import { installChart, renderChart } from './chart.ts';
 import { k8sSuiteSkipReason, startCluster, waitFor, type TestCluster } from './cluster.ts';
-import { describePod, podLogs, podStatus } from './pods.ts';
+import { describePod, podLogs, podStatus, runPodToEnd } from './pods.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SYSTEM = 'tide-system';
@@ -57,6 +58,8 @@ describe(
     let nginx: NginxServer;
     let root: string;
     const cleanups: (() => Promise<void>)[] = [];
+    /** sha256 of each file of RELEASE, by path. */
+    const sums = new Map<string, string>();
 
     const get = async (kind: string, name: string): Promise<Obj | undefined> => {
       try {
@@ -112,6 +115,7 @@ describe(
         const bytes = Buffer.alloc(size);
         for (let i = 0; i < size; i += 4096) bytes.write(`${path}@${i};`, i);
         await writeFile(file, bytes);
+        sums.set(path, createHash('sha256').update(bytes).digest('hex'));
       }
       // The slow block (per-connection limit) keeps loads running long enough to break things midway.
       nginx = await startNginx({
@@ -392,6 +396,34 @@ describe(
         const states = (await get('Dataset', 'churn'))?.status?.['cacheStates'];
         throw new Error(`${(error as Error).message}: ${JSON.stringify(states)}`, { cause: error });
       });
+      // And the bytes are right: a pod (with the FUSE client as its sidecar) hashes every file.
+      const read = await runPodToEnd(
+        cluster,
+        {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: { name: 'churn-check', namespace: NS, labels: { 'serverless.fluid.io/inject': 'true' } },
+          spec: {
+            restartPolicy: 'Never',
+            containers: [
+              {
+                name: 'check',
+                image: 'tide.local/tide-test:dev',
+                imagePullPolicy: 'Never',
+                command: ['bash', '-c', 'cd /data/release && find . -type f | sort | xargs sha256sum'],
+                volumeMounts: [{ name: 'churn', mountPath: '/data', readOnly: true }],
+              },
+            ],
+            volumes: [{ name: 'churn', persistentVolumeClaim: { claimName: 'churn', readOnly: true } }],
+          },
+        },
+        300_000,
+      );
+      assert.equal(read.phase, 'Succeeded', `${describePod(read.pod)}\n${read.logs}`);
+      const seen = new Map(
+        [...read.logs.matchAll(/^([0-9a-f]{64}) {2}\.\/(.+)$/gm)].map((m) => [m[2] ?? '', m[1] ?? '']),
+      );
+      assert.deepEqual(seen, sums);
     });
   },
 );
