@@ -9,11 +9,10 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { appendFileSync, closeSync, existsSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, openSync, rmSync, writeSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import net from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeClient, builtin, type KubeObject } from '../../src/kube/index.ts';
 import { acquireSlot, NODES_PER_SLOT, setUpSlotNetwork, sweepSlot, type NodeSlot } from './node-slot.ts';
 import { TestCa } from './pki.ts';
+import { freePort, isAlive, tail } from './proc.ts';
 import { startRealNode, type RealNode } from './real-node.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -188,30 +188,6 @@ interface Component {
   logPath: string;
   exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   exited: Promise<void>;
-}
-
-/** Last `lines` lines of a file, or a note that it is unreadable. */
-function tail(path: string, lines = 40): string {
-  try {
-    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch (error) {
-    return `(cannot read ${path}: ${String(error)})`;
-  }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', rej);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => {
-        if (address !== null && typeof address === 'object') res(address.port);
-        else rej(new Error('no port'));
-      });
-    });
-  });
 }
 
 /** The first non-loopback IPv4 address; kube-apiserver's --advertise-address may not be loopback. */
@@ -628,15 +604,6 @@ async function sweepStaleDirs(): Promise<void> {
     }
     if (!Number.isInteger(owner) || owner <= 0 || isAlive(owner)) continue;
     await rm(join(root, entry), { recursive: true, force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -11,32 +11,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { KINDS } from '../../src/api/index.ts';
-import { builtin, resourceType, type KubeObject, type ResourceType } from '../../src/kube/index.ts';
+import { builtin, resourceType, type KubeObject } from '../../src/kube/index.ts';
 import { ensureImages } from '../helpers/images.ts';
 import { startNginx, type NginxServer } from '../helpers/nginx.ts';
 import { installChart, renderChart } from './chart.ts';
 import { k8sSuiteSkipReason, startCluster, waitFor, type TestCluster } from './cluster.ts';
+import { tideObjects, type TideObject, type TideObjects } from './tide-objects.ts';
 import { describePod, runPodToEnd } from './pods.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SYSTEM = 'tide-system';
 const NS = 'default';
 const skip = k8sSuiteSkipReason({ realNode: true });
-
-const TYPES = new Map<string, ResourceType>(
-  KINDS.filter((info) => info.apiVersion !== 'v1').map((info) => [
-    info.kind,
-    resourceType(info.apiVersion, info.kind, info.plural, { namespaced: true }),
-  ]),
-);
-function typeOf(kind: string): ResourceType {
-  const type = TYPES.get(kind);
-  assert.ok(type !== undefined, `no type for ${kind}`);
-  return type;
-}
-
-type Obj = KubeObject & { metadata: { name: string }; status?: Record<string, unknown> };
 
 /** A release tree: an archive of several blocks, a smaller one and small files. */
 const RELEASE: Record<string, number> = {
@@ -71,32 +57,10 @@ describe('seed 003 through the CSI node plugin on a real node', { skip, timeout:
   const cleanups: (() => Promise<void>)[] = [];
   const expected = new Map<string, string>();
 
-  const get = async (kind: string, name: string): Promise<Obj | undefined> => {
-    try {
-      return await cluster.client.get<Obj>(typeOf(kind), name, { namespace: NS });
-    } catch (error) {
-      if ((error as { code?: string }).code === 'ERR_KUBE_NOT_FOUND') return undefined;
-      throw error;
-    }
-  };
-  const applyDoc = async (doc: KubeObject): Promise<void> => {
-    await cluster.client.apply(typeOf(doc.kind ?? ''), doc, { namespace: NS, force: true });
-  };
-  const waitForPhase = async (kind: string, name: string, phase: string): Promise<Obj> => {
-    let last: Obj | undefined;
-    return waitFor(
-      `${kind} ${name} to be ${phase}`,
-      async () => {
-        last = await get(kind, name);
-        return last?.status?.['phase'] === phase ? last : undefined;
-      },
-      { timeoutMs: 240_000, intervalMs: 500 },
-    ).catch((error: unknown) => {
-      throw new Error(`${(error as Error).message}; status: ${JSON.stringify(last?.status)}`, {
-        cause: error,
-      });
-    });
-  };
+  const objects = (): TideObjects => tideObjects(cluster.client, NS);
+  const applyDoc = (doc: KubeObject): Promise<void> => objects().apply(doc);
+  const waitForPhase = (kind: string, name: string, phase: string, timeoutMs?: number): Promise<TideObject> =>
+    objects().waitForPhase(kind, name, phase, timeoutMs);
   const copyPod = (name: string): KubeObject => ({
     apiVersion: 'v1',
     kind: 'Pod',
@@ -177,7 +141,7 @@ describe('seed 003 through the CSI node plugin on a real node', { skip, timeout:
       'http://127.0.0.1:18080/',
       nginx.slowUrl ?? '',
     );
-    const docs = parseAllDocuments(text).map((d) => d.toJSON() as Obj);
+    const docs = parseAllDocuments(text).map((d) => d.toJSON() as TideObject);
     const runtime = docs.find((d) => d.kind === 'GooseFSRuntime');
     assert.ok(runtime !== undefined);
     // One real node holds one worker (workers of a dataset are one per node).

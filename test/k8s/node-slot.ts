@@ -10,6 +10,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { isAlive } from './proc.ts';
 
 const run = promisify(execFile);
 const SLOT_DIR = '/run/tide-test-nodes';
@@ -68,15 +69,6 @@ function slotOf(index: number): NodeSlot {
     cgroup: `tide-node-${index}`,
     dirs: [],
   };
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Takes a free slot (sweeping those of dead owners first). */

@@ -11,32 +11,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { KINDS } from '../../src/api/index.ts';
-import { builtin, resourceType, type KubeObject, type ResourceType } from '../../src/kube/index.ts';
+import { builtin, type KubeObject } from '../../src/kube/index.ts';
 import { ensureImages } from '../helpers/images.ts';
 import { startNginx, type NginxServer } from '../helpers/nginx.ts';
 import { installChart, renderChart } from './chart.ts';
 import { k8sSuiteSkipReason, startCluster, waitFor, type TestCluster } from './cluster.ts';
+import { tideObjects, tideType, type TideObject, type TideObjects } from './tide-objects.ts';
 import { describePod, podLogs, podStatus, runPodToEnd } from './pods.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SYSTEM = 'tide-system';
 const NS = 'default';
 const skip = k8sSuiteSkipReason({ realNode: true });
-
-const TYPES = new Map<string, ResourceType>(
-  KINDS.filter((info) => info.apiVersion !== 'v1').map((info) => [
-    info.kind,
-    resourceType(info.apiVersion, info.kind, info.plural, { namespaced: true }),
-  ]),
-);
-function typeOf(kind: string): ResourceType {
-  const type = TYPES.get(kind);
-  assert.ok(type !== undefined, `no type for ${kind}`);
-  return type;
-}
-
-type Obj = KubeObject & { metadata: { name: string }; status?: Record<string, unknown> };
 
 /** An HBase release tree, as seed 003 mirrors it: two archives of several blocks and small files. */
 const RELEASE: Record<string, number> = {
@@ -61,46 +47,22 @@ describe(
     /** sha256 of each file of RELEASE, by path. */
     const sums = new Map<string, string>();
 
-    const get = async (kind: string, name: string): Promise<Obj | undefined> => {
-      try {
-        return await cluster.client.get<Obj>(typeOf(kind), name, { namespace: NS });
-      } catch (error) {
-        if ((error as { code?: string }).code === 'ERR_KUBE_NOT_FOUND') return undefined;
-        throw error;
-      }
-    };
-    const applyDoc = async (doc: KubeObject): Promise<void> => {
-      await cluster.client.apply(typeOf(doc.kind ?? ''), doc, { namespace: NS, force: true });
-    };
+    const objects = (): TideObjects =>
+      tideObjects(cluster.client, NS, async () => `; operator pods:\n${await operatorLog()}`);
+    const get = (kind: string, name: string): Promise<TideObject | undefined> => objects().get(kind, name);
+    const applyDoc = (doc: KubeObject): Promise<void> => objects().apply(doc);
     const podsOf = async (selector: string, namespace = NS): Promise<KubeObject[]> =>
       (await cluster.client.list(builtin.pods, { namespace, labelSelector: selector })).items;
     const operatorLog = async (): Promise<string> => {
       const pods = await podsOf('app.kubernetes.io/component=controller', SYSTEM).catch(() => []);
       return pods.map((p) => `${p.metadata?.name ?? ''}: ${describePod(p)}`).join('\n');
     };
-    const waitForPhase = async (
+    const waitForPhase = (
       kind: string,
       name: string,
       phase: string,
-      timeoutMs = 240_000,
-    ): Promise<Obj> => {
-      let last: Obj | undefined;
-      try {
-        return await waitFor(
-          `${kind} ${name} to be ${phase}`,
-          async () => {
-            last = await get(kind, name);
-            return last?.status?.['phase'] === phase ? last : undefined;
-          },
-          { timeoutMs, intervalMs: 500 },
-        );
-      } catch (error) {
-        throw new Error(
-          `${(error as Error).message}; status: ${JSON.stringify(last?.status)}; operator pods:\n${await operatorLog()}`,
-          { cause: error },
-        );
-      }
-    };
+      timeoutMs?: number,
+    ): Promise<TideObject> => objects().waitForPhase(kind, name, phase, timeoutMs);
 
     before(async () => {
       const images = await ensureImages();
@@ -295,7 +257,7 @@ describe(
       ).catch((error: unknown) => {
         throw new Error(`${(error as Error).message}; status: ${JSON.stringify(last)}`, { cause: error });
       });
-      await cluster.client.delete(typeOf('DataLoad'), 'hbase-cron', { namespace: NS });
+      await cluster.client.delete(tideType('DataLoad'), 'hbase-cron', { namespace: NS });
     });
 
     it('converges when the leading operator pod is deleted while a dataset is being set up', async () => {

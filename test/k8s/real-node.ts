@@ -31,6 +31,7 @@ import {
   unmountBelow,
   type NodeSlot,
 } from './node-slot.ts';
+import { freePort, tail } from './proc.ts';
 
 const run = promisify(execFile);
 
@@ -69,29 +70,6 @@ export interface RealNode {
   /** Imports OCI layout archives into containerd as `ref` (e.g. `tide.local/tide-worker:dev`). */
   importImages(images: readonly { ref: string; archive: string }[]): Promise<void>;
   stop(): Promise<void>;
-}
-
-function tail(path: string, lines = 40): string {
-  try {
-    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch (error) {
-    return `(cannot read ${path}: ${String(error)})`;
-  }
-}
-
-async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => {
-        if (typeof address === 'object' && address !== null) resolve(address.port);
-        else reject(new Error('no port'));
-      });
-    });
-  });
 }
 
 /** Makes `/` a shared mount (once per boot), so that Bidirectional and HostToContainer mounts work. */
