@@ -9,3 +9,14 @@ bash "$(dirname "$0")/../apt-install-missing.sh" nginx fuse3 fio sqlite3 openssl
 if $fresh_nginx; then
   systemctl disable --now nginx >/dev/null 2>&1 || service nginx stop >/dev/null 2>&1 || true
 fi
+# The real test nodes are checked against these release lines (test/k8s/real-node.ts and
+# docs/decisions/2026-12-07-real-test-nodes.md): a Debian point release may bump the patch, not
+# the line, and a different line must be looked at before the tests trust it.
+for pinned in containerd:1.6. runc:1.1. containernetworking-plugins:1.1.; do
+  package=${pinned%%:*} line=${pinned#*:}
+  version=$(dpkg-query -W -f='${Version}' "$package")
+  case "$version" in
+    "$line"*) ;;
+    *) echo "10-debian: $package $version is not on the $line* line the real test nodes are checked with" >&2; exit 1 ;;
+  esac
+done
