@@ -16,7 +16,7 @@ export {
 } from './runtime.ts';
 export { Secret } from './secret.ts';
 export { KINDS, findKind, type KindInfo, type PrinterColumn } from './registry.ts';
-export { validateDocument, cronProblem, type ValidationResult } from './validate.ts';
+export { validateDocument, cronProblem, dataLoadScheduleError, type ValidationResult } from './validate.ts';
 export { parseManifests, type ManifestResource } from './manifest.ts';
 export { ManifestError, type FieldError, type ApiErrorCode } from './errors.ts';
 export {

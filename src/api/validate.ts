@@ -257,16 +257,25 @@ function dataLoadErrors(load: DataLoad): FieldError[] {
   });
   const options = dataLoadOptionsOf(load.spec.options);
   if (!options.ok) errors.push(...options.errors);
-  const policy = load.spec.policy ?? 'Once';
-  if (policy === 'Cron') {
-    if (load.spec.schedule === undefined || load.spec.schedule.trim() === '') {
-      errors.push({ path: '/spec/schedule', message: 'is required when policy is Cron' });
-    } else {
-      const problem = cronProblem(load.spec.schedule);
-      if (problem !== undefined) errors.push({ path: '/spec/schedule', message: problem });
-    }
-  }
+  const scheduleError = dataLoadScheduleError(load.spec);
+  if (scheduleError !== undefined) errors.push(scheduleError);
   return errors;
+}
+
+/**
+ * What is wrong with a DataLoad's schedule, or undefined: a Cron load needs a schedule that parses.
+ * Also checked at reconcile, for objects written straight to the Kubernetes API.
+ */
+export function dataLoadScheduleError(spec: {
+  policy?: string | undefined;
+  schedule?: string | undefined;
+}): FieldError | undefined {
+  if ((spec.policy ?? 'Once') !== 'Cron') return undefined;
+  if (spec.schedule === undefined || spec.schedule.trim() === '') {
+    return { path: '/spec/schedule', message: 'is required when policy is Cron' };
+  }
+  const problem = cronProblem(spec.schedule);
+  return problem === undefined ? undefined : { path: '/spec/schedule', message: problem };
 }
 
 /** Why a cron expression is unusable, or undefined when it is fine (5 fields, or 6 with seconds). */

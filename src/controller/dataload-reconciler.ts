@@ -1,5 +1,11 @@
 import { Cron } from 'croner';
-import { dataLoadOptionsOf, type DataLoad, type DatasetStatus, type OperationStatus } from '../api/index.ts';
+import {
+  dataLoadOptionsOf,
+  dataLoadScheduleError,
+  type DataLoad,
+  type DatasetStatus,
+  type OperationStatus,
+} from '../api/index.ts';
 import { hasCode, type Logger } from '../lib/index.ts';
 import type { LoadProgress, Platform } from '../platform/index.ts';
 import type { ResourceStore, StoredObject } from '../store/index.ts';
@@ -73,6 +79,17 @@ export class DataLoadReconciler {
     if (phase === '') {
       await this.#setStatus(current, { phase: 'Pending', duration: 'Unfinished' });
       return { requeueAfterMs: 0 };
+    }
+    // Refused at apply; a load written around the validation (kubectl) waits with the reason
+    // instead of running on a made-up schedule. Changing the spec requeues it.
+    const scheduleError = dataLoadScheduleError(current.spec);
+    if (scheduleError !== undefined) {
+      const message = `${scheduleError.path}: ${scheduleError.message}`;
+      if (!hasWaitingReason(current, 'InvalidSchedule', message)) {
+        await this.#options.events.record(current, 'Warning', 'InvalidSchedule', message);
+      }
+      await this.#waiting(current, 'InvalidSchedule', message);
+      return {};
     }
     if (phase === 'Complete' || phase === 'Failed') {
       if (policy === 'Cron') return this.#scheduleNext(current);
@@ -281,7 +298,8 @@ export class DataLoadReconciler {
   }
 
   #cronDueInMs(load: DataLoadObject): number {
-    const schedule = load.spec.schedule ?? '* * * * *';
+    // dataLoadScheduleError has checked that a Cron load has one.
+    const schedule = load.spec.schedule ?? '';
     const from = new Date(
       load.status?.lastScheduleTime ?? load.metadata.creationTimestamp ?? this.#now().toISOString(),
     );
@@ -413,4 +431,11 @@ export function formatDuration(seconds: number): string {
   const minutes = Math.floor(whole / 60);
   if (minutes < 60) return `${minutes}m${whole % 60}s`;
   return `${Math.floor(minutes / 60)}h${minutes % 60}m`;
+}
+
+/** Whether the load already waits for this reason with this message (one event per cause, not per pass). */
+function hasWaitingReason(load: DataLoadObject, reason: string, message: string): boolean {
+  return (load.status?.conditions ?? []).some(
+    (c) => c.type === 'Waiting' && c.status === 'True' && c.reason === reason && c.message === message,
+  );
 }

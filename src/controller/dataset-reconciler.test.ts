@@ -377,6 +377,27 @@ test('a cron DataLoad runs on schedule again after a failed run', async (t) => {
   assert.ok(platform.loads.length >= 2);
 });
 
+test('a Cron DataLoad written without a schedule (around the validation) waits with the reason and never runs', async (t) => {
+  const { origin, store, platform } = await setup(t);
+  await boundDataset(store, origin);
+  await store.create(dataLoad('unscheduled', { policy: 'Cron' }));
+  const status = await until(
+    'the InvalidSchedule condition',
+    async () => {
+      const current = (await store.get({ kind: 'DataLoad', namespace: 'default', name: 'unscheduled' }))
+        ?.status as { conditions?: { type: string; reason?: string; message?: string }[] } | undefined;
+      return current?.conditions?.some((c) => c.reason === 'InvalidSchedule') === true ? current : undefined;
+    },
+    5000,
+  );
+  assert.match(
+    status.conditions?.find((c) => c.reason === 'InvalidSchedule')?.message ?? '',
+    /\/spec\/schedule: is required when policy is Cron/,
+  );
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(platform.loads.length, 0, 'no load ran');
+});
+
 test('runAfter a cron DataLoad goes ahead once the cron load has succeeded, between runs or not', async (t) => {
   const { origin, store, platform } = await setup(t);
   await boundDataset(store, origin);
