@@ -34,7 +34,7 @@ async function harness(t: TestContext, options: { hpaTargets?: boolean } = {}): 
   const reconciler = new CronHpaReconciler({
     store,
     events: recorder,
-    logger: silentLogger,
+    logger: silentLogger(),
     now: () => now,
     hpaTargets: options.hpaTargets ?? false,
   });

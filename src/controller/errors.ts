@@ -1,7 +1,7 @@
 import { TideError } from '../lib/index.ts';
 
-export type ControllerErrorCode = 'ERR_SECRET_NOT_FOUND' | 'ERR_SECRET_KEY_NOT_FOUND' | 'ERR_INVALID_RUNTIME'
-  | 'ERR_CRONHPA_TARGET';
+export type ControllerErrorCode =
+  'ERR_SECRET_NOT_FOUND' | 'ERR_SECRET_KEY_NOT_FOUND' | 'ERR_INVALID_RUNTIME' | 'ERR_CRONHPA_TARGET';
 
 /** A problem with the desired state that the user must fix; `reason` is the condition reason. */
 export class ControllerError extends TideError<ControllerErrorCode> {

@@ -29,6 +29,18 @@ rules:
   - apiGroups: [data.fluid.io]
     resources: [datasets/finalizers]
     verbs: [update]
+  {{- if .Values.cronHpa.enabled }}
+  # CronHPAs: their jobs' conditions, and the HPAs they target (min/max).
+  - apiGroups: [autoscaling.alibabacloud.com]
+    resources: [cronhorizontalpodautoscalers]
+    verbs: [get, list, watch]
+  - apiGroups: [autoscaling.alibabacloud.com]
+    resources: [cronhorizontalpodautoscalers/status]
+    verbs: [get, update]
+  - apiGroups: [autoscaling]
+    resources: [horizontalpodautoscalers]
+    verbs: [get, update]
+  {{- end }}
   # update: the webhook's certificate Secret, renewed with a resourceVersion precondition.
   - apiGroups: ['']
     resources: [secrets]
