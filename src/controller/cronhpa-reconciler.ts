@@ -112,7 +112,10 @@ export class CronHpaReconciler {
     if (timeZone !== undefined) {
       const problem = timeZoneProblem(timeZone);
       if (problem !== undefined)
-        return { path: `/metadata/annotations/${CRON_HPA_TIME_ZONE_ANNOTATION}`, message: problem };
+        return {
+          path: `/metadata/annotations/${CRON_HPA_TIME_ZONE_ANNOTATION.replace('/', '~1')}`,
+          message: problem,
+        };
     }
     const target = scaleTargetProblem(object.spec.scaleTargetRef);
     if (target !== undefined) return target;
