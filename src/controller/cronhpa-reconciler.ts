@@ -46,6 +46,10 @@ interface DueRun {
 
 const DAY_MS = 24 * 3_600_000;
 
+function keyOf(object: CronHpaObject): { kind: string; namespace: string; name: string } {
+  return { kind: CRON_HPA_KIND, namespace: object.metadata.namespace, name: object.metadata.name };
+}
+
 /**
  * CronHorizontalPodAutoscaler as kubernetes-cronhpa-controller runs it (one condition per job,
  * Submitted → Succeed | Failed, events `Succeed`/`Failed` with its messages, an HPA target has its
@@ -217,11 +221,19 @@ export class CronHpaReconciler {
       conditions,
     };
     if (isDeepStrictEqual(object.status, status)) return;
+    const { store } = this.#options;
     try {
-      await this.#options.store.updateStatus({ ...object, status });
+      await store.updateStatus({ ...object, status });
     } catch (error) {
       // The spec moved on meanwhile; its reconcile writes the status again.
-      if (!hasCode(error, 'ERR_STORE_CONFLICT')) throw error;
+      if (hasCode(error, 'ERR_STORE_CONFLICT')) return;
+      if (!hasCode(error, 'ERR_STORE_NOT_FOUND')) throw error;
+      // kubernetes-cronhpa-controller's CRD, kept where it was installed, has no status
+      // subresource (`/status` answers 404): there the status is written with the object.
+      if ((await store.get(keyOf(object))) === undefined) return;
+      await store.update({ ...object, status }).catch((retry: unknown) => {
+        if (!hasCode(retry, 'ERR_STORE_CONFLICT')) throw retry;
+      });
     }
   }
 
