@@ -1,0 +1,419 @@
+/**
+ * CronHorizontalPodAutoscaler on a real control plane (kwok nodes): the operator, as the chart's
+ * ServiceAccount, keeps a CronHPA CRD it finds (kubernetes-cronhpa-controller's shape, without a
+ * status subresource), scales a runtime's StatefulSet from a `*∕5 * * * * *` job, moves an HPA's
+ * min/max, and fails an object written around `tide apply` with a condition naming the field.
+ */
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { after, afterEach, before, describe, it } from 'node:test';
+import { parseAllDocuments } from 'yaml';
+import { builtin, KubeClient, resourceType, type KubeObject } from '../../src/kube/index.ts';
+import { startNginx, type NginxServer } from '../helpers/nginx.ts';
+import { ensureK8sBinaries, k8sSuiteSkipReason, startCluster, waitFor, type TestCluster } from './cluster.ts';
+import { CHART_RBAC_TYPES, datasetType, tideRuntimeType } from './fixtures.ts';
+import { helmPath, helmSkipReason } from './helm.ts';
+import { keepNodeLeases } from './node-leases.ts';
+
+const run = promisify(execFile);
+const ROOT = join(import.meta.dirname, '..', '..');
+const NS = 'default';
+const RELEASE_NS = 'tide-system';
+const CRD_NAME = 'cronhorizontalpodautoscalers.autoscaling.alibabacloud.com';
+const cronHpaType = resourceType(
+  'autoscaling.alibabacloud.com/v1beta1',
+  'CronHorizontalPodAutoscaler',
+  'cronhorizontalpodautoscalers',
+  { namespaced: true },
+);
+const hpaType = resourceType('autoscaling/v2', 'HorizontalPodAutoscaler', 'horizontalpodautoscalers', {
+  namespaced: true,
+});
+const skip = k8sSuiteSkipReason() || helmSkipReason();
+
+interface Condition {
+  name: string;
+  state: string;
+  message: string;
+}
+type CronHpa = KubeObject & { status?: { conditions?: Condition[] } };
+
+/** The CRD as kubernetes-cronhpa-controller installs it: its field names, no status subresource. */
+const ORIGINAL_CRD: KubeObject = {
+  apiVersion: 'apiextensions.k8s.io/v1',
+  kind: 'CustomResourceDefinition',
+  metadata: { name: CRD_NAME, annotations: { 'test.tide.io/installed-by': 'kubernetes-cronhpa-controller' } },
+  spec: {
+    group: 'autoscaling.alibabacloud.com',
+    scope: 'Namespaced',
+    names: {
+      kind: 'CronHorizontalPodAutoscaler',
+      listKind: 'CronHorizontalPodAutoscalerList',
+      plural: 'cronhorizontalpodautoscalers',
+      singular: 'cronhorizontalpodautoscaler',
+      shortNames: ['cronhpa'],
+    },
+    versions: [
+      {
+        name: 'v1beta1',
+        served: true,
+        storage: true,
+        schema: {
+          openAPIV3Schema: {
+            type: 'object',
+            properties: {
+              spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+              status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+            },
+          },
+        },
+      },
+    ],
+  },
+};
+
+describe('CronHPA on a real control plane', { timeout: 600_000 }, () => {
+  if (skip !== false) {
+    it('runs against real binaries and Helm', { skip }, () => undefined);
+    return;
+  }
+  let cluster: TestCluster | undefined;
+  let kube: KubeClient;
+  let dir = '';
+  let nginx: NginxServer | undefined;
+  let operator: ChildProcess | undefined;
+  let operatorExited: Promise<unknown> = Promise.resolve();
+  const leases = new AbortController();
+  let leasesKept: Promise<void> = Promise.resolve();
+
+  let kubeconfig = '';
+  let started = 0;
+
+  /** The operator as a child process, with --install-crds; resolves once it reconciles. */
+  const startOperator = async (): Promise<void> => {
+    started += 1;
+    const logPath = join(dir, 'operator.log');
+    const fd = openSync(logPath, 'a');
+    const child = spawn(
+      process.execPath,
+      [
+        join(ROOT, 'src', 'operator', 'main.ts'),
+        '--kubeconfig',
+        kubeconfig,
+        '--no-leader-elect',
+        '--install-crds',
+      ],
+      { stdio: ['ignore', fd, fd] },
+    );
+    closeSync(fd);
+    operator = child;
+    operatorExited = new Promise((resolve) => child.once('exit', resolve));
+    await waitFor(
+      'the operator to start its reconcilers',
+      async () =>
+        (await readFile(logPath, 'utf8')).split('reconcilers started').length > started ? true : undefined,
+      { timeoutMs: 90_000 },
+    );
+  };
+
+  const stopOperator = async (): Promise<void> => {
+    operator?.kill('SIGTERM');
+    await Promise.race([operatorExited, sleep(15_000).then(() => operator?.kill('SIGKILL'))]);
+  };
+
+  const replicasOf = async (statefulSet: string): Promise<number | undefined> => {
+    const sts = await kube.get(builtin.statefulSets, statefulSet, { namespace: NS }).catch(() => undefined);
+    return (sts?.['spec'] as { replicas?: number } | undefined)?.replicas;
+  };
+
+  /** A kubeconfig with a token of the chart's operator ServiceAccount (and its RBAC created). */
+  const chartAccount = async (target: TestCluster): Promise<string> => {
+    const { stdout } = await run(
+      helmPath(),
+      [
+        'template',
+        'tide',
+        join(ROOT, 'charts', 'tide'),
+        '-n',
+        RELEASE_NS,
+        '--set',
+        'controller.installCrds=true',
+      ],
+      { timeout: 60_000 },
+    );
+    await kube.create(builtin.namespaces, { metadata: { name: RELEASE_NS } });
+    let account = '';
+    for (const document of parseAllDocuments(stdout)) {
+      const object = document.toJSON() as (KubeObject & { metadata: { name: string } }) | null;
+      const type = CHART_RBAC_TYPES.get(object?.kind ?? '');
+      if (object === null || type === undefined) continue;
+      await kube.create(type, object, { namespace: RELEASE_NS });
+      if (object.kind === 'ServiceAccount' && !object.metadata.name.endsWith('-csi'))
+        account = object.metadata.name;
+    }
+    const token = await kube.request<{ status: { token: string } }>({
+      method: 'POST',
+      path: `/api/v1/namespaces/${RELEASE_NS}/serviceaccounts/${account}/token`,
+      body: {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenRequest',
+        spec: { expirationSeconds: 3600 },
+      },
+    });
+    const path = join(dir, 'operator-kubeconfig');
+    const ca = Buffer.from(target.caPem).toString('base64');
+    await writeFile(
+      path,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'test', cluster: { server: target.server, 'certificate-authority-data': ca } }],
+        users: [{ name: account, user: { token: token.status.token } }],
+        contexts: [{ name: 'test', context: { cluster: 'test', user: account, namespace: RELEASE_NS } }],
+        'current-context': 'test',
+      }),
+      { mode: 0o600 },
+    );
+    return path;
+  };
+
+  /** The first condition of a CronHPA once it is Succeed (its status follows the scale). */
+  const succeeded = (name: string): Promise<Condition> =>
+    waitFor(
+      `CronHPA ${name} Succeed`,
+      async () => (await conditionsOf(name)).find((condition) => condition.state === 'Succeed'),
+      { timeoutMs: 30_000, intervalMs: 250 },
+    );
+
+  const conditionsOf = async (name: string): Promise<Condition[]> =>
+    (await kube.get<CronHpa>(cronHpaType, name, { namespace: NS })).status?.conditions ?? [];
+
+  before(
+    async () => {
+      const binDir = await ensureK8sBinaries();
+      dir = await mkdtemp(join(tmpdir(), 'tide-cronhpa-k8s-'));
+      cluster = await startCluster({ components: 'full', binDir });
+      kube = await KubeClient.fromKubeConfig(cluster.kubeconfigPath);
+      leasesKept = keepNodeLeases(kube, leases.signal);
+      await mkdir(join(dir, 'origin', 'data'), { recursive: true });
+      await writeFile(join(dir, 'origin', 'data', 'a.bin'), Buffer.alloc(1000, 1));
+      nginx = await startNginx({ root: join(dir, 'origin') });
+      await kube.create(builtin.customResourceDefinitions, ORIGINAL_CRD);
+      kubeconfig = await chartAccount(cluster);
+      await startOperator();
+    },
+    { timeout: 60 * 60_000 },
+  );
+
+  afterEach(async (t) => {
+    // `passed` is there at run time (Node 24) but not in @types/node's TestContext.
+    if ((t as { passed?: boolean }).passed !== false) return;
+    const lines = (await readFile(join(dir, 'operator.log'), 'utf8').catch(() => '')).split('\n');
+    process.stderr.write(
+      `--- operator log:\n${lines
+        .slice(-30)
+        .map((line) => line.slice(0, 600))
+        .join('\n')}\n`,
+    );
+  });
+
+  after(async () => {
+    await stopOperator();
+    leases.abort();
+    await leasesKept.catch(() => undefined);
+    await nginx?.stop();
+    await cluster?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('keeps the CronHPA CRD it finds (installed only where absent)', async () => {
+    const crd = await kube.get(builtin.customResourceDefinitions, CRD_NAME);
+    const annotations = (crd.metadata?.annotations ?? {}) as Record<string, string>;
+    assert.equal(annotations['test.tide.io/installed-by'], 'kubernetes-cronhpa-controller');
+    const [version] = (crd['spec'] as { versions: { subresources?: unknown }[] }).versions;
+    assert.equal(version?.subresources, undefined, 'the original has no status subresource, and keeps none');
+  });
+
+  it("scales the runtime's StatefulSet from a */5 seconds job", async () => {
+    await kube.create(
+      datasetType,
+      {
+        apiVersion: 'data.fluid.io/v1alpha1',
+        kind: 'Dataset',
+        metadata: { name: 'clocked' },
+        spec: {
+          mounts: [
+            { mountPoint: `http://${new URL(nginx?.url ?? 'http://127.0.0.1').host}/data/`, name: 'data' },
+          ],
+        },
+      },
+      { namespace: NS },
+    );
+    await kube.create(
+      tideRuntimeType,
+      {
+        apiVersion: 'data.fluid.io/v1alpha1',
+        kind: 'TideRuntime',
+        metadata: { name: 'clocked' },
+        spec: {
+          replicas: 1,
+          tieredstore: { levels: [{ mediumtype: 'MEM', path: '/dev/shm', quota: '64Mi' }] },
+        },
+      },
+      { namespace: NS },
+    );
+    await kube.create(
+      cronHpaType,
+      {
+        apiVersion: 'autoscaling.alibabacloud.com/v1beta1',
+        kind: 'CronHorizontalPodAutoscaler',
+        metadata: { name: 'clock', annotations: { 'tide.io/time-zone': 'UTC' } },
+        spec: {
+          scaleTargetRef: { apiVersion: 'data.fluid.io/v1alpha1', kind: 'TideRuntime', name: 'clocked' },
+          jobs: [{ name: 'up', schedule: '*/5 * * * * *', targetSize: 3 }],
+        },
+      },
+      { namespace: NS },
+    );
+    await waitFor(
+      'StatefulSet clocked-worker at 3 replicas',
+      async () => {
+        const sts = await kube
+          .get(builtin.statefulSets, 'clocked-worker', { namespace: NS })
+          .catch(() => undefined);
+        return (sts?.['spec'] as { replicas?: number } | undefined)?.replicas === 3 ? true : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+    const condition = await succeeded('clock');
+    assert.match(
+      condition.message,
+      /^cron hpa job up executed successfully\. current replicas:1, desired replicas:3\./,
+    );
+    const events = await kube.list(builtin.events, { namespace: NS });
+    assert.ok(
+      events.items.some(
+        (event) =>
+          event['reason'] === 'Succeed' &&
+          (event['involvedObject'] as { kind?: string }).kind === 'CronHorizontalPodAutoscaler',
+      ),
+      'a Succeed event on the CronHPA',
+    );
+    await kube.delete(cronHpaType, 'clock', { namespace: NS });
+  });
+
+  it("moves an HPA's min and max", async () => {
+    await kube.create(
+      hpaType,
+      {
+        apiVersion: 'autoscaling/v2',
+        kind: 'HorizontalPodAutoscaler',
+        metadata: { name: 'clocked' },
+        spec: {
+          scaleTargetRef: { apiVersion: 'data.fluid.io/v1alpha1', kind: 'TideRuntime', name: 'clocked' },
+          minReplicas: 1,
+          maxReplicas: 2,
+          metrics: [
+            {
+              type: 'Resource',
+              resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 80 } },
+            },
+          ],
+        },
+      },
+      { namespace: NS },
+    );
+    await kube.create(
+      cronHpaType,
+      {
+        apiVersion: 'autoscaling.alibabacloud.com/v1beta1',
+        kind: 'CronHorizontalPodAutoscaler',
+        metadata: { name: 'clock-hpa' },
+        spec: {
+          scaleTargetRef: { apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', name: 'clocked' },
+          jobs: [{ name: 'peak', schedule: '*/5 * * * * *', targetSize: 4, runOnce: true }],
+        },
+      },
+      { namespace: NS },
+    );
+    const spec = await waitFor(
+      'the HPA moved to min 4, max 4',
+      async () => {
+        const hpa = await kube.get(hpaType, 'clocked', { namespace: NS });
+        const got = hpa['spec'] as { minReplicas: number; maxReplicas: number };
+        return got.minReplicas === 4 && got.maxReplicas === 4 ? got : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+    assert.equal(spec.maxReplicas, 4);
+    assert.match((await succeeded('clock-hpa')).message, /^cron hpa job peak executed successfully/);
+  });
+
+  it('fails an object written around tide apply with a condition naming the field', async () => {
+    await kube.create(
+      cronHpaType,
+      {
+        apiVersion: 'autoscaling.alibabacloud.com/v1beta1',
+        kind: 'CronHorizontalPodAutoscaler',
+        metadata: { name: 'broken' },
+        spec: {
+          scaleTargetRef: { apiVersion: 'data.fluid.io/v1alpha1', kind: 'TideRuntime', name: 'clocked' },
+          jobs: [{ name: 'five-fields', schedule: '0 8 * * *', targetSize: 1 }],
+        },
+      },
+      { namespace: NS },
+    );
+    const condition = await waitFor(
+      'the broken job Failed',
+      async () => (await conditionsOf('broken')).find((c) => c.state === 'Failed'),
+      { timeoutMs: 30_000, intervalMs: 250 },
+    );
+    assert.match(condition.message, /\/spec\/jobs\/0\/schedule: "0 8 \* \* \*" needs 6 fields/);
+  });
+
+  it('installs its own CRD where none is, and writes status through /status', async () => {
+    await stopOperator();
+    await kube.delete(builtin.customResourceDefinitions, CRD_NAME);
+    await waitFor(
+      'the original CRD gone',
+      async () =>
+        (await kube.get(builtin.customResourceDefinitions, CRD_NAME).catch(() => undefined)) === undefined
+          ? true
+          : undefined,
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+    await kube.delete(hpaType, 'clocked', { namespace: NS });
+    await startOperator();
+    const crd = await kube.get(builtin.customResourceDefinitions, CRD_NAME);
+    const [version] = (crd['spec'] as { versions: { subresources?: { status?: unknown } }[] }).versions;
+    assert.deepEqual(version?.subresources?.status, {}, "Tide's CRD, with a status subresource");
+    await kube.create(
+      cronHpaType,
+      {
+        apiVersion: 'autoscaling.alibabacloud.com/v1beta1',
+        kind: 'CronHorizontalPodAutoscaler',
+        metadata: { name: 'clock-own' },
+        spec: {
+          scaleTargetRef: { apiVersion: 'data.fluid.io/v1alpha1', kind: 'TideRuntime', name: 'clocked' },
+          jobs: [{ name: 'down', schedule: '@every 3s', targetSize: 2 }],
+        },
+      },
+      { namespace: NS },
+    );
+    await waitFor(
+      'StatefulSet clocked-worker at 2 replicas',
+      async () => ((await replicasOf('clocked-worker')) === 2 ? true : undefined),
+      {
+        timeoutMs: 60_000,
+        intervalMs: 250,
+      },
+    );
+    assert.equal((await succeeded('clock-own')).name, 'down');
+  });
+});
