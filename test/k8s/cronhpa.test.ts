@@ -234,7 +234,7 @@ describe('CronHPA on a real control plane', { timeout: 600_000 }, () => {
 
   it('keeps the CronHPA CRD it finds (installed only where absent)', async () => {
     const crd = await kube.get(builtin.customResourceDefinitions, CRD_NAME);
-    const annotations = (crd.metadata?.annotations ?? {}) as Record<string, string>;
+    const annotations = crd.metadata?.annotations ?? {};
     assert.equal(annotations['test.tide.io/installed-by'], 'kubernetes-cronhpa-controller');
     const [version] = (crd['spec'] as { versions: { subresources?: unknown }[] }).versions;
     assert.equal(version?.subresources, undefined, 'the original has no status subresource, and keeps none');
