@@ -5,23 +5,21 @@
  * min/max, and fails an object written around `tide apply` with a condition naming the field.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { parseAllDocuments } from 'yaml';
 import { builtin, KubeClient, resourceType, type KubeObject } from '../../src/kube/index.ts';
 import { startNginx, type NginxServer } from '../helpers/nginx.ts';
 import { ensureK8sBinaries, k8sSuiteSkipReason, startCluster, waitFor, type TestCluster } from './cluster.ts';
-import { CHART_RBAC_TYPES, datasetType, tideRuntimeType } from './fixtures.ts';
-import { helmPath, helmSkipReason } from './helm.ts';
+import { chartOperatorKubeconfig } from './chart-account.ts';
+import { datasetType, tideRuntimeType } from './fixtures.ts';
+import { helmSkipReason } from './helm.ts';
 import { keepNodeLeases } from './node-leases.ts';
 
-const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..');
 const NS = 'default';
 const RELEASE_NS = 'tide-system';
@@ -36,6 +34,7 @@ const hpaType = resourceType('autoscaling/v2', 'HorizontalPodAutoscaler', 'horiz
   namespaced: true,
 });
 const skip = k8sSuiteSkipReason() || helmSkipReason();
+const RUNTIME_REF = { apiVersion: 'data.fluid.io/v1alpha1', kind: 'TideRuntime', name: 'clocked' };
 
 interface Condition {
   name: string;
@@ -132,56 +131,23 @@ describe('CronHPA on a real control plane', { timeout: 600_000 }, () => {
     return (sts?.['spec'] as { replicas?: number } | undefined)?.replicas;
   };
 
-  /** A kubeconfig with a token of the chart's operator ServiceAccount (and its RBAC created). */
-  const chartAccount = async (target: TestCluster): Promise<string> => {
-    const { stdout } = await run(
-      helmPath(),
-      [
-        'template',
-        'tide',
-        join(ROOT, 'charts', 'tide'),
-        '-n',
-        RELEASE_NS,
-        '--set',
-        'controller.installCrds=true',
-      ],
-      { timeout: 60_000 },
-    );
-    await kube.create(builtin.namespaces, { metadata: { name: RELEASE_NS } });
-    let account = '';
-    for (const document of parseAllDocuments(stdout)) {
-      const object = document.toJSON() as (KubeObject & { metadata: { name: string } }) | null;
-      const type = CHART_RBAC_TYPES.get(object?.kind ?? '');
-      if (object === null || type === undefined) continue;
-      await kube.create(type, object, { namespace: RELEASE_NS });
-      if (object.kind === 'ServiceAccount' && !object.metadata.name.endsWith('-csi'))
-        account = object.metadata.name;
-    }
-    const token = await kube.request<{ status: { token: string } }>({
-      method: 'POST',
-      path: `/api/v1/namespaces/${RELEASE_NS}/serviceaccounts/${account}/token`,
-      body: {
-        apiVersion: 'authentication.k8s.io/v1',
-        kind: 'TokenRequest',
-        spec: { expirationSeconds: 3600 },
+  /** Creates a CronHPA straight on the API server (no `tide apply` in between). */
+  const createCronHpa = (
+    name: string,
+    target: { apiVersion: string; kind: string; name: string },
+    jobs: { name: string; schedule: string; targetSize: number; runOnce?: boolean }[],
+    annotations: Record<string, string> = {},
+  ): Promise<KubeObject> =>
+    kube.create(
+      cronHpaType,
+      {
+        apiVersion: 'autoscaling.alibabacloud.com/v1beta1',
+        kind: 'CronHorizontalPodAutoscaler',
+        metadata: { name, annotations },
+        spec: { scaleTargetRef: target, jobs },
       },
-    });
-    const path = join(dir, 'operator-kubeconfig');
-    const ca = Buffer.from(target.caPem).toString('base64');
-    await writeFile(
-      path,
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'test', cluster: { server: target.server, 'certificate-authority-data': ca } }],
-        users: [{ name: account, user: { token: token.status.token } }],
-        contexts: [{ name: 'test', context: { cluster: 'test', user: account, namespace: RELEASE_NS } }],
-        'current-context': 'test',
-      }),
-      { mode: 0o600 },
+      { namespace: NS },
     );
-    return path;
-  };
 
   /** The first condition of a CronHPA once it is Succeed (its status follows the scale). */
   const succeeded = (name: string): Promise<Condition> =>
@@ -205,7 +171,13 @@ describe('CronHPA on a real control plane', { timeout: 600_000 }, () => {
       await writeFile(join(dir, 'origin', 'data', 'a.bin'), Buffer.alloc(1000, 1));
       nginx = await startNginx({ root: join(dir, 'origin') });
       await kube.create(builtin.customResourceDefinitions, ORIGINAL_CRD);
-      kubeconfig = await chartAccount(cluster);
+      kubeconfig = await chartOperatorKubeconfig({
+        cluster,
+        kube,
+        namespace: RELEASE_NS,
+        dir,
+        values: ['controller.installCrds=true'],
+      });
       await startOperator();
     },
     { timeout: 60 * 60_000 },
@@ -268,19 +240,9 @@ describe('CronHPA on a real control plane', { timeout: 600_000 }, () => {
       },
       { namespace: NS },
     );
-    await kube.create(
-      cronHpaType,
-      {
-        apiVersion: 'autoscaling.alibabacloud.com/v1beta1',
-        kind: 'CronHorizontalPodAutoscaler',
-        metadata: { name: 'clock', annotations: { 'tide.io/time-zone': 'UTC' } },
-        spec: {
-          scaleTargetRef: { apiVersion: 'data.fluid.io/v1alpha1', kind: 'TideRuntime', name: 'clocked' },
-          jobs: [{ name: 'up', schedule: '*/5 * * * * *', targetSize: 3 }],
-        },
-      },
-      { namespace: NS },
-    );
+    await createCronHpa('clock', RUNTIME_REF, [{ name: 'up', schedule: '*/5 * * * * *', targetSize: 3 }], {
+      'tide.io/time-zone': 'UTC',
+    });
     await waitFor(
       'StatefulSet clocked-worker at 3 replicas',
       async () => {
@@ -316,7 +278,7 @@ describe('CronHPA on a real control plane', { timeout: 600_000 }, () => {
         kind: 'HorizontalPodAutoscaler',
         metadata: { name: 'clocked' },
         spec: {
-          scaleTargetRef: { apiVersion: 'data.fluid.io/v1alpha1', kind: 'TideRuntime', name: 'clocked' },
+          scaleTargetRef: RUNTIME_REF,
           minReplicas: 1,
           maxReplicas: 2,
           metrics: [
@@ -329,18 +291,10 @@ describe('CronHPA on a real control plane', { timeout: 600_000 }, () => {
       },
       { namespace: NS },
     );
-    await kube.create(
-      cronHpaType,
-      {
-        apiVersion: 'autoscaling.alibabacloud.com/v1beta1',
-        kind: 'CronHorizontalPodAutoscaler',
-        metadata: { name: 'clock-hpa' },
-        spec: {
-          scaleTargetRef: { apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', name: 'clocked' },
-          jobs: [{ name: 'peak', schedule: '*/5 * * * * *', targetSize: 4, runOnce: true }],
-        },
-      },
-      { namespace: NS },
+    await createCronHpa(
+      'clock-hpa',
+      { apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', name: 'clocked' },
+      [{ name: 'peak', schedule: '*/5 * * * * *', targetSize: 4, runOnce: true }],
     );
     const spec = await waitFor(
       'the HPA moved to min 4, max 4',
@@ -356,19 +310,9 @@ describe('CronHPA on a real control plane', { timeout: 600_000 }, () => {
   });
 
   it('fails an object written around tide apply with a condition naming the field', async () => {
-    await kube.create(
-      cronHpaType,
-      {
-        apiVersion: 'autoscaling.alibabacloud.com/v1beta1',
-        kind: 'CronHorizontalPodAutoscaler',
-        metadata: { name: 'broken' },
-        spec: {
-          scaleTargetRef: { apiVersion: 'data.fluid.io/v1alpha1', kind: 'TideRuntime', name: 'clocked' },
-          jobs: [{ name: 'five-fields', schedule: '0 8 * * *', targetSize: 1 }],
-        },
-      },
-      { namespace: NS },
-    );
+    await createCronHpa('broken', RUNTIME_REF, [
+      { name: 'five-fields', schedule: '0 8 * * *', targetSize: 1 },
+    ]);
     const condition = await waitFor(
       'the broken job Failed',
       async () => (await conditionsOf('broken')).find((c) => c.state === 'Failed'),
@@ -393,19 +337,7 @@ describe('CronHPA on a real control plane', { timeout: 600_000 }, () => {
     const crd = await kube.get(builtin.customResourceDefinitions, CRD_NAME);
     const [version] = (crd['spec'] as { versions: { subresources?: { status?: unknown } }[] }).versions;
     assert.deepEqual(version?.subresources?.status, {}, "Tide's CRD, with a status subresource");
-    await kube.create(
-      cronHpaType,
-      {
-        apiVersion: 'autoscaling.alibabacloud.com/v1beta1',
-        kind: 'CronHorizontalPodAutoscaler',
-        metadata: { name: 'clock-own' },
-        spec: {
-          scaleTargetRef: { apiVersion: 'data.fluid.io/v1alpha1', kind: 'TideRuntime', name: 'clocked' },
-          jobs: [{ name: 'down', schedule: '@every 3s', targetSize: 2 }],
-        },
-      },
-      { namespace: NS },
-    );
+    await createCronHpa('clock-own', RUNTIME_REF, [{ name: 'down', schedule: '@every 3s', targetSize: 2 }]);
     await waitFor(
       'StatefulSet clocked-worker at 2 replicas',
       async () => ((await replicasOf('clocked-worker')) === 2 ? true : undefined),
