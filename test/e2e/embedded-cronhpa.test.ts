@@ -4,37 +4,13 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { tideIn, until } from './tide-cli.ts';
 
-const run = promisify(execFile);
-const root = join(import.meta.dirname, '..', '..');
 let home = '';
-
-function env(): NodeJS.ProcessEnv {
-  return { ...process.env, TIDE_HOME: home, TIDE_MOUNT_ROOT: join(home, 'mnt') };
-}
-
-async function tide(...args: string[]): Promise<string> {
-  const { stdout } = await run(process.execPath, [join(root, 'src', 'cli', 'main.ts'), ...args], {
-    env: env(),
-    timeout: 120_000,
-  });
-  return stdout;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
+const tide = (...args: string[]): Promise<string> => tideIn(home)(...args);
 
 interface Object {
   spec: { replicas?: number };
