@@ -189,7 +189,8 @@ export function renderDescription(object: Row, events: readonly Row[]): string {
   if (conditions.length === 0) lines.push('  <none>');
   for (const condition of conditions) {
     lines.push(
-      `  ${text('type')(condition)}=${text('status')(condition)}  ${text('reason')(condition)}: ${text('message')(condition)}`,
+      // A CronHPA's conditions are per job (name, state), as kubernetes-cronhpa-controller writes them.
+      `  ${text('type')(condition) || text('name')(condition)}=${text('status')(condition) || text('state')(condition)}  ${text('reason')(condition) || text('lastProbeTime')(condition)}: ${text('message')(condition)}`,
     );
   }
   lines.push('', 'Events:');

@@ -90,7 +90,9 @@ spec:
     const table = await tide('get', 'cronhpa');
     assert.match(table, /^NAME\s+TARGET\s+JOBS\s+LAST RUN\s+AGE$/m);
     assert.match(table, /^clock\s+TideRuntime\/clocked\s+1\s+up Succeed \d+s ago/m);
-    assert.match(await tide('describe', 'cronhpa', 'clock'), /Normal\s+Succeed\s.*cron hpa job up executed/);
+    const description = await tide('describe', 'cronhpa', 'clock');
+    assert.match(description, /^ {2}up=Succeed {2}\S+: cron hpa job up executed successfully/m);
+    assert.match(description, /Normal\s+Succeed\s.*cron hpa job up executed/);
   });
 
   it('catches up a run missed while the daemon was stopped', async () => {
