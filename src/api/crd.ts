@@ -1,4 +1,4 @@
-import { API_VERSION, GROUP, VERSION } from './common.ts';
+import { GROUP } from './common.ts';
 import { KINDS, type KindInfo } from './registry.ts';
 
 type JsonSchema = Record<string, unknown>;
@@ -10,7 +10,10 @@ type JsonSchema = Record<string, unknown>;
  * maps as `additionalProperties`, enums instead of unions of literals.
  */
 export function crdFor(info: KindInfo): Record<string, unknown> {
-  if (info.apiVersion !== API_VERSION) throw new RangeError(`${info.kind} is not a ${GROUP} kind`);
+  const slash = info.apiVersion.indexOf('/');
+  if (slash < 0) throw new RangeError(`${info.kind} is a core kind: it has no CustomResourceDefinition`);
+  const group = info.apiVersion.slice(0, slash);
+  const version = info.apiVersion.slice(slash + 1);
   const schema = structural(info.schema);
   const properties = schema['properties'] as Record<string, JsonSchema>;
   properties['metadata'] = { type: 'object' };
@@ -27,9 +30,9 @@ export function crdFor(info: KindInfo): Record<string, unknown> {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
-    metadata: { name: `${info.plural}.${GROUP}` },
+    metadata: { name: `${info.plural}.${group}` },
     spec: {
-      group: GROUP,
+      group,
       scope: 'Namespaced',
       names: {
         kind: info.kind,
@@ -37,11 +40,11 @@ export function crdFor(info: KindInfo): Record<string, unknown> {
         plural: info.plural,
         singular: info.singular,
         shortNames: [...info.shortNames],
-        categories: ['fluid', 'tide'],
+        ...(group === GROUP ? { categories: ['fluid', 'tide'] } : {}),
       },
       versions: [
         {
-          name: VERSION,
+          name: version,
           served: true,
           storage: true,
           schema: { openAPIV3Schema: schema },
@@ -53,9 +56,14 @@ export function crdFor(info: KindInfo): Record<string, unknown> {
   };
 }
 
-/** The CRDs of every data.fluid.io kind. */
+/** The CRDs of every kind Tide serves: the data.fluid.io kinds and the CronHPA. */
 export function allCrds(): Record<string, unknown>[] {
-  return KINDS.filter((info) => info.apiVersion === API_VERSION).map(crdFor);
+  return KINDS.filter((info) => info.apiVersion.includes('/')).map(crdFor);
+}
+
+/** Whether Tide owns the CRD (its group) or serves another project's kind, whose CRD it installs only where absent. */
+export function isTideCrd(crd: Record<string, unknown>): boolean {
+  return (crd['spec'] as { group?: string } | undefined)?.group === GROUP;
 }
 
 function structural(node: JsonSchema): JsonSchema {

@@ -28,7 +28,27 @@ export {
   SUPPORTED_SCHEMES,
   type MountScheme,
 } from './mounts.ts';
-export { crdFor, allCrds } from './crd.ts';
+export { crdFor, allCrds, isTideCrd } from './crd.ts';
+export {
+  CronHorizontalPodAutoscaler,
+  CRON_HPA_API_VERSION,
+  CRON_HPA_KIND,
+  CRON_HPA_TIME_ZONE_ANNOTATION,
+  HPA_KIND,
+  cronHpaErrors,
+  cronHpaJobProblem,
+  scaleTargetProblem,
+  type CronHpaCondition,
+  type CronHpaJob,
+  type CronHpaJobState,
+} from './cronhpa.ts';
+export {
+  parseCronHpaSchedule,
+  excludedBy,
+  parseGoDurationMs,
+  timeZoneProblem,
+  type CronHpaSchedule,
+} from './cronhpa-schedule.ts';
 export { isDns1035Label, isDns1123Label, isDns1123Subdomain } from './names.ts';
 export {
   DATASET_ID_LABEL,

@@ -4,6 +4,7 @@ import { Dataset } from './dataset.ts';
 import { DataLoad } from './dataload.ts';
 import { AlluxioRuntime, GooseFSRuntime, JindoRuntime, TideRuntime } from './runtime.ts';
 import { Secret } from './secret.ts';
+import { CRON_HPA_API_VERSION, CRON_HPA_KIND, CronHorizontalPodAutoscaler } from './cronhpa.ts';
 
 export type NameRule = 'dns1035Label' | 'dns1123Subdomain';
 
@@ -107,6 +108,21 @@ export const KINDS: readonly KindInfo[] = [
   runtime('AlluxioRuntime', 'alluxio', AlluxioRuntime),
   runtime('JindoRuntime', 'jindo', JindoRuntime),
   runtime('GooseFSRuntime', 'goosefs', GooseFSRuntime),
+  {
+    kind: CRON_HPA_KIND,
+    apiVersion: CRON_HPA_API_VERSION,
+    plural: 'cronhorizontalpodautoscalers',
+    singular: 'cronhorizontalpodautoscaler',
+    shortNames: ['cronhpa'],
+    schema: CronHorizontalPodAutoscaler,
+    nameRule: 'dns1123Subdomain',
+    scalable: false,
+    printerColumns: [
+      { name: 'Target Kind', jsonPath: '.spec.scaleTargetRef.kind', type: 'string' },
+      { name: 'Target Name', jsonPath: '.spec.scaleTargetRef.name', type: 'string' },
+      { name: 'Age', jsonPath: '.metadata.creationTimestamp', type: 'date' },
+    ],
+  },
   {
     kind: 'Secret',
     apiVersion: 'v1',

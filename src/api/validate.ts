@@ -12,6 +12,7 @@ import type { DataLoad } from './dataload.ts';
 import type { AnyRuntime, Level } from './runtime.ts';
 import { metadataSizeErrors, mountNameProblem, pathProblem, secretErrors } from './limits.ts';
 import { dataLoadOptionsOf } from './dataload-options.ts';
+import { cronHpaErrors, type CronHorizontalPodAutoscaler } from './cronhpa.ts';
 
 const compiled = new Map<TSchema, TypeCheck<TSchema>>();
 
@@ -164,6 +165,9 @@ function semanticErrors(info: KindInfo, doc: Record<string, unknown>): FieldErro
       break;
     case 'Secret':
       errors.push(...secretErrors(doc));
+      break;
+    case 'CronHorizontalPodAutoscaler':
+      errors.push(...cronHpaErrors(doc as unknown as CronHorizontalPodAutoscaler));
       break;
     default:
       break;

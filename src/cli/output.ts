@@ -110,6 +110,17 @@ const COLUMNS: Record<string, Column[]> = {
   AlluxioRuntime: RUNTIME_COLUMNS,
   JindoRuntime: RUNTIME_COLUMNS,
   GooseFSRuntime: RUNTIME_COLUMNS,
+  CronHorizontalPodAutoscaler: [
+    NAME,
+    {
+      header: 'TARGET',
+      value: (object) =>
+        `${text('spec.scaleTargetRef.kind')(object)}/${text('spec.scaleTargetRef.name')(object)}`,
+    },
+    { header: 'JOBS', value: (object) => String(((at(object, 'spec.jobs') ?? []) as unknown[]).length) },
+    { header: 'LAST RUN', value: lastCronHpaRun },
+    AGE,
+  ],
   Secret: [
     NAME,
     { header: 'TYPE', value: (object) => text('type')(object) || 'Opaque' },
@@ -117,6 +128,15 @@ const COLUMNS: Record<string, Column[]> = {
     AGE,
   ],
 };
+
+/** The job that ran last and how: `up Succeed 12s ago`. */
+function lastCronHpaRun(object: Row): string {
+  const conditions = (at(object, 'status.conditions') ?? []) as Row[];
+  const ran = conditions.filter((condition) => condition['state'] !== 'Submitted');
+  const last = ran.sort((a, b) => String(b['lastProbeTime']).localeCompare(String(a['lastProbeTime'])))[0];
+  if (last === undefined) return conditions.length === 0 ? '' : '<none>';
+  return `${text('name')(last)} ${text('state')(last)} ${formatAge(last['lastProbeTime'])} ago`;
+}
 
 /** Renders objects of one kind as an aligned table with kubectl-like columns. */
 export function renderTable(kind: string, objects: readonly Row[], wide: boolean): string {
@@ -169,7 +189,8 @@ export function renderDescription(object: Row, events: readonly Row[]): string {
   if (conditions.length === 0) lines.push('  <none>');
   for (const condition of conditions) {
     lines.push(
-      `  ${text('type')(condition)}=${text('status')(condition)}  ${text('reason')(condition)}: ${text('message')(condition)}`,
+      // A CronHPA's conditions are per job (name, state), as kubernetes-cronhpa-controller writes them.
+      `  ${text('type')(condition) || text('name')(condition)}=${text('status')(condition) || text('state')(condition)}  ${text('reason')(condition) || text('lastProbeTime')(condition)}: ${text('message')(condition)}`,
     );
   }
   lines.push('', 'Events:');

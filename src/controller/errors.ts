@@ -1,6 +1,7 @@
 import { TideError } from '../lib/index.ts';
 
-export type ControllerErrorCode = 'ERR_SECRET_NOT_FOUND' | 'ERR_SECRET_KEY_NOT_FOUND' | 'ERR_INVALID_RUNTIME';
+export type ControllerErrorCode =
+  'ERR_SECRET_NOT_FOUND' | 'ERR_SECRET_KEY_NOT_FOUND' | 'ERR_INVALID_RUNTIME' | 'ERR_CRONHPA_TARGET';
 
 /** A problem with the desired state that the user must fix; `reason` is the condition reason. */
 export class ControllerError extends TideError<ControllerErrorCode> {
@@ -11,6 +12,8 @@ export class ControllerError extends TideError<ControllerErrorCode> {
         return 'SecretNotFound';
       case 'ERR_INVALID_RUNTIME':
         return 'InvalidRuntime';
+      case 'ERR_CRONHPA_TARGET':
+        return 'TargetNotFound';
     }
   }
 }

@@ -18,3 +18,4 @@ export {
   formatDuration,
   type DataLoadReconcilerOptions,
 } from './dataload-reconciler.ts';
+export { CronHpaReconciler, type CronHpaReconcilerOptions } from './cronhpa-reconciler.ts';

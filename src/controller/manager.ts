@@ -1,4 +1,5 @@
-import { RUNTIME_KINDS } from '../api/index.ts';
+import { CRON_HPA_KIND, RUNTIME_KINDS } from '../api/index.ts';
+import { CronHpaReconciler } from './cronhpa-reconciler.ts';
 import type { Logger } from '../lib/index.ts';
 import type { Platform } from '../platform/index.ts';
 import { hasCode } from '../lib/index.ts';
@@ -17,6 +18,11 @@ export interface ControllerManagerOptions {
   events?: EventRecorder;
   resyncMs?: number;
   originCheckTimeoutMs?: number;
+  /** Whether this manager runs CronHPAs (off where kubernetes-cronhpa-controller does); default on. */
+  cronHpa?: boolean;
+  /** Whether HorizontalPodAutoscalers exist, for CronHPAs that target one. */
+  hpaTargets?: boolean;
+  now?: () => Date;
 }
 
 /**
@@ -29,6 +35,7 @@ export class ControllerManager {
   readonly #queue: WorkQueue;
   readonly #loadQueue: WorkQueue;
   readonly #loads: DataLoadReconciler;
+  readonly #cronHpaQueue: WorkQueue;
   readonly #metadata: MetadataSync;
   readonly #abort = new AbortController();
   readonly #watches: Promise<void>[] = [];
@@ -59,6 +66,14 @@ export class ControllerManager {
       logger,
       concurrency: 4,
     });
+    const cronHpa = new CronHpaReconciler({
+      store: options.store,
+      events,
+      logger,
+      hpaTargets: options.hpaTargets ?? false,
+      ...(options.now === undefined ? {} : { now: options.now }),
+    });
+    this.#cronHpaQueue = new WorkQueue({ reconcile: (key) => cronHpa.reconcile(key), logger });
     const reconciler = new DatasetReconciler({
       store: options.store,
       platform: options.platform,
@@ -109,17 +124,24 @@ export class ControllerManager {
       if (type !== 'DELETED' || (load.metadata.finalizers ?? []).length > 0)
         this.#loadQueue.add(`${load.metadata.namespace}/${load.metadata.name}`);
     });
+    if (this.#options.cronHpa ?? true) {
+      this.#watch(CRON_HPA_KIND, (object, type) => {
+        if (type !== 'DELETED')
+          this.#cronHpaQueue.add(`${object.metadata.namespace}/${object.metadata.name}`);
+      });
+    }
   }
 
   /** Resolves when no reconcile is queued or running. */
   async idle(): Promise<void> {
     await this.#queue.idle();
     await this.#loadQueue.idle();
+    await this.#cronHpaQueue.idle();
   }
 
   async stop(): Promise<void> {
     this.#abort.abort();
-    await Promise.all([this.#queue.stop(), this.#loadQueue.stop()]);
+    await Promise.all([this.#queue.stop(), this.#loadQueue.stop(), this.#cronHpaQueue.stop()]);
     this.#loads.stopAll();
     this.#metadata.stopAll();
     await Promise.allSettled(this.#watches);

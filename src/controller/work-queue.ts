@@ -27,7 +27,7 @@ export class WorkQueue {
   readonly #active = new Set<string>();
   readonly #dirty = new Set<string>();
   readonly #failures = new Map<string, number>();
-  readonly #timers = new Map<string, NodeJS.Timeout>();
+  readonly #timers = new Map<string, { timer: NodeJS.Timeout; dueMs: number }>();
   readonly #abort = new AbortController();
   readonly #idleWaiters: (() => void)[] = [];
   #stopped = false;
@@ -56,14 +56,20 @@ export class WorkQueue {
 
   /** Adds the key after `delayMs`; an earlier pending delay for the key wins. */
   addAfter(key: string, delayMs: number): void {
-    if (this.#stopped || this.#timers.has(key)) return;
+    if (this.#stopped) return;
     const jittered = delayMs * (1 + Math.random() * this.#options.jitterRatio);
+    const dueMs = Date.now() + jittered;
+    const pending = this.#timers.get(key);
+    if (pending !== undefined) {
+      if (pending.dueMs <= dueMs) return;
+      clearTimeout(pending.timer);
+    }
     const timer = setTimeout(() => {
       this.#timers.delete(key);
       this.add(key);
     }, jittered);
     timer.unref();
-    this.#timers.set(key, timer);
+    this.#timers.set(key, { timer, dueMs });
   }
 
   /** Resolves when nothing is queued or running (timers may still be pending). */
@@ -76,7 +82,7 @@ export class WorkQueue {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#abort.abort();
-    for (const timer of this.#timers.values()) clearTimeout(timer);
+    for (const { timer } of this.#timers.values()) clearTimeout(timer);
     this.#timers.clear();
     this.#order.length = 0;
     this.#queued.clear();

@@ -1,6 +1,14 @@
 import { statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { formatSize, RUNTIME_KINDS, type FieldError, type Level } from '../api/index.ts';
+import {
+  CRON_HPA_KIND,
+  HPA_KIND,
+  findKind,
+  formatSize,
+  RUNTIME_KINDS,
+  type FieldError,
+  type Level,
+} from '../api/index.ts';
 import { parseFuseArgs } from '../fuse/index.ts';
 import { parseQuantity } from '../lib/index.ts';
 import type { StoredObject } from '../store/index.ts';
@@ -30,6 +38,16 @@ export interface Admission {
  */
 export async function admitObject(object: StoredObject, settings: AdmissionSettings): Promise<Admission> {
   const admission: Admission = { errors: [], warnings: [] };
+  if (object.kind === CRON_HPA_KIND) {
+    const target = (object['spec'] as { scaleTargetRef?: { kind?: string } } | undefined)?.scaleTargetRef;
+    if (target?.kind === HPA_KIND && !servesHpas()) {
+      admission.errors.push({
+        path: '/spec/scaleTargetRef/kind',
+        message: `this Tide daemon serves no ${HPA_KIND}s: target a runtime (its replicas) instead`,
+      });
+    }
+    return admission;
+  }
   if (!(RUNTIME_KINDS as readonly string[]).includes(object.kind)) return admission;
   const spec = (object['spec'] ?? {}) as {
     replicas?: number;
@@ -54,6 +72,11 @@ export async function admitObject(object: StoredObject, settings: AdmissionSetti
     await checkLevel(level, `/spec/tieredstore/levels/${index}`, Math.max(1, replicas), settings, admission);
   }
   return admission;
+}
+
+/** Whether the daemon holds HorizontalPodAutoscalers, which a CronHPA may then target. */
+export function servesHpas(): boolean {
+  return findKind(HPA_KIND) !== undefined;
 }
 
 /** Whether FUSE arguments ask for `allow_other`; malformed ones are the mount's to report. */

@@ -7,6 +7,7 @@ import { SqliteStore } from '../store/index.ts';
 import { createUnderFileSystem } from '../ufs/index.ts';
 import { createApiServer } from './api-server.ts';
 import { socketAnswers, type EmbeddedConfig } from './config.ts';
+import { servesHpas } from './admission.ts';
 import { makeHomeOwnerOnly } from './owner-only.ts';
 
 /** Workers of one runtime on this machine: each is a process with tiers of its own. */
@@ -49,6 +50,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     platform,
     logger,
     ufsFactory: (mount) => createUnderFileSystem(mount, { pvcRoot: config.pvcRoot, logger }),
+    hpaTargets: servesHpas(),
   });
   let resolveClosed: () => void = () => undefined;
   const closed = new Promise<void>((resolve) => {

@@ -21,6 +21,8 @@ export interface OperatorConfig {
   };
   /** Apply the CRDs generated from the API schemas at start (off when Helm installs them). */
   installCrds: boolean;
+  /** Run CronHPAs (off where kubernetes-cronhpa-controller runs them). */
+  cronHpa: boolean;
   platform: KubePlatformSettings;
   /** Period of the reconcile of a settled dataset (statistics, origin health). */
   resyncMs: number;
@@ -78,6 +80,7 @@ interface RawOptions {
   renewDeadline: string;
   retryPeriod: string;
   installCrds: boolean;
+  cronhpa: boolean;
   workerImage: string;
   fuseImage: string;
   loaderImage: string;
@@ -132,6 +135,7 @@ export function parseOperatorArgs(
     .option('--renew-deadline <seconds>', 'how long the leader retries renewing before it stops', '10')
     .option('--retry-period <seconds>', 'pause between attempts to acquire or renew', '2')
     .option('--install-crds', 'apply the CustomResourceDefinitions at start', false)
+    .option('--no-cronhpa', 'leave CronHorizontalPodAutoscalers to kubernetes-cronhpa-controller')
     .option('--worker-image <image>', 'image of the cache workers', defaults.images.worker)
     .option('--fuse-image <image>', 'image of the FUSE pods', defaults.images.fuse)
     .option('--loader-image <image>', 'image of the DataLoad Jobs', defaults.images.loader)
@@ -195,6 +199,7 @@ export function parseOperatorArgs(
       retryPeriodMs,
     }),
     installCrds: raw.installCrds,
+    cronHpa: raw.cronhpa,
     platform: Object.freeze({
       images: Object.freeze({ worker: raw.workerImage, fuse: raw.fuseImage, loader: raw.loaderImage }),
       imagePullPolicy: raw.imagePullPolicy,

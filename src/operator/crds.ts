@@ -1,12 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { allCrds } from '../api/index.ts';
-import type { Logger } from '../lib/index.ts';
+import { allCrds, isTideCrd } from '../api/index.ts';
+import { hasCode, type Logger } from '../lib/index.ts';
 import { builtin, type KubeClient } from '../kube/index.ts';
 import { OperatorError } from './errors.ts';
 
 /**
  * Installs or upgrades Tide's CustomResourceDefinitions (generated from the API schemas) with
- * server-side apply, field manager `tide`, and waits until each is Established.
+ * server-side apply, field manager `tide`, and waits until each is Established. The CRD of a kind
+ * Tide serves for another project (the CronHPA's) is created only where absent: a cluster that
+ * has kubernetes-cronhpa-controller's keeps it as it is.
  * @throws {OperatorError} ERR_CRD_NOT_ESTABLISHED when one is not served within `timeoutMs`
  */
 export async function installCrds(
@@ -15,7 +17,15 @@ export async function installCrds(
 ): Promise<string[]> {
   const names: string[] = [];
   for (const crd of allCrds()) {
-    await client.apply(builtin.customResourceDefinitions, crd, { force: true, signal: options.signal });
+    if (isTideCrd(crd)) {
+      await client.apply(builtin.customResourceDefinitions, crd, { force: true, signal: options.signal });
+    } else {
+      try {
+        await client.create(builtin.customResourceDefinitions, crd, { signal: options.signal });
+      } catch (error) {
+        if (!hasCode(error, 'ERR_KUBE_ALREADY_EXISTS')) throw error;
+      }
+    }
     names.push((crd['metadata'] as { name: string }).name);
   }
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);

@@ -88,6 +88,8 @@ export async function runOperator(
         events,
         logger,
         resyncMs: config.resyncMs,
+        cronHpa: config.cronHpa,
+        hpaTargets: true,
         ufsFactory: (mount) => createUnderFileSystem(mount, { logger }),
       });
       manager.start();

@@ -1,4 +1,4 @@
-import { API_VERSION, KINDS } from '../api/index.ts';
+import { HPA_KIND, KINDS } from '../api/index.ts';
 import {
   KubeError,
   apiVersionOf,
@@ -36,11 +36,14 @@ interface KindType {
   hasStatus: boolean;
 }
 
-/** Where each kind the reconcilers use lives in the API: Tide's CRDs and the core Secret and Event. */
+/**
+ * Where each kind the reconcilers use lives in the API: Tide's CRDs (with the CronHPA's), the core
+ * Secret and Event, and the HorizontalPodAutoscalers a CronHPA may adjust.
+ */
 function kindTypes(): ReadonlyMap<string, KindType> {
   const types = new Map<string, KindType>();
   for (const info of KINDS) {
-    if (info.apiVersion !== API_VERSION) continue;
+    if (!info.apiVersion.includes('/')) continue;
     types.set(info.kind, {
       type: resourceType(info.apiVersion, info.kind, info.plural, { namespaced: true }),
       hasStatus: true,
@@ -48,6 +51,10 @@ function kindTypes(): ReadonlyMap<string, KindType> {
   }
   types.set('Secret', { type: builtin.secrets, hasStatus: false });
   types.set('Event', { type: builtin.events, hasStatus: false });
+  types.set(HPA_KIND, {
+    type: resourceType('autoscaling/v2', HPA_KIND, 'horizontalpodautoscalers', { namespaced: true }),
+    hasStatus: true,
+  });
   return types;
 }
 

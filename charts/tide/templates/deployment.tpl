@@ -51,6 +51,9 @@ spec:
             {{- if .Values.controller.installCrds }}
             - --install-crds
             {{- end }}
+            {{- if not .Values.cronHpa.enabled }}
+            - --no-cronhpa
+            {{- end }}
             - --worker-image={{ include "tide.image" (list . .Values.image.worker) }}
             - --fuse-image={{ include "tide.image" (list . .Values.image.fuse) }}
             - --loader-image={{ include "tide.image" (list . .Values.image.loader) }}

@@ -29,6 +29,19 @@ rules:
   - apiGroups: [data.fluid.io]
     resources: [datasets/finalizers]
     verbs: [update]
+  {{- if .Values.cronHpa.enabled }}
+  # CronHPAs: their jobs' conditions, and the HPAs they target (min/max). update on the objects
+  # themselves: kubernetes-cronhpa-controller's CRD, where it is kept, has no status subresource.
+  - apiGroups: [autoscaling.alibabacloud.com]
+    resources: [cronhorizontalpodautoscalers]
+    verbs: [get, list, watch, update]
+  - apiGroups: [autoscaling.alibabacloud.com]
+    resources: [cronhorizontalpodautoscalers/status]
+    verbs: [get, update]
+  - apiGroups: [autoscaling]
+    resources: [horizontalpodautoscalers]
+    verbs: [get, update]
+  {{- end }}
   # update: the webhook's certificate Secret, renewed with a resourceVersion precondition.
   - apiGroups: ['']
     resources: [secrets]
