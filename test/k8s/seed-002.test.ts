@@ -298,6 +298,7 @@ describe(
       await waitForPhase(cluster.client, 'Dataset', DATASET, { phase: 'Bound', namespace: NS });
 
       const cold = await runJob('model-cold', 'v1/model.bin');
+      const coldOriginBytes = await nginx.accessLogBytes();
       const spec = cold.pod['spec'] as {
         initContainers?: { name: string; image?: string; resources?: unknown; restartPolicy?: string }[];
         volumes: { persistentVolumeClaim?: unknown }[];
@@ -317,7 +318,9 @@ describe(
         namespace: NS,
       });
       const loadSeconds = (Date.now() - loadStartMs) / 1000;
+      const loadedOriginBytes = await nginx.accessLogBytes();
       const warm = await runJob('model-warm', 'v2/model.bin');
+      const warmOriginBytes = (await nginx.accessLogBytes()) - loadedOriginBytes;
 
       for (const entry of cold.loads)
         assert.equal(entry.sum, digests.get('v1'), `${entry.pod} read the model intact`);
@@ -334,7 +337,22 @@ describe(
       t.diagnostic(`DataLoad: ${loadSeconds.toFixed(2)} s`);
       t.diagnostic(`warm start (pod creation to model read): ${format(warmStart)}`);
       t.diagnostic(`warm read alone: ${format(warm.loads.map((l) => l.readSeconds))}`);
-      // The cold pods shared one pass over the link; each waited at least for it.
+      const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+      t.diagnostic(
+        `origin bytes: cold Job ${mib(coldOriginBytes)}, DataLoad ${mib(loadedOriginBytes - coldOriginBytes)}, warm Job ${mib(warmOriginBytes)}`,
+      );
+      // The cold pods shared one pass over the link (the worker fetches each block once for all readers)…
+      assert.ok(
+        coldOriginBytes < 1.05 * MODEL_BYTES,
+        `one pass over the origin, not one per pod: ${mib(coldOriginBytes)}`,
+      );
+      // …the DataLoad fetched the model the warm pods read, and they read nothing from the origin.
+      assert.ok(loadedOriginBytes - coldOriginBytes >= MODEL_BYTES, 'the DataLoad loaded the second model');
+      assert.ok(
+        warmOriginBytes < 1 << 20,
+        `the warm Job read from the cache, not the origin: ${mib(warmOriginBytes)}`,
+      );
+      // Each cold pod waited at least for the one pass.
       assert.ok(
         summary(coldStart).min >= 0.9 * linkSeconds,
         `cold starts waited for the origin (${format(coldStart)})`,
