@@ -19,6 +19,8 @@ export interface ThrottledLink {
   namespace: string;
   /** The namespace's address: servers inside listen here, clients outside connect here. */
   remoteAddress: string;
+  /** This namespace's end of the pair: the route back into it (for clients beyond this host's loopback). */
+  localAddress: string;
   /** Bits per second shared by every response sent over the link. */
   rateBitsPerSecond: number;
   /** The argv that runs `command` inside the namespace. */
@@ -102,5 +104,5 @@ export async function createThrottledLink(options: { rateBitsPerSecond: number }
     await close();
     throw new Error(`Cannot create a throttled link: ${(error as Error).message}`, { cause: error });
   }
-  return { namespace, remoteAddress, rateBitsPerSecond, wrap: inNamespace, close };
+  return { namespace, remoteAddress, localAddress, rateBitsPerSecond, wrap: inNamespace, close };
 }
