@@ -3,14 +3,7 @@
  * ones `tide apply --dry-run` validates with.
  */
 import { crdFor, findKind, MOUNT_POINT_PATTERN, type KindInfo } from '../../src/api/index.ts';
-import {
-  builtin,
-  resourceType,
-  type KubeClient,
-  type KubeObject,
-  type ResourceType,
-} from '../../src/kube/index.ts';
-import { waitFor } from './cluster.ts';
+import { builtin, resourceType, type KubeObject, type ResourceType } from '../../src/kube/index.ts';
 
 export const GROUP = 'data.fluid.io';
 
@@ -72,32 +65,3 @@ export const CHART_RBAC_TYPES: ReadonlyMap<string, ResourceType> = new Map([
     resourceType('rbac.authorization.k8s.io/v1', 'RoleBinding', 'rolebindings', { namespaced: true }),
   ],
 ]);
-
-/** The resource type of one of the API's kinds (Dataset, JindoRuntime, DataLoad …), by kind name. */
-export function fluidType(kind: string): ResourceType {
-  const info = findKind(kind);
-  if (info === undefined || info.apiVersion === 'v1') throw new TypeError(`no kind ${kind} in data.fluid.io`);
-  return resourceType(info.apiVersion, info.kind, info.plural, { namespaced: true });
-}
-
-/** Waits until the object's `status.phase` is `phase`; the error carries its last status. */
-export async function waitForPhase(
-  client: KubeClient,
-  kind: string,
-  name: string,
-  options: { phase: string; namespace: string; timeoutMs?: number },
-): Promise<KubeObject> {
-  let last: KubeObject | undefined;
-  return waitFor(
-    `${kind} ${name} to be ${options.phase}`,
-    async () => {
-      last = await client.get(fluidType(kind), name, { namespace: options.namespace }).catch(() => undefined);
-      return (last?.['status'] as { phase?: string } | undefined)?.phase === options.phase ? last : undefined;
-    },
-    { timeoutMs: options.timeoutMs ?? 180_000, intervalMs: 500 },
-  ).catch((error: unknown) => {
-    throw new Error(`${(error as Error).message}; status: ${JSON.stringify(last?.['status'])}`, {
-      cause: error,
-    });
-  });
-}

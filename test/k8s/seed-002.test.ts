@@ -21,7 +21,7 @@ import { startNginx, type NginxServer } from '../helpers/nginx.ts';
 import { createThrottledLink, type ThrottledLink } from '../helpers/throttled-link.ts';
 import { installChart, renderChart } from './chart.ts';
 import { k8sSuiteSkipReason, startCluster, waitFor, type TestCluster } from './cluster.ts';
-import { fluidType, waitForPhase } from './fixtures.ts';
+import { tideObjects, tideType } from './tide-objects.ts';
 import { describePod, podLogs, runPodToEnd } from './pods.ts';
 import type { RealNode } from './real-node.ts';
 
@@ -115,7 +115,7 @@ describe(
     };
 
     const applyDoc = async (doc: KubeObject): Promise<void> => {
-      await cluster.client.apply(fluidType(doc.kind ?? ''), doc, { namespace: NS, force: true });
+      await cluster.client.apply(tideType(doc.kind ?? ''), doc, { namespace: NS, force: true });
     };
     const jobPods = async (job: string): Promise<KubeObject[]> =>
       (
@@ -295,7 +295,7 @@ describe(
       assert.ok(runtime !== undefined);
       (runtime['spec'] as { fuse: unknown }).fuse = runtimeFuse;
       for (const doc of docs.filter((d) => d.kind !== 'DataLoad')) await applyDoc(doc);
-      await waitForPhase(cluster.client, 'Dataset', DATASET, { phase: 'Bound', namespace: NS });
+      await tideObjects(cluster.client, NS).waitForPhase('Dataset', DATASET, 'Bound', 180_000);
 
       const cold = await runJob('model-cold', 'v1/model.bin');
       const coldOriginBytes = await nginx.accessLogBytes();
@@ -313,10 +313,7 @@ describe(
       assert.ok(load !== undefined);
       const loadStartMs = Date.now();
       await applyDoc(load);
-      await waitForPhase(cluster.client, 'DataLoad', load.metadata.name, {
-        phase: 'Complete',
-        namespace: NS,
-      });
+      await tideObjects(cluster.client, NS).waitForPhase('DataLoad', load.metadata.name, 'Complete', 180_000);
       const loadSeconds = (Date.now() - loadStartMs) / 1000;
       const loadedOriginBytes = await nginx.accessLogBytes();
       const warm = await runJob('model-warm', 'v2/model.bin');
@@ -371,7 +368,7 @@ describe(
           for (const o of objects.items) left.push(`${kind} ${o.metadata?.name ?? ''}`);
         };
         for (const kind of ['Dataset', 'JindoRuntime', 'DataLoad'])
-          names(await cluster.client.list(fluidType(kind), { namespace: NS }), kind);
+          names(await cluster.client.list(tideType(kind), { namespace: NS }), kind);
         names(await cluster.client.list(builtin.pods, { namespace: NS }), 'Pod');
         names(await cluster.client.list(builtin.jobs, { namespace: NS }), 'Job');
         names(await cluster.client.list(builtin.persistentVolumeClaims, { namespace: NS }), 'PVC');
@@ -433,7 +430,7 @@ describe(
       );
       for (const doc of [...docs].reverse())
         await cluster.client
-          .delete(fluidType(doc.kind ?? ''), doc.metadata.name, { namespace: NS })
+          .delete(tideType(doc.kind ?? ''), doc.metadata.name, { namespace: NS })
           .catch(() => undefined);
       let left: string[] = [];
       await waitFor(
