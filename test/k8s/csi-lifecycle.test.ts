@@ -1,7 +1,8 @@
 /**
- * The CSI data path's life cycle on a real node: a FUSE pod deleted under a running reader, and a
- * dataset deleted while a pod uses it. One cluster, one real node, the chart installed as in
- * csi-on-node.test.ts.
+ * The CSI data path's life cycle on a real node: a FUSE pod deleted under a running reader, a
+ * dataset deleted while a pod uses it, and seed 004 (an OSS object a pod tails, and a line appended
+ * at the origin that a cron DataLoad brings through the mount). One cluster, one real node, the
+ * chart installed as in csi-on-node.test.ts.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -11,33 +12,24 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { KINDS } from '../../src/api/index.ts';
-import { builtin, resourceType, type KubeObject, type ResourceType } from '../../src/kube/index.ts';
+import { parseAllDocuments } from 'yaml';
+import { builtin, type KubeObject } from '../../src/kube/index.ts';
 import { ensureImages } from '../helpers/images.ts';
 import { startNginx, type NginxServer } from '../helpers/nginx.ts';
+import { startS3Server } from '../helpers/s3-server.ts';
 import { installChart, renderChart } from './chart.ts';
+import { exampleKindType } from './fixtures.ts';
 import { k8sSuiteSkipReason, startCluster, waitFor, type TestCluster } from './cluster.ts';
 import type { RealNode } from './real-node.ts';
 import { describePod, podLogs, waitForPod } from './pods.ts';
 
+const ROOT = join(import.meta.dirname, '..', '..');
 const SYSTEM = 'tide-system';
 const NS = 'default';
 const DATASET = 'big';
 const FILE = 'big.bin';
 const FILE_MIB = 200;
 const skip = k8sSuiteSkipReason({ realNode: true });
-
-const TYPES = new Map<string, ResourceType>(
-  KINDS.filter((info) => info.apiVersion !== 'v1').map((info) => [
-    info.kind,
-    resourceType(info.apiVersion, info.kind, info.plural, { namespaced: true }),
-  ]),
-);
-function typeOf(kind: string): ResourceType {
-  const type = TYPES.get(kind);
-  assert.ok(type !== undefined, `no type for ${kind}`);
-  return type;
-}
 
 type Obj = KubeObject & { metadata: { name: string }; status?: Record<string, unknown> };
 interface EventLike {
@@ -87,7 +79,7 @@ describe(
 
     const get = async (kind: string, name: string): Promise<Obj | undefined> => {
       try {
-        return await cluster.client.get<Obj>(typeOf(kind), name, { namespace: NS });
+        return await cluster.client.get<Obj>(exampleKindType(kind), name, { namespace: NS });
       } catch (error) {
         if ((error as { code?: string }).code === 'ERR_KUBE_NOT_FOUND') return undefined;
         throw error;
@@ -169,7 +161,7 @@ describe(
         },
       };
       for (const doc of [dataset, runtime])
-        await cluster.client.apply(typeOf(doc.kind), doc, { namespace: NS, force: true });
+        await cluster.client.apply(exampleKindType(doc.kind), doc, { namespace: NS, force: true });
       await waitFor(
         'the dataset to be Bound',
         async () => ((await get('Dataset', DATASET))?.status?.['phase'] === 'Bound' ? true : undefined),
@@ -264,7 +256,7 @@ describe(
           .filter((entry) => entry.isFile())
           .map((entry) => join(entry.parentPath, entry.name));
       assert.ok((await tierFiles()).length > 0, 'the hostPath tier holds block files of the reads');
-      await cluster.client.delete(typeOf('Dataset'), DATASET, { namespace: NS });
+      await cluster.client.delete(exampleKindType('Dataset'), DATASET, { namespace: NS });
       const waiting = await waitFor(
         'an event saying whom the deletion waits for',
         async () => (await datasetEvents()).find((event) => event.reason === 'ErrorDeleteDataset'),
@@ -310,6 +302,103 @@ describe(
       ).catch((error: unknown) => {
         throw new Error(`${(error as Error).message}; left: ${JSON.stringify(lastLeft)}`, { cause: error });
       });
+    });
+
+    it('seed 004: a pod tails the OSS object, and a line appended at the origin shows after the next cron DataLoad', async (t) => {
+      const s3 = await startS3Server({ host: cluster.podReachableIp ?? '', buckets: ['tide-demo'] });
+      cleanups.push(() => s3.stop());
+      const lines = (count: number): string =>
+        Array.from({ length: count }, (_, i) => `release note ${i + 1}\n`).join('');
+      await s3.putObject('tide-demo', 'hbase/CHANGES.md', lines(3));
+      const text = (await readFile(join(ROOT, 'examples', 'seed-004-cron-oss.yaml'), 'utf8')).replaceAll(
+        'http://127.0.0.1:18333',
+        s3.endpoint,
+      );
+      const docs = parseAllDocuments(text).map((d) => d.toJSON() as Obj);
+      const load = docs.find((d) => d.kind === 'DataLoad');
+      assert.ok(load !== undefined);
+      // Every 20 s instead of every two minutes, to keep the test short.
+      (load['spec'] as { schedule: string }).schedule = '*/20 * * * * *';
+      for (const doc of docs) {
+        const type = exampleKindType(doc.kind ?? '');
+        await cluster.client.apply(
+          type,
+          { ...doc, metadata: { ...doc.metadata, namespace: NS } },
+          {
+            namespace: NS,
+            force: true,
+          },
+        );
+      }
+      await waitFor(
+        'the seed 004 dataset to be Bound',
+        async () => ((await get('Dataset', 'demo'))?.status?.['phase'] === 'Bound' ? true : undefined),
+        { timeoutMs: 240_000, intervalMs: 500 },
+      );
+      await cluster.client.create(builtin.pods, {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'tail', namespace: NS, labels: { 'fuse.serverful.fluid.io/inject': 'true' } },
+        spec: {
+          terminationGracePeriodSeconds: 1,
+          containers: [
+            {
+              name: 'tail',
+              image: 'tide.local/tide-test:dev',
+              imagePullPolicy: 'Never',
+              command: [
+                'bash',
+                '-c',
+                'while :; do echo "$(date +%s.%N) $(tail -n 1 /data/CHANGES.md 2>&1)"; sleep 0.5; done',
+              ],
+              volumeMounts: [{ name: 'demo', mountPath: '/data', readOnly: true }],
+            },
+          ],
+          volumes: [{ name: 'demo', persistentVolumeClaim: { claimName: 'demo', readOnly: true } }],
+        },
+      });
+      const tailed = async (line: string): Promise<number | undefined> => {
+        const logs = await podLogs(cluster, NS, 'tail', 'tail').catch(() => '');
+        const match = new RegExp(`^([\\d.]+) ${line}$`, 'm').exec(logs);
+        return match === null ? undefined : Number(match[1]) * 1000;
+      };
+      await waitFor('the pod to tail the object', () => tailed('release note 3'), {
+        timeoutMs: 240_000,
+        intervalMs: 1000,
+      });
+      // Append just after a cron run has finished, so that the next one is about 20 s away.
+      const loadStatus = async (): Promise<Record<string, unknown>> =>
+        (await get('DataLoad', 'cron-dataload'))?.status ?? {};
+      const finished = await waitFor(
+        'a cron DataLoad run to finish',
+        async () => (await loadStatus())['lastSuccessfulTime'],
+        { timeoutMs: 90_000, intervalMs: 500 },
+      );
+      await waitFor(
+        'the next cron DataLoad run to finish',
+        async () => ((await loadStatus())['lastSuccessfulTime'] !== finished ? true : undefined),
+        { timeoutMs: 60_000, intervalMs: 250 },
+      );
+      await s3.putObject('tide-demo', 'hbase/CHANGES.md', lines(4));
+      const appendedMs = Date.now();
+      const runStartsMs = new Set<number>();
+      const seenMs = await waitFor(
+        'the appended line through the mount',
+        async () => {
+          runStartsMs.add(Date.parse(String((await loadStatus())['lastScheduleTime'])));
+          return tailed('release note 4');
+        },
+        { timeoutMs: 90_000, intervalMs: 500 },
+      );
+      const nextRunMs = Math.min(...[...runStartsMs].filter((ms) => ms >= appendedMs));
+      t.diagnostic(
+        `appended line seen ${Math.round(seenMs - appendedMs)} ms after the append, ${Math.round(seenMs - nextRunMs)} ms after the next cron DataLoad run started`,
+      );
+      // The mount keeps attributes for 60 s (attr_timeout, entry_timeout, hence the metadata TTL):
+      // the line shows this early only because the DataLoad's versions invalidated the file.
+      assert.ok(Number.isFinite(nextRunMs), 'a cron DataLoad run started after the append');
+      assert.ok(seenMs >= nextRunMs, 'the line showed once that run had begun, not before');
+      assert.ok(seenMs - appendedMs < 55_000, 'the line shows well within the 60 s attribute timeout');
     });
   },
 );

@@ -21,6 +21,7 @@ import {
   loadJob,
   persistentVolume,
   persistentVolumeClaim,
+  versionsConfigMap,
   workerService,
   workerStatefulSet,
   type KubeDatasetClientConfig,
@@ -37,6 +38,7 @@ import {
   loadJobName,
   namesOf,
   podSelector,
+  versionsConfigMapName,
   workerNodeLabels,
 } from './names.ts';
 
@@ -94,6 +96,7 @@ const TYPES: Record<string, ResourceType> = {
   PersistentVolume: builtin.persistentVolumes,
   PersistentVolumeClaim: builtin.persistentVolumeClaims,
   Job: builtin.jobs,
+  ConfigMap: builtin.configMaps,
 };
 
 /**
@@ -151,6 +154,8 @@ export class KubePlatform implements Platform {
     // struct the binder completes (uid), which an apply would take back every time.
     await this.#createIfAbsent(persistentVolume(plan, names, this.#settings), signal);
     await this.#createIfAbsent(persistentVolumeClaim(plan, names, this.#settings), signal);
+    // Created once: the loader writes its data, which an apply would take back.
+    await this.#createIfAbsent(versionsConfigMap(plan), signal);
     const pods = await this.#workerPods(plan.dataset, signal);
     await this.#syncWorkerNodeLabels(plan.dataset, pods, signal);
     const live = pods.filter((pod) => pod.metadata.deletionTimestamp === undefined);
@@ -198,6 +203,7 @@ export class KubePlatform implements Platform {
     await this.#delete(extraTypes.roles, names.client, namespace, signal);
     await this.#delete(builtin.serviceAccounts, names.client, namespace, signal);
     await this.#delete(builtin.secrets, names.config, namespace, signal);
+    await this.#delete(builtin.configMaps, versionsConfigMapName(dataset), namespace, signal);
     this.#tokens.delete(keyOf(dataset));
     this.#statsBackoffUntilMs.delete(keyOf(dataset));
   }
