@@ -213,6 +213,9 @@ export class KubePlatform implements Platform {
    * dataset made again later finds and serves them; nothing else reads them).
    */
   async #clearWorkers(dataset: DatasetRef, signal: AbortSignal): Promise<void> {
+    // Workers whose stats did not answer lately are not reachable from here (kwok's pods, a
+    // network policy): their blocks stay, and removal does not wait on them.
+    if ((this.#statsBackoffUntilMs.get(keyOf(dataset)) ?? 0) > Date.now()) return;
     const pods = (await this.#workerPods(dataset, signal)).filter(
       (pod) => isReady(pod) && pod.status?.podIP !== undefined,
     );

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from '../../lib/index.ts';
+import { toError, type Logger } from '../../lib/index.ts';
 import { builtin, type KubeClient } from '../../kube/index.ts';
 import { encodeVersions, VERSIONS_KEY, type VersionsFile } from '../dataset-versions.ts';
 import { loadTargets } from '../local/loader.ts';
@@ -44,14 +44,23 @@ export async function runLoader(options: RunLoaderOptions): Promise<LoadProgress
       onProgress: options.onProgress,
       onListed: (entry) => entries.push([entry.path, entry.version]),
     });
-    // The FUSE pods watch this ConfigMap and drop the kernel's caches of files that changed.
+    // The FUSE pods watch this ConfigMap and drop the kernel's caches of files that changed. The
+    // load is done either way: without it, mounts see the changes after their metadata TTL.
     const versions: VersionsFile = { targets: options.plan.targets.map((target) => target.path), entries };
-    await kube.patch(
-      builtin.configMaps,
-      config.versionsConfigMap,
-      { binaryData: { [VERSIONS_KEY]: encodeVersions(versions) } },
-      { namespace: config.namespace, patchType: 'merge', signal: options.signal },
-    );
+    try {
+      await kube.patch(
+        builtin.configMaps,
+        config.versionsConfigMap,
+        { binaryData: { [VERSIONS_KEY]: encodeVersions(versions) } },
+        { namespace: config.namespace, patchType: 'merge', signal: options.signal },
+      );
+    } catch (error) {
+      if (options.signal.aborted) throw error;
+      options.logger.warn(
+        { configMap: config.versionsConfigMap, err: toError(error) },
+        'cannot publish the versions this load saw; mounts see changed files after their metadata TTL',
+      );
+    }
     return progress;
   } finally {
     await close();
