@@ -56,6 +56,31 @@ const READER_SCRIPT = [
   'sleep 100000 & wait',
 ].join('\n');
 
+/**
+ * A serverful pod of the test image running `script` with the dataset's claim at /data: the
+ * webhook gives its dataset mounts HostToContainer propagation.
+ */
+function datasetPod(name: string, claim: string, script: string): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: NS, labels: { 'fuse.serverful.fluid.io/inject': 'true' } },
+    spec: {
+      terminationGracePeriodSeconds: 2,
+      containers: [
+        {
+          name,
+          image: 'tide.local/tide-test:dev',
+          imagePullPolicy: 'Never',
+          command: ['bash', '-c', script],
+          volumeMounts: [{ name: 'data', mountPath: '/data', readOnly: true }],
+        },
+      ],
+      volumes: [{ name: 'data', persistentVolumeClaim: { claimName: claim, readOnly: true } }],
+    },
+  };
+}
+
 /** Mount points in this machine's mountinfo (the real node shares its mount namespace). */
 async function mountPointsUnder(dirs: readonly string[]): Promise<string[]> {
   const text = await readFile('/proc/self/mountinfo', 'utf8');
@@ -175,25 +200,7 @@ describe(
     });
 
     it('a reader whose FUSE pod is deleted mid-read fails once with ENOTCONN; the re-bound mount reads right in the same container', async (t) => {
-      await cluster.client.create(builtin.pods, {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        // A serverful pod: the webhook gives its dataset mounts HostToContainer propagation.
-        metadata: { name: 'reader', namespace: NS, labels: { 'fuse.serverful.fluid.io/inject': 'true' } },
-        spec: {
-          terminationGracePeriodSeconds: 5,
-          containers: [
-            {
-              name: 'reader',
-              image: 'tide.local/tide-test:dev',
-              imagePullPolicy: 'Never',
-              command: ['bash', '-c', READER_SCRIPT],
-              volumeMounts: [{ name: 'data', mountPath: '/data', readOnly: true }],
-            },
-          ],
-          volumes: [{ name: 'data', persistentVolumeClaim: { claimName: DATASET, readOnly: true } }],
-        },
-      });
+      await cluster.client.create(builtin.pods, datasetPod('reader', DATASET, READER_SCRIPT));
       const running = await waitForPod(
         cluster.client,
         NS,
@@ -347,28 +354,14 @@ describe(
         async () => ((await get('Dataset', 'demo'))?.status?.['phase'] === 'Bound' ? true : undefined),
         { timeoutMs: 240_000, intervalMs: 500 },
       );
-      await cluster.client.create(builtin.pods, {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: 'tail', namespace: NS, labels: { 'fuse.serverful.fluid.io/inject': 'true' } },
-        spec: {
-          terminationGracePeriodSeconds: 1,
-          containers: [
-            {
-              name: 'tail',
-              image: 'tide.local/tide-test:dev',
-              imagePullPolicy: 'Never',
-              command: [
-                'bash',
-                '-c',
-                'while :; do echo "$(date +%s.%N) $(tail -n 1 /data/CHANGES.md 2>&1)"; sleep 0.5; done',
-              ],
-              volumeMounts: [{ name: 'demo', mountPath: '/data', readOnly: true }],
-            },
-          ],
-          volumes: [{ name: 'demo', persistentVolumeClaim: { claimName: 'demo', readOnly: true } }],
-        },
-      });
+      await cluster.client.create(
+        builtin.pods,
+        datasetPod(
+          'tail',
+          'demo',
+          'while :; do echo "$(date +%s.%N) $(tail -n 1 /data/CHANGES.md 2>&1)"; sleep 0.5; done',
+        ),
+      );
       const tailed = async (line: string): Promise<number | undefined> => {
         const logs = await podLogs(cluster, NS, 'tail', 'tail').catch(() => '');
         const match = new RegExp(`^([\\d.]+) ${line}$`, 'm').exec(logs);
