@@ -41,6 +41,7 @@ export {
 } from './client.ts';
 export {
   aggregateCacheStates,
+  clearWorkerBlocks,
   fetchWorkerStats,
   type AggregateOptions,
   type AggregateResult,

@@ -3,7 +3,8 @@ import { formatBytes, toError, type SecretValue } from '../lib/index.ts';
 import { fileVersionIdOf } from './block-key.ts';
 import { CacheError } from './errors.ts';
 import type { WorkerEndpoint } from './membership.ts';
-import { STATS_PATH } from './protocol.ts';
+import type { PruneResult } from './prune.ts';
+import { BLOCKS_PATH, STATS_PATH } from './protocol.ts';
 import type { WorkerStats } from './worker-stats.ts';
 
 /** Fluid's read counters (Alluxio `Cluster.BytesReadLocal`, `…Remote`, `…UfsAll`), summed over workers. */
@@ -127,29 +128,52 @@ function percent(value: number): string {
  */
 export async function fetchWorkerStats(
   worker: Pick<WorkerEndpoint, 'url' | 'id'>,
-  options: { token?: SecretValue; files?: boolean; signal?: AbortSignal; timeoutMs?: number } = {},
+  options: WorkerCallOptions & { files?: boolean } = {},
 ): Promise<WorkerStats> {
+  const path = `${STATS_PATH}${options.files === true ? '?files=1' : ''}`;
+  return callWorker<WorkerStats>(worker, 'GET', path, options, 'read the stats of');
+}
+
+/**
+ * Makes one worker drop every block it holds (`DELETE /v1/blocks`), before its runtime is removed.
+ * @throws {CacheError} ERR_CACHE_UNAVAILABLE when the worker does not answer
+ */
+export async function clearWorkerBlocks(
+  worker: Pick<WorkerEndpoint, 'url' | 'id'>,
+  options: WorkerCallOptions = {},
+): Promise<PruneResult> {
+  return callWorker<PruneResult>(worker, 'DELETE', BLOCKS_PATH, options, 'clear the blocks of');
+}
+
+export interface WorkerCallOptions {
+  token?: SecretValue;
+  signal?: AbortSignal;
+  /** Default 10 000 ms. */
+  timeoutMs?: number;
+}
+
+async function callWorker<T>(
+  worker: Pick<WorkerEndpoint, 'url' | 'id'>,
+  method: 'GET' | 'DELETE',
+  path: string,
+  options: WorkerCallOptions,
+  action: string,
+): Promise<T> {
   const headers: Record<string, string> = {};
   if (options.token !== undefined) headers['authorization'] = `Bearer ${options.token.reveal()}`;
   const timeout = AbortSignal.timeout(options.timeoutMs ?? 10_000);
   const signal = options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]);
   try {
-    const { statusCode, body } = await request(
-      `${worker.url}${STATS_PATH}${options.files === true ? '?files=1' : ''}`,
-      {
-        headers,
-        signal,
-      },
-    );
+    const { statusCode, body } = await request(`${worker.url}${path}`, { method, headers, signal });
     if (statusCode !== 200) {
       await body.dump();
       throw new Error(`it answered ${statusCode}`);
     }
-    return (await body.json()) as WorkerStats;
+    return (await body.json()) as T;
   } catch (error) {
     throw new CacheError(
       'ERR_CACHE_UNAVAILABLE',
-      `Cannot read the stats of worker ${worker.id}: ${toError(error).message}`,
+      `Cannot ${action} worker ${worker.id}: ${toError(error).message}`,
       {
         cause: error,
       },

@@ -1,6 +1,6 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -17,7 +17,7 @@ import { startWorker, type CacheWorker, type WorkerOptions } from './worker.ts';
 import { blockQueryOf, type BlockLocationAnswer } from './protocol.ts';
 import { checksumsOf, xxh64HexesOf } from './block-checksum.ts';
 import { readCheckedBlock } from './block-file.ts';
-import { fetchWorkerStats } from './stats.ts';
+import { clearWorkerBlocks, fetchWorkerStats } from './stats.ts';
 import type { TierConfig } from './tiers.ts';
 
 const BLOCK = 64 * 1024;
@@ -301,6 +301,7 @@ test('refuses blocks of another dataset and requests without the runtime token',
   for (const [method, path] of [
     ['GET', '/v1/stats?files=1'],
     ['POST', '/v1/blocks/forget'],
+    ['DELETE', '/v1/blocks'],
     ['POST', url.slice(worker.url.length).replace('/v1/blocks?', '/v1/blocks/load?')],
   ] as const) {
     const answer = await fetch(`${worker.url}${path}`, {
@@ -318,6 +319,34 @@ test('refuses blocks of another dataset and requests without the runtime token',
   const stats = await fetchWorkerStats(endpoint, { token: new SecretValue('s3cret'), files: true });
   assert.equal(stats.files?.[0]?.path, 'f');
   await assert.rejects(fetchWorkerStats(endpoint), { code: 'ERR_CACHE_UNAVAILABLE' });
+});
+
+test('drops every block and its file on DELETE /v1/blocks, so a removed runtime leaves no tier files', async (t) => {
+  const { worker, ufs, origin, ssd } = await fixture(t, { token: new SecretValue('s3cret') });
+  const token = new SecretValue('s3cret');
+  const headers = { authorization: `Bearer ${token.reveal()}` };
+  for (const name of ['a', 'b']) await writeFile(join(origin, name), randomBytes(2 * BLOCK));
+  for (const name of ['a', 'b']) {
+    const { version } = await ufs.stat(name);
+    for (const index of [0, 1])
+      await (await fetch(blockUrl(worker, name, version, index), { headers })).arrayBuffer();
+  }
+  await blocksCached(worker, 4);
+  const endpoint = { id: worker.workerId, url: worker.url };
+  assert.deepEqual(await clearWorkerBlocks(endpoint, { token }), { blocks: 4, bytes: 4 * BLOCK });
+  assert.equal(
+    worker.stats().tiers.reduce((sum, tier) => sum + tier.blockCount, 0),
+    0,
+  );
+  const files = (await readdir(ssd, { recursive: true, withFileTypes: true })).filter((entry) =>
+    entry.isFile(),
+  );
+  assert.deepEqual(
+    files.map((entry) => entry.name),
+    [],
+    'no block file is left in the SSD tier',
+  );
+  await assert.rejects(clearWorkerBlocks(endpoint), { code: 'ERR_CACHE_UNAVAILABLE' });
 });
 
 test('will not listen beyond loopback without a token', async (t) => {

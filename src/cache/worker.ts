@@ -353,6 +353,9 @@ class Worker implements CacheWorker {
       if (url.pathname === BLOCKS_PATH && req.method === 'GET') {
         route = 'block';
         await this.#serveBlock(req, res, url.searchParams);
+      } else if (url.pathname === BLOCKS_PATH && req.method === 'DELETE') {
+        route = 'clear';
+        await this.#clear(res);
       } else if (url.pathname === LOAD_PATH && req.method === 'POST') {
         route = 'load';
         await this.#loadBlock(req, res, url.searchParams);
@@ -402,6 +405,23 @@ class Worker implements CacheWorker {
     for (const key of keys) if (await this.#store.delete(key)) dropped += 1;
     this.#counters.forgottenBlocks += dropped;
     send(res, 200, 'application/json', JSON.stringify({ blocks: dropped, bytes }));
+  }
+
+  /**
+   * Drops every block: the runtime is being removed (Kubernetes mode), and hostPath tiers would
+   * otherwise keep their files on the node after the worker pod is gone.
+   */
+  async #clear(res: ServerResponse): Promise<void> {
+    let blocks = 0;
+    let bytes = 0;
+    for (const block of [...this.#store.blocks()]) {
+      if (!(await this.#store.delete(block.key))) continue;
+      blocks += 1;
+      bytes += block.sizeBytes;
+    }
+    this.#counters.forgottenBlocks += blocks;
+    this.#logger.info({ blocks, bytes }, 'dropped every block: the runtime is being removed');
+    send(res, 200, 'application/json', JSON.stringify({ blocks, bytes }));
   }
 
   #authorised(req: IncomingMessage): boolean {

@@ -5,7 +5,10 @@ import type { Mounter } from './mounter.ts';
 import { mountsAt, topMountAt, type MountEntry } from './mountinfo.ts';
 import type { VolumeAttributes } from './volume-context.ts';
 
-/** More mounts than this at one target means something else stacks there; the plugin stops, not loops. */
+/**
+ * More mounts than this at one target means something else stacks there; the plugin stops, not
+ * loops. Recovery stacks one bind per FUSE restart, and starts the target afresh at this depth.
+ */
 export const MAX_STACKED_MOUNTS = 16;
 
 export type ReadMounts = (signal?: AbortSignal) => Promise<MountEntry[]>;
@@ -72,4 +75,27 @@ export async function bindFresh(
       'ERR_CSI_INTERNAL',
       `mount --bind reported success but ${target} is not a mount point`,
     );
+}
+
+/**
+ * Recovery's re-bind: the new FUSE mount is bound on top of the stale bind, not in its place. Only a
+ * mount made on top of the target's mount propagates to the containers that have the target with
+ * `mountPropagation: HostToContainer` (their copy is a slave of that mount); after a detach, a
+ * bind at the host path would reach no running container. The stale binds below stay until
+ * NodeUnpublishVolume detaches them all; at MAX_STACKED_MOUNTS the target starts afresh.
+ * @returns whether the bind went on top (false: the target was cleared first)
+ */
+export async function bindOnTop(
+  target: string,
+  options: { attributes: VolumeAttributes; readOnly: boolean },
+  deps: { mounter: Mounter; readMounts: ReadMounts; signal?: AbortSignal },
+): Promise<boolean> {
+  const stacked = mountsAt(await deps.readMounts(deps.signal), target).length;
+  if (stacked === 0 || stacked >= MAX_STACKED_MOUNTS - 1) {
+    await bindFresh(target, options, deps);
+    return stacked === 0;
+  }
+  const signal = deps.signal === undefined ? {} : { signal: deps.signal };
+  await deps.mounter.bind(sourceOf(options.attributes), target, { readOnly: options.readOnly, ...signal });
+  return true;
 }

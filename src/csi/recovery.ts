@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { hasCode, toError, type Logger } from '../lib/index.ts';
-import { bindFresh, bindMatches, type ReadMounts } from './binds.ts';
+import { bindMatches, bindOnTop, type ReadMounts } from './binds.ts';
 import type { ClusterAccess } from './cluster.ts';
 import type { KeyedLocks } from './locks.ts';
 import type { Mounter } from './mounter.ts';
@@ -23,8 +23,9 @@ export interface FuseRecoveryOptions {
  * Re-binds published targets after their FUSE pod restarted. The new FUSE server mounts a new
  * connection at `fluid_path`; the pods' binds still show the old one, which answers ENOTCONN. Each
  * round compares every published target's bind with the mount now at its `fluid_path` (device and
- * root in mountinfo) and, where they differ and the new mount answers, replaces the bind. A running
- * container sees the new bind only through `mountPropagation: HostToContainer`.
+ * root in mountinfo) and, where they differ and the new mount answers, binds the new mount on top
+ * of the stale one. A running container sees the new bind only through `mountPropagation:
+ * HostToContainer`, and only because it goes on top (see `bindOnTop`).
  */
 export class FuseRecovery {
   readonly #options: FuseRecoveryOptions;
@@ -81,9 +82,11 @@ export class FuseRecovery {
       }
       const event = { dataset: attributes.dataset, target };
       try {
-        await locks.with(key, `recover ${target}`, () =>
-          bindFresh(target, { attributes, readOnly: published.readOnly }, { mounter, readMounts, signal }),
+        const onTop = await locks.with(key, `recover ${target}`, () =>
+          bindOnTop(target, { attributes, readOnly: published.readOnly }, { mounter, readMounts, signal }),
         );
+        if (!onTop)
+          logger.warn({ ...event }, 'too many binds at the target: cleared it; running containers lose it');
         recovered.push(target);
         logger.info({ ...event, fluidPath: attributes.fluidPath }, 'FUSE mount changed: target re-bound');
         if (attributes.dataset !== undefined) {

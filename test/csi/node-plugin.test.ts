@@ -6,7 +6,7 @@ import { access, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { silentLogger } from '../../src/lib/index.ts';
 import { readMountInfo, startNodePlugin, topMountAt, type NodePlugin } from '../../src/csi/index.ts';
 import { csiClient, type CsiClient } from './client.ts';
@@ -219,6 +219,26 @@ test(
     const target = layout.podTarget('pod-1', 'default-demo');
     await client.call('Node', 'NodePublishVolume', publishRequest(layout, target, 'MULTI_NODE_READER_ONLY'));
     assert.equal(await readFile(join(target, 'hello.txt'), 'utf8'), 'hello from the dataset\n');
+    // A running container with `mountPropagation: HostToContainer`: its copy of the target is a
+    // slave of the target's mount, in a mount namespace of its own.
+    const container = join(layout.work, 'container');
+    const seen = join(layout.work, 'container-read');
+    await mkdir(container);
+    const reader = spawn(
+      'unshare',
+      [
+        '-m',
+        '--propagation',
+        'slave',
+        'sh',
+        '-c',
+        `mount --rbind ${target} ${container} && while :; do cat ${container}/hello.txt >${seen}.tmp 2>&1; mv ${seen}.tmp ${seen}; sleep 0.2; done`,
+      ],
+      { stdio: 'ignore' },
+    );
+    t.after(() => {
+      reader.kill('SIGKILL');
+    });
 
     // The FUSE pod dies: its server and supervisor are killed, its mount at fluid_path goes.
     spawnSync('kill', ['-9', String(first.serverPid()), String(first.supervisorPid)]);
@@ -245,12 +265,17 @@ test(
       10_000,
     );
     t.diagnostic(`target read again ${recoveredMs} ms after the new FUSE mount`);
+    await waitFor(
+      async () => (await readFile(seen, 'utf8').catch(() => '')) === 'hello from the dataset\n',
+      'the running container to read again (the new bind propagated to its slave copy)',
+      10_000,
+    );
     const top = topMountAt(await readMountInfo(), target);
     assert.ok(top?.options.includes('ro'), 'still read-only');
     assert.equal(
       (await readMountInfo()).filter((entry) => entry.mountPoint === target).length,
-      1,
-      'no stacked binds',
+      2,
+      'the new bind is on top of the stale one, which a detach would have hidden from the container',
     );
 
     await client.call('Node', 'NodeUnpublishVolume', { volumeId: 'default-demo', targetPath: target });

@@ -32,10 +32,15 @@ export interface S3ServerOptions {
    * benchmarks. Default false.
    */
   countBytes?: boolean;
+  /**
+   * The address to listen on; default 127.0.0.1. Pods of a test cluster's real nodes reach
+   * `cluster.podReachableIp`. Not with `countBytes` (the relay listens on loopback).
+   */
+  host?: string;
 }
 
 export interface S3Server {
-  /** `http://127.0.0.1:<port>`: path-style addressing only. */
+  /** `http://<host>:<port>`: path-style addressing only. */
   endpoint: string;
   region: string;
   accessKeyId: string;
@@ -68,7 +73,7 @@ export function versitygwPath(): string {
 }
 
 /**
- * Starts an S3-compatible server on 127.0.0.1: versitygw (Apache-2.0) serving a POSIX directory,
+ * Starts an S3-compatible server on 127.0.0.1 (or `host`): versitygw (Apache-2.0) serving a POSIX directory,
  * with one root account. It signs and checks SigV4, pages ListObjectsV2, serves ranges and honours
  * If-Match. Call `stop()` in `t.after`.
  */
@@ -87,11 +92,14 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
   const ownDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'tide-s3-')));
   await mkdir(dataDir, { recursive: true });
+  if (options.host !== undefined && options.countBytes === true)
+    throw new TypeError('startS3Server: host and countBytes cannot be combined');
+  const host = options.host ?? '127.0.0.1';
   const port = await freePort();
   // Credentials go through the environment, not argv, so that `ps` does not show them.
   const child = spawn(
     binary,
-    ['--port', `127.0.0.1:${port}`, '--region', region, '--quiet', '--keep-alive', 'posix', dataDir],
+    ['--port', `${host}:${port}`, '--region', region, '--quiet', '--keep-alive', 'posix', dataDir],
     {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, ROOT_ACCESS_KEY_ID: accessKeyId, ROOT_SECRET_ACCESS_KEY: secretAccessKey },
@@ -109,7 +117,7 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
     exited = `versitygw could not run: ${error.message}`;
   });
   const client = new S3Client({
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint: `http://${host}:${port}`,
     region,
     forcePathStyle: true,
     credentials: { accessKeyId, secretAccessKey },
@@ -145,6 +153,7 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
 
   try {
     await waitForPort(port, {
+      host,
       timeoutMs: options.startTimeoutMs ?? 15_000,
       what: 'versitygw',
       failed: () => exited,
@@ -164,7 +173,7 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
     await relay?.close();
     await stop();
   };
-  const endpoint = `http://127.0.0.1:${relay?.port ?? port}`;
+  const endpoint = relay === undefined ? `http://${host}:${port}` : `http://127.0.0.1:${relay.port}`;
 
   const server: S3Server = {
     endpoint,

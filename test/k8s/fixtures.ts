@@ -65,3 +65,15 @@ export const CHART_RBAC_TYPES: ReadonlyMap<string, ResourceType> = new Map([
     resourceType('rbac.authorization.k8s.io/v1', 'RoleBinding', 'rolebindings', { namespaced: true }),
   ],
 ]);
+
+/**
+ * The resource type of one of Tide's kinds (Dataset, DataLoad, the runtimes), and of `Secret`,
+ * so that a test can apply the documents of an example as they come.
+ * @throws {Error} for any other kind
+ */
+export function exampleKindType(kind: string): ResourceType {
+  if (kind === 'Secret') return builtin.secrets;
+  const info = findKind(kind);
+  if (info === undefined || info.apiVersion === 'v1') throw new Error(`no resource type for kind ${kind}`);
+  return resourceType(info.apiVersion, info.kind, info.plural, { namespaced: true });
+}

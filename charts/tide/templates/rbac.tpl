@@ -1,8 +1,9 @@
 {{- if .Values.rbac.create }}
 # What the operator does, and no more: it reads and writes Tide's resources and their status, reads
 # the Secrets datasets name, writes Events, runs each runtime as a StatefulSet, a headless Service, a
-# FUSE DaemonSet, a PersistentVolume and claim, a config Secret and a ServiceAccount with a Role that
-# lets FUSE and loader pods read the workers' EndpointSlices (which it must hold itself to grant),
+# FUSE DaemonSet, a PersistentVolume and claim, a config Secret, a versions ConfigMap and a
+# ServiceAccount with a Role that lets FUSE and loader pods read the workers' EndpointSlices and
+# that ConfigMap (which it must hold itself to grant),
 # runs DataLoads as Jobs, labels nodes, and reads pods (readiness, users of a dataset, datasets per
 # node); the webhook keeps its certificate Secret and the caBundle of its configuration.
 apiVersion: rbac.authorization.k8s.io/v1
@@ -46,6 +47,10 @@ rules:
   - apiGroups: ['']
     resources: [secrets]
     verbs: [get, list, watch, create, update, patch, delete]
+  # The ConfigMap of each runtime's DataLoad versions (loader writes, FUSE pods watch: granted on).
+  - apiGroups: ['']
+    resources: [configmaps]
+    verbs: [get, list, watch, create, patch, delete]
   - apiGroups: ['']
     resources: [events]
     verbs: [create, patch]

@@ -10,6 +10,9 @@ import type { KubeDatasetClientConfig } from './manifests.ts';
 export interface KubeDatasetClient {
   client: CacheClient;
   membership: EndpointSliceMembership;
+  config: KubeDatasetClientConfig;
+  /** The client's API connection (the service account's unless one was passed in). */
+  kube: KubeClient;
   close(): Promise<void>;
 }
 
@@ -74,6 +77,8 @@ export async function openKubeDatasetClient(
   return {
     client,
     membership,
+    config,
+    kube,
     close: async () => {
       stop.abort();
       await membership.closed();

@@ -6,7 +6,9 @@
 import { KubeClient } from '../../kube/index.ts';
 import type { FileSource, SourceConfig, SourceFactoryContext } from '../../fuse/index.ts';
 import { DatasetFileSource } from '../dataset-file-source.ts';
+import { changedPaths } from '../dataset-versions.ts';
 import { openKubeDatasetClient } from './dataset-client.ts';
+import { followVersions } from './versions-watch.ts';
 
 export async function createFileSource(
   config: SourceConfig,
@@ -26,12 +28,28 @@ export async function createFileSource(
     ...(kube === undefined ? {} : { kube }),
     ...(nodeName === undefined || nodeName === '' ? {} : { nodeName }),
   });
-  return new DatasetFileSource(
+  const stop = new AbortController();
+  const source = new DatasetFileSource(
     opened.client,
     async () => {
+      stop.abort();
+      await following;
       await opened.close();
       kube?.close();
     },
     context.metadataTtlMs === undefined ? {} : { metadataTtlMs: context.metadataTtlMs },
   );
+  // A DataLoad's changed and deleted files leave the kernel's caches at once (a cron DataLoad makes
+  // new content visible through the mount), as on the local platform.
+  const following = followVersions({
+    client: opened.kube,
+    namespace: opened.config.namespace,
+    name: opened.config.versionsConfigMap,
+    logger: context.logger,
+    signal: stop.signal,
+    onVersions: (file) => {
+      source.invalidate(changedPaths(file, source.known, (dir) => source.isListed(dir)));
+    },
+  });
+  return source;
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fetchWorkerStats, type WorkerStats } from '../../cache/index.ts';
+import { clearWorkerBlocks, fetchWorkerStats, type WorkerStats } from '../../cache/index.ts';
 import { hasCode, SecretValue, toError, type Logger } from '../../lib/index.ts';
 import { builtin, type KubeClient, type KubeObject, type ResourceType } from '../../kube/index.ts';
 import type {
@@ -21,6 +21,7 @@ import {
   loadJob,
   persistentVolume,
   persistentVolumeClaim,
+  versionsConfigMap,
   workerService,
   workerStatefulSet,
   type KubeDatasetClientConfig,
@@ -37,6 +38,7 @@ import {
   loadJobName,
   namesOf,
   podSelector,
+  versionsConfigMapName,
   workerNodeLabels,
 } from './names.ts';
 
@@ -94,6 +96,7 @@ const TYPES: Record<string, ResourceType> = {
   PersistentVolume: builtin.persistentVolumes,
   PersistentVolumeClaim: builtin.persistentVolumeClaims,
   Job: builtin.jobs,
+  ConfigMap: builtin.configMaps,
 };
 
 /**
@@ -151,6 +154,8 @@ export class KubePlatform implements Platform {
     // struct the binder completes (uid), which an apply would take back every time.
     await this.#createIfAbsent(persistentVolume(plan, names, this.#settings), signal);
     await this.#createIfAbsent(persistentVolumeClaim(plan, names, this.#settings), signal);
+    // Created once: the loader writes its data, which an apply would take back.
+    await this.#createIfAbsent(versionsConfigMap(plan), signal);
     const pods = await this.#workerPods(plan.dataset, signal);
     await this.#syncWorkerNodeLabels(plan.dataset, pods, signal);
     const live = pods.filter((pod) => pod.metadata.deletionTimestamp === undefined);
@@ -189,6 +194,7 @@ export class KubePlatform implements Platform {
     await this.#deleteAndWait(builtin.persistentVolumes, names.persistentVolume, undefined, signal);
     await this.#delete(builtin.daemonSets, names.daemonSet, namespace, signal);
     await this.#dropNodeLabels([fuseNodeLabel(dataset)], new Set(), signal);
+    if (options.cleanCache) await this.#clearWorkers(dataset, signal);
     await this.#delete(builtin.statefulSets, names.statefulSet, namespace, signal);
     const { dropped } = await this.#dropNodeLabels(workerNodeLabels(dataset), new Set(), signal);
     await this.#syncDatasetNum(dropped, dataset, signal);
@@ -197,8 +203,43 @@ export class KubePlatform implements Platform {
     await this.#delete(extraTypes.roles, names.client, namespace, signal);
     await this.#delete(builtin.serviceAccounts, names.client, namespace, signal);
     await this.#delete(builtin.secrets, names.config, namespace, signal);
+    await this.#delete(builtin.configMaps, versionsConfigMapName(dataset), namespace, signal);
     this.#tokens.delete(keyOf(dataset));
     this.#statsBackoffUntilMs.delete(keyOf(dataset));
+  }
+
+  /**
+   * Best effort: a worker that does not answer keeps its hostPath blocks (a worker of the same
+   * dataset made again later finds and serves them; nothing else reads them).
+   */
+  async #clearWorkers(dataset: DatasetRef, signal: AbortSignal): Promise<void> {
+    // Workers whose stats did not answer lately are not reachable from here (kwok's pods, a
+    // network policy): their blocks stay, and removal does not wait on them.
+    if ((this.#statsBackoffUntilMs.get(keyOf(dataset)) ?? 0) > Date.now()) return;
+    const pods = (await this.#workerPods(dataset, signal)).filter(
+      (pod) => isReady(pod) && pod.status?.podIP !== undefined,
+    );
+    if (pods.length === 0) return;
+    let token: SecretValue;
+    try {
+      token = new SecretValue(await this.#tokenOf(dataset, signal, false));
+    } catch {
+      return;
+    }
+    await Promise.all(
+      pods.map(async (pod) => {
+        const worker = {
+          id: pod.metadata.name,
+          url: `http://${hostOf(pod.status?.podIP ?? '')}:${this.#settings.workerPort}`,
+        };
+        try {
+          const cleared = await clearWorkerBlocks(worker, { token, signal });
+          this.#logger.info({ worker: worker.id, ...cleared }, 'worker dropped its blocks');
+        } catch (error) {
+          this.#logger.warn({ worker: worker.id, err: toError(error) }, 'worker kept its blocks');
+        }
+      }),
+    );
   }
 
   /** Running pods that mount the dataset's claim, as Fluid's `ShouldDeleteDataset` counts them. */

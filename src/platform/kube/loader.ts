@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from '../../lib/index.ts';
-import type { KubeClient } from '../../kube/index.ts';
+import { toError, type Logger } from '../../lib/index.ts';
+import { builtin, type KubeClient } from '../../kube/index.ts';
+import { encodeVersions, VERSIONS_KEY, type VersionsFile } from '../dataset-versions.ts';
 import { loadTargets } from '../local/loader.ts';
 import type { LoadPlan, LoadProgress } from '../types.ts';
 import { openKubeDatasetClient } from './dataset-client.ts';
@@ -25,7 +26,7 @@ export interface RunLoaderOptions {
  * @throws {Error} when no worker is ready in time or a file cannot be loaded
  */
 export async function runLoader(options: RunLoaderOptions): Promise<LoadProgress> {
-  const { client, membership, close } = await openKubeDatasetClient({
+  const { client, membership, config, kube, close } = await openKubeDatasetClient({
     configPath: options.configPath,
     logger: options.logger,
     ...(options.kube === undefined ? {} : { kube: options.kube }),
@@ -37,10 +38,30 @@ export async function runLoader(options: RunLoaderOptions): Promise<LoadProgress
       if (Date.now() > deadline) throw new Error('no cache worker of the dataset became ready in time');
       await sleep(500, undefined, { signal: options.signal });
     }
-    return await loadTargets(client, options.plan, {
+    const entries: [string, string][] = [];
+    const progress = await loadTargets(client, options.plan, {
       signal: options.signal,
       onProgress: options.onProgress,
+      onListed: (entry) => entries.push([entry.path, entry.version]),
     });
+    // The FUSE pods watch this ConfigMap and drop the kernel's caches of files that changed. The
+    // load is done either way: without it, mounts see the changes after their metadata TTL.
+    const versions: VersionsFile = { targets: options.plan.targets.map((target) => target.path), entries };
+    try {
+      await kube.patch(
+        builtin.configMaps,
+        config.versionsConfigMap,
+        { binaryData: { [VERSIONS_KEY]: encodeVersions(versions) } },
+        { namespace: config.namespace, patchType: 'merge', signal: options.signal },
+      );
+    } catch (error) {
+      if (options.signal.aborted) throw error;
+      options.logger.warn(
+        { configMap: config.versionsConfigMap, err: toError(error) },
+        'cannot publish the versions this load saw; mounts see changed files after their metadata TTL',
+      );
+    }
+    return progress;
   } finally {
     await close();
   }

@@ -10,6 +10,7 @@ import {
   fluidPath,
   fuseNodeLabel,
   podSelector,
+  versionsConfigMapName,
   workerNodeLabels,
   type RuntimeNames,
 } from './names.ts';
@@ -59,6 +60,8 @@ export interface KubeDatasetClientConfig {
   namespace: string;
   /** The headless Service whose EndpointSlices list the workers. */
   serviceName: string;
+  /** The ConfigMap the loader writes a DataLoad's file versions to and FUSE pods watch. */
+  versionsConfigMap: string;
   port: number;
   /** The runtime's bearer token. */
   token: string;
@@ -165,6 +168,7 @@ export function configFiles(
     datasetId,
     namespace: plan.dataset.namespace,
     serviceName: names.service,
+    versionsConfigMap: versionsConfigMapName(plan.dataset),
     port: settings.workerPort,
     token,
     blockSizeBytes: plan.blockSizeBytes,
@@ -219,6 +223,14 @@ export function clientAccess(plan: RuntimePlan, names: RuntimeNames): KubeObject
       metadata: meta(plan, names.client),
       rules: [
         { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
+        // The loader writes the versions a DataLoad saw, FUSE pods watch them. Patching it lets a
+        // pod of the namespace make mounts drop kernel caches, nothing more: reads check versions.
+        {
+          apiGroups: [''],
+          resources: ['configmaps'],
+          resourceNames: [versionsConfigMapName(plan.dataset)],
+          verbs: ['get', 'list', 'watch', 'patch'],
+        },
       ],
     },
     {
@@ -522,5 +534,14 @@ export function loadJob(
         },
       },
     },
+  };
+}
+
+/** The (empty) ConfigMap of a DataLoad's file versions; the loader fills it (`dataset-versions.ts`). */
+export function versionsConfigMap(plan: RuntimePlan): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: meta(plan, versionsConfigMapName(plan.dataset)),
   };
 }

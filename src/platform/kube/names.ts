@@ -52,3 +52,8 @@ export function loadJobName(dataset: DatasetRef, planDigest: string): string {
 export function digestOf(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
+
+/** The ConfigMap of the file versions the last DataLoad saw. */
+export function versionsConfigMapName(dataset: DatasetRef): string {
+  return fitName(dataset.name, '-load-versions');
+}

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatasetFileSource } from '../dataset-file-source.ts';
 import { followFile, openDatasetClient } from './dataset-client.ts';
-import type { VersionsFile } from './local-platform.ts';
+import { changedPaths, type VersionsFile } from '../dataset-versions.ts';
 
 export async function createFileSource(
   config: SourceConfig,
@@ -50,33 +50,4 @@ export async function createFileSource(
     setTimeout(() => void previous.close(), 30_000).unref();
   });
   return source;
-}
-
-/**
- * Known paths whose version differs from a load's listing, or that the listing of their target
- * lacks; and paths the load listed that are new in a directory the mount holds a listing of (so
- * that the listing, and the kernel's negative entry, are dropped).
- */
-export function changedPaths(
-  file: VersionsFile,
-  known: ReadonlyMap<string, string>,
-  isListed: (dir: string) => boolean = () => false,
-): string[] {
-  const listed = new Map(file.entries.map(([path, version]) => [`/${path}`, version]));
-  const targets = file.targets.map((target) => (target === '/' ? '/' : `${target.replace(/\/+$/, '')}/`));
-  const changed: string[] = [];
-  for (const [path, version] of known) {
-    const now = listed.get(path);
-    if (
-      now !== undefined
-        ? now !== version
-        : targets.some((target) => path.startsWith(target) || `${path}/` === target)
-    ) {
-      changed.push(path);
-    }
-  }
-  for (const path of listed.keys()) {
-    if (!known.has(path) && isListed(path.slice(0, Math.max(1, path.lastIndexOf('/'))))) changed.push(path);
-  }
-  return changed;
 }

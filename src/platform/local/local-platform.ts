@@ -21,6 +21,7 @@ import { isFuseMounted, processesUsing } from './proc-scan.ts';
 import { ProcessSupervisor } from './process-supervisor.ts';
 import { openDatasetClient } from './dataset-client.ts';
 import { loadTargets } from './loader.ts';
+import type { VersionsFile } from '../dataset-versions.ts';
 
 const WORKER_MAIN = fileURLToPath(new URL('../../cache/worker-main.ts', import.meta.url));
 const MOUNT_MAIN = fileURLToPath(new URL('../../fuse/mount-main.ts', import.meta.url));
@@ -40,14 +41,6 @@ export interface LocalPlatformOptions {
 /** The membership file the dataset's clients (FUSE mount, loader) follow. */
 export interface MembershipFile {
   workers: { id: string; url: string; nodeName: string }[];
-}
-
-/** The file versions a DataLoad saw, for the mount to invalidate what changed (`dataset-source.ts`). */
-export interface VersionsFile {
-  /** Dataset paths that were listed in full. */
-  targets: string[];
-  /** `[dataset path without leading slash, version]` of every file listed. */
-  entries: [string, string][];
 }
 
 /** The file the FUSE source of a dataset reads (`dataset-source.ts`). */
