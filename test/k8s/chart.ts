@@ -107,4 +107,25 @@ export async function installChart(
       ...(objectNamespace === undefined ? {} : { namespace: objectNamespace }),
     });
   }
+  // As `helm install --wait` would: pods that opt in to the webhook are refused until it serves.
+  for (const configuration of objects.filter((o) => o.kind === 'MutatingWebhookConfiguration')) {
+    const webhooks = (configuration['webhooks'] ?? []) as {
+      clientConfig?: { service?: { name: string; namespace: string } };
+    }[];
+    for (const service of webhooks.flatMap((w) =>
+      w.clientConfig?.service === undefined ? [] : [w.clientConfig.service],
+    )) {
+      await waitFor(
+        `ready endpoints of the webhook Service ${service.namespace}/${service.name}`,
+        async () => {
+          const endpoints = await client
+            .get(builtin.endpoints, service.name, { namespace: service.namespace })
+            .catch(() => undefined);
+          const subsets = (endpoints?.['subsets'] ?? []) as { addresses?: unknown[] }[];
+          return subsets.some((subset) => (subset.addresses?.length ?? 0) > 0) ? true : undefined;
+        },
+        { timeoutMs: 180_000, intervalMs: 500 },
+      );
+    }
+  }
 }

@@ -228,6 +228,19 @@ describe(
       for (const [path, size] of Object.entries(RELEASE)) {
         assert.equal(fetched.get(`/apache/hbase/stable/${path}`), size, `${path} fetched once, whole`);
       }
+      // The bytes each node's workers hold, as the webhook weighs its cache affinity by them: from
+      // the live workers, one entry per real node, adding up to the dataset (one replica).
+      const byNode = await waitFor(
+        'the bytes per node in the dataset status',
+        async () => {
+          const found = (await get('Dataset', 'hbase'))?.status?.['cachedBytesByNode'] as
+            Record<string, number> | undefined;
+          const total = Object.values(found ?? {}).reduce((a, b) => a + b, 0);
+          return found !== undefined && total === RELEASE_BYTES ? found : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 1000 },
+      );
+      assert.deepEqual(Object.keys(byNode).sort(), ['tide-node-0', 'tide-node-1', 'tide-node-2']);
     });
     it('runs a Cron DataLoad at least twice', async () => {
       await applyDoc({

@@ -351,6 +351,7 @@ describe('the operator on a real control plane', { timeout: 600_000 }, () => {
     const names = crds.items.map((crd) => crd.metadata?.name).sort();
     assert.deepEqual(names, [
       'alluxioruntimes.data.fluid.io',
+      'cronhorizontalpodautoscalers.autoscaling.alibabacloud.com',
       'dataloads.data.fluid.io',
       'datasets.data.fluid.io',
       'goosefsruntimes.data.fluid.io',
