@@ -15,12 +15,12 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { builtin, type KubeObject } from '../../src/kube/index.ts';
-import { ensureImages } from '../helpers/images.ts';
 import { startNginx, type NginxServer } from '../helpers/nginx.ts';
 import { startS3Server } from '../helpers/s3-server.ts';
+import { LOCAL_IMAGE_VALUES, startClusterWithImages } from './on-node-setup.ts';
 import { installChart, renderChart } from './chart.ts';
 import { exampleKindType } from './fixtures.ts';
-import { k8sSuiteSkipReason, startCluster, waitFor, type TestCluster } from './cluster.ts';
+import { k8sSuiteSkipReason, waitFor, type TestCluster } from './cluster.ts';
 import type { RealNode } from './real-node.ts';
 import { describePod, podLogs, waitForPod } from './pods.ts';
 
@@ -128,13 +128,11 @@ describe(
     const readerLogs = (): Promise<string> => podLogs(cluster, NS, 'reader', 'reader');
 
     before(async () => {
-      const images = await ensureImages();
-      cluster = await startCluster({ realNodes: 1, nodes: [] });
+      ({ cluster } = await startClusterWithImages(1));
       cleanups.push(() => cluster.stop());
       const [first] = cluster.realNodes;
       assert.ok(first !== undefined);
       node = first;
-      await node.importImages(Object.values(images.images));
       root = await mkdtemp(join(tmpdir(), 'tide-csi-life-'));
       cleanups.push(() => rm(root, { recursive: true, force: true }));
       const hash = createHash('sha256');
@@ -158,9 +156,7 @@ describe(
       mountRoot = join(node.hostDataDir, 'runtime-mnt');
       tierDir = join(node.hostDataDir, 'tiers');
       const objects = await renderChart(SYSTEM, [
-        'image.prefix=tide.local',
-        'image.tag=dev',
-        'image.pullPolicy=Never',
+        ...LOCAL_IMAGE_VALUES,
         'controller.replicas=1',
         'controller.resyncSeconds=5',
         `runtime.mountRoot=${mountRoot}`,

@@ -5,17 +5,16 @@
  * cache, and the same copy again is many times faster, with every byte identical.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { builtin, resourceType, type KubeObject } from '../../src/kube/index.ts';
-import { ensureImages } from '../helpers/images.ts';
 import { startNginx, type NginxServer } from '../helpers/nginx.ts';
+import { LOCAL_IMAGE_VALUES, startClusterWithImages, writeStampedFiles } from './on-node-setup.ts';
 import { installChart, renderChart } from './chart.ts';
-import { k8sSuiteSkipReason, startCluster, waitFor, type TestCluster } from './cluster.ts';
+import { k8sSuiteSkipReason, waitFor, type TestCluster } from './cluster.ts';
 import { tideObjects, type TideObject, type TideObjects } from './tide-objects.ts';
 import { describePod, runPodToEnd } from './pods.ts';
 
@@ -55,7 +54,7 @@ describe('seed 003 through the CSI node plugin on a real node', { skip, timeout:
   let nginx: NginxServer;
   let root: string;
   const cleanups: (() => Promise<void>)[] = [];
-  const expected = new Map<string, string>();
+  let expected: Map<string, string>;
 
   const objects = (): TideObjects => tideObjects(cluster.client, NS);
   const applyDoc = (doc: KubeObject): Promise<void> => objects().apply(doc);
@@ -81,22 +80,13 @@ describe('seed 003 through the CSI node plugin on a real node', { skip, timeout:
   });
 
   before(async () => {
-    const images = await ensureImages();
-    cluster = await startCluster({ realNodes: 1, nodes: [] });
+    ({ cluster } = await startClusterWithImages(1));
     cleanups.push(() => cluster.stop());
     const [node] = cluster.realNodes;
     assert.ok(node !== undefined);
-    await node.importImages(Object.values(images.images));
     root = await mkdtemp(join(tmpdir(), 'tide-csi-node-'));
     cleanups.push(() => rm(root, { recursive: true, force: true }));
-    for (const [path, size] of Object.entries(RELEASE)) {
-      const file = join(root, 'apache', 'hbase', 'stable', path);
-      await mkdir(join(file, '..'), { recursive: true });
-      const bytes = Buffer.alloc(size);
-      for (let i = 0; i < size; i += 4096) bytes.write(`${path}@${i};`, i);
-      await writeFile(file, bytes);
-      expected.set(path, createHash('sha256').update(bytes).digest('hex'));
-    }
+    expected = await writeStampedFiles(join(root, 'apache', 'hbase', 'stable'), RELEASE);
     // Seed 003's origin is far away: 512 KiB/s per connection.
     nginx = await startNginx({
       root,
@@ -105,9 +95,7 @@ describe('seed 003 through the CSI node plugin on a real node', { skip, timeout:
     });
     cleanups.push(() => nginx.stop());
     const objects = await renderChart(SYSTEM, [
-      'image.prefix=tide.local',
-      'image.tag=dev',
-      'image.pullPolicy=Never',
+      ...LOCAL_IMAGE_VALUES,
       'controller.replicas=1',
       'controller.resyncSeconds=5',
       `runtime.mountRoot=${join(node.hostDataDir, 'runtime-mnt')}`,

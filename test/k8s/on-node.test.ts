@@ -5,17 +5,16 @@
  * their Jobs as pods; and deleting the operator's or a worker's pod midway converges.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { builtin, type KubeObject } from '../../src/kube/index.ts';
-import { ensureImages } from '../helpers/images.ts';
 import { startNginx, type NginxServer } from '../helpers/nginx.ts';
+import { LOCAL_IMAGE_VALUES, startClusterWithImages, writeStampedFiles } from './on-node-setup.ts';
 import { installChart, renderChart } from './chart.ts';
-import { k8sSuiteSkipReason, startCluster, waitFor, type TestCluster } from './cluster.ts';
+import { k8sSuiteSkipReason, waitFor, type TestCluster } from './cluster.ts';
 import { tideObjects, tideType, type TideObject, type TideObjects } from './tide-objects.ts';
 import { describePod, podLogs, podStatus, runPodToEnd } from './pods.ts';
 
@@ -45,7 +44,7 @@ describe(
     let root: string;
     const cleanups: (() => Promise<void>)[] = [];
     /** sha256 of each file of RELEASE, by path. */
-    const sums = new Map<string, string>();
+    let sums: Map<string, string>;
 
     const objects = (): TideObjects =>
       tideObjects(cluster.client, NS, async () => `; operator pods:\n${await operatorLog()}`);
@@ -65,20 +64,11 @@ describe(
     ): Promise<TideObject> => objects().waitForPhase(kind, name, phase, timeoutMs);
 
     before(async () => {
-      const images = await ensureImages();
-      cluster = await startCluster({ realNodes: 3, nodes: [] });
+      ({ cluster } = await startClusterWithImages(3));
       cleanups.push(() => cluster.stop());
-      await Promise.all(cluster.realNodes.map((node) => node.importImages(Object.values(images.images))));
       root = await mkdtemp(join(tmpdir(), 'tide-on-node-'));
       cleanups.push(() => rm(root, { recursive: true, force: true }));
-      for (const [path, size] of Object.entries(RELEASE)) {
-        const file = join(root, 'apache', 'hbase', 'stable', path);
-        await mkdir(join(file, '..'), { recursive: true });
-        const bytes = Buffer.alloc(size);
-        for (let i = 0; i < size; i += 4096) bytes.write(`${path}@${i};`, i);
-        await writeFile(file, bytes);
-        sums.set(path, createHash('sha256').update(bytes).digest('hex'));
-      }
+      sums = await writeStampedFiles(join(root, 'apache', 'hbase', 'stable'), RELEASE);
       // The slow block (per-connection limit) keeps loads running long enough to break things midway.
       nginx = await startNginx({
         root,
@@ -88,9 +78,7 @@ describe(
       cleanups.push(() => nginx.stop());
       const hostDir = join(cluster.dir, 'host');
       const objects = await renderChart(SYSTEM, [
-        'image.prefix=tide.local',
-        'image.tag=dev',
-        'image.pullPolicy=Never',
+        ...LOCAL_IMAGE_VALUES,
         'controller.replicas=2',
         // Short leases, so that a handover fits in a test.
         'controller.leaderElection.leaseDurationSeconds=8',

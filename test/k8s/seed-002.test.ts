@@ -16,11 +16,11 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { builtin, type KubeObject } from '../../src/kube/index.ts';
-import { ensureImages } from '../helpers/images.ts';
 import { startNginx, type NginxServer } from '../helpers/nginx.ts';
 import { createThrottledLink, type ThrottledLink } from '../helpers/throttled-link.ts';
+import { LOCAL_IMAGE_VALUES, startClusterWithImages } from './on-node-setup.ts';
 import { installChart, renderChart } from './chart.ts';
-import { k8sSuiteSkipReason, startCluster, waitFor, type TestCluster } from './cluster.ts';
+import { k8sSuiteSkipReason, waitFor, type TestCluster } from './cluster.ts';
 import { tideObjects, tideType } from './tide-objects.ts';
 import { describePod, podLogs, runPodToEnd } from './pods.ts';
 import type { RealNode } from './real-node.ts';
@@ -216,16 +216,14 @@ describe(
     };
 
     before(async () => {
-      const images = await ensureImages();
-      cluster = await startCluster({ realNodes: 1, nodes: [] });
+      // The sidecar's image is the runtime's own: the worker image under a name only the runtime uses.
+      ({ cluster } = await startClusterWithImages(1, (images) => [
+        { ref: `${FUSE_IMAGE}:${FUSE_TAG}`, archive: images.images.worker.archive },
+      ]));
       cleanups.push(() => cluster.stop());
       const [realNode] = cluster.realNodes;
       assert.ok(realNode !== undefined);
       node = realNode;
-      await node.importImages([
-        ...Object.values(images.images),
-        { ref: `${FUSE_IMAGE}:${FUSE_TAG}`, archive: images.images.worker.archive },
-      ]);
       const root = await mkdtemp(join(tmpdir(), 'tide-seed002-'));
       cleanups.push(() => rm(root, { recursive: true, force: true }));
       // Two model versions: the cold Job loads one nothing has cached, the warm Job the one the DataLoad loaded.
@@ -243,9 +241,7 @@ describe(
       nginx = await startNginx({ root, link });
       cleanups.push(() => nginx.stop());
       const objects = await renderChart(SYSTEM, [
-        'image.prefix=tide.local',
-        'image.tag=dev',
-        'image.pullPolicy=Never',
+        ...LOCAL_IMAGE_VALUES,
         'controller.replicas=1',
         'controller.resyncSeconds=5',
         `runtime.mountRoot=${join(node.hostDataDir, 'runtime-mnt')}`,
