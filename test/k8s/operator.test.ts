@@ -29,8 +29,8 @@ import {
 import { startNginx, type NginxServer } from '../helpers/nginx.ts';
 import { startS3Server, versitygwPath, type S3Server } from '../helpers/s3-server.ts';
 import { ensureK8sBinaries, k8sSuiteSkipReason, startCluster, waitFor, type TestCluster } from './cluster.ts';
-import { helmPath, helmSkipReason } from './helm.ts';
-import { CHART_RBAC_TYPES } from './fixtures.ts';
+import { chartOperatorKubeconfig } from './chart-account.ts';
+import { helmSkipReason } from './helm.ts';
 import { keepNodeLeases } from './node-leases.ts';
 
 const run = promisify(execFile);
@@ -206,69 +206,6 @@ describe('the operator on a real control plane', { timeout: 600_000 }, () => {
     return new Map(nodes.items.map((node) => [node.metadata?.name ?? '', node.metadata?.labels ?? {}]));
   };
 
-  /**
-   * Creates the RBAC objects `helm template` renders (with `controller.installCrds=true`, as the
-   * suite installs the CRDs through the operator) and returns a kubeconfig with a token of the
-   * chart's ServiceAccount, so that every test also proves the chart grants what the operator uses.
-   */
-  const chartServiceAccount = async (target: TestCluster): Promise<string> => {
-    const { stdout } = await run(
-      helmPath(),
-      [
-        'template',
-        'tide',
-        join(ROOT, 'charts', 'tide'),
-        '--namespace',
-        RELEASE_NS,
-        '--set',
-        'controller.installCrds=true',
-      ],
-      { timeout: 60_000 },
-    );
-    await kube.create(builtin.namespaces, { metadata: { name: RELEASE_NS } });
-    let account = '';
-    for (const document of parseAllDocuments(stdout)) {
-      const object = document.toJSON() as Obj | null;
-      const type = CHART_RBAC_TYPES.get(object?.kind ?? '');
-      if (object === null || type === undefined) continue;
-      await kube.create(type, object, { namespace: RELEASE_NS });
-      // The operator's account; the CSI node plugin has its own (`<fullname>-csi`).
-      if (object.kind === 'ServiceAccount' && !object.metadata.name.endsWith('-csi'))
-        account = object.metadata.name;
-    }
-    const request = await kube.request<{ status: { token: string } }>({
-      method: 'POST',
-      path: `/api/v1/namespaces/${RELEASE_NS}/serviceaccounts/${account}/token`,
-      body: {
-        apiVersion: 'authentication.k8s.io/v1',
-        kind: 'TokenRequest',
-        spec: { expirationSeconds: 3600 },
-      },
-    });
-    const path = join(dir, 'operator-kubeconfig');
-    await writeFile(
-      path,
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [
-          {
-            name: 'test',
-            cluster: {
-              server: target.server,
-              'certificate-authority-data': Buffer.from(target.caPem).toString('base64'),
-            },
-          },
-        ],
-        users: [{ name: account, user: { token: request.status.token } }],
-        contexts: [{ name: 'test', context: { cluster: 'test', user: account, namespace: RELEASE_NS } }],
-        'current-context': 'test',
-      }),
-      { mode: 0o600 },
-    );
-    return path;
-  };
-
   before(
     async () => {
       const binDir = await ensureK8sBinaries();
@@ -289,7 +226,13 @@ describe('the operator on a real control plane', { timeout: 600_000 }, () => {
       }
       operatorKubeconfig = cluster.kubeconfigPath;
       if (helmSkipReason() === false) {
-        operatorKubeconfig = await chartServiceAccount(cluster);
+        operatorKubeconfig = await chartOperatorKubeconfig({
+          cluster,
+          kube,
+          namespace: RELEASE_NS,
+          dir,
+          values: ['controller.installCrds=true'],
+        });
         leaseNamespace = RELEASE_NS;
       } else {
         process.stderr.write(
