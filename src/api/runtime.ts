@@ -109,6 +109,11 @@ function sharedRuntimeFields() {
     replicas: Type.Optional(Replicas),
     tieredstore: Type.Optional(TieredStore),
     management: Type.Optional(Management),
+    imagePullSecrets: Type.Optional(
+      Type.Array(Type.Object({ name: Type.String({ minLength: 1 }) }), {
+        description: 'Secrets for pulling the images of every pod of the runtime and its loads',
+      }),
+    ),
   };
 }
 
@@ -122,8 +127,9 @@ export const TideRuntimeSpec = Type.Object(
       Type.Object(
         {
           blockSize: Type.Optional(Quantity),
-          port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+          port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
           nodeSelector: Type.Optional(StringMap),
+          resources: Type.Optional(Opaque('corev1.ResourceRequirements')),
         },
         { additionalProperties: false },
       ),

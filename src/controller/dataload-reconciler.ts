@@ -2,15 +2,19 @@ import { Cron } from 'croner';
 import {
   dataLoadOptionsOf,
   dataLoadScheduleError,
+  RUNTIME_KINDS,
+  type AnyRuntime,
   type DataLoad,
   type DatasetStatus,
   type OperationStatus,
 } from '../api/index.ts';
 import { hasCode, type Logger } from '../lib/index.ts';
-import type { LoadProgress, Platform } from '../platform/index.ts';
+import type { LoadPodSettings, LoadProgress, Platform } from '../platform/index.ts';
 import type { ResourceStore, StoredObject } from '../store/index.ts';
 import { setCondition } from './conditions.ts';
+import { ControllerError } from './errors.ts';
 import type { EventRecorder } from './events.ts';
+import { loadPodFieldsSet, loadPodSettings } from './pod-settings.ts';
 import type { ReconcileResult } from './work-queue.ts';
 
 export const DATALOAD_FINALIZER = 'data.fluid.io/tide-dataload-controller';
@@ -141,6 +145,14 @@ export class DataLoadReconciler {
         return { requeueAfterMs: 3000 };
       }
     }
+    let pod: LoadPodSettings;
+    try {
+      pod = await this.#podSettings(load, namespace, datasetName);
+    } catch (error) {
+      if (!(error instanceof ControllerError)) throw error;
+      await this.#waiting(load, 'InvalidPodSettings', error.message);
+      return {};
+    }
     const holder = dataset.status.operationRef?.['DataLoad'];
     if (holder !== undefined && holder !== '' && holder !== load.metadata.name) {
       await this.#waiting(
@@ -196,6 +208,7 @@ export class DataLoadReconciler {
         })),
         loadMetadata: load.spec.loadMetadata ?? false,
         ...options.value,
+        ...(Object.keys(pod).length > 0 && { pod }),
       },
       {
         signal: running.abort.signal,
@@ -216,6 +229,31 @@ export class DataLoadReconciler {
         ),
     );
     return { requeueAfterMs: PROGRESS_WRITE_MS };
+  }
+
+  /**
+   * The loader pod's fields. A platform that runs no pods (embedded mode) cannot place the load:
+   * it says so in a Warning event rather than drop the fields silently.
+   */
+  async #podSettings(load: DataLoadObject, namespace: string, datasetName: string): Promise<LoadPodSettings> {
+    const { store, platform, events } = this.#options;
+    if (!platform.schedulesPods) {
+      const ignored = loadPodFieldsSet(load);
+      if (ignored.length > 0) {
+        await events.record(
+          load,
+          'Warning',
+          'FieldsIgnored',
+          `embedded mode runs the load in the daemon, not in a pod: ${ignored.join(', ')} have no effect`,
+        );
+      }
+      return {};
+    }
+    let runtime: AnyRuntime | undefined;
+    for (const kind of RUNTIME_KINDS) {
+      runtime ??= await store.get<AnyRuntime & StoredObject>({ kind, namespace, name: datasetName });
+    }
+    return loadPodSettings(load, runtime);
   }
 
   async #finish(

@@ -23,6 +23,7 @@ import { ControllerManager } from './manager.ts';
  * checked here; the local platform with real workers and mounts is tested end to end elsewhere.
  */
 class RecordingPlatform implements Platform {
+  readonly schedulesPods = false;
   plans: RuntimePlan[] = [];
   removed: DatasetRef[] = [];
   users: string[] = [];
@@ -194,7 +195,11 @@ test('a seed runtime kind is served in compatibility mode and names the fields i
     return current?.conditions?.find((item) => item.type === 'CompatibilityMode');
   });
   assert.equal(condition.reason, 'EngineFieldsIgnored');
-  assert.match(condition.message ?? '', /spec\.properties, spec\.master\.jvmOptions/);
+  assert.match(
+    condition.message ?? '',
+    /spec\.properties, spec\.master\.replicas, spec\.master\.jvmOptions\./,
+  );
+  assert.match(condition.message ?? '', /Tide has no master/);
 });
 
 test('deleting a dataset in use waits and says why; then everything is removed', async (t) => {

@@ -14,7 +14,8 @@ import { setCondition } from './conditions.ts';
 import { ControllerError } from './errors.ts';
 import type { EventRecorder } from './events.ts';
 import type { MetadataSync, UfsFactory } from './metadata-sync.ts';
-import { ignoredFields, mountsSignature, planFor, resolveMounts } from './plan.ts';
+import { compatibilityCondition } from './compatibility.ts';
+import { mountsSignature, planFor, resolveMounts } from './plan.ts';
 import { cacheStatesOf, componentPhase, parseFormattedBytes } from './status.ts';
 import type { ReconcileResult } from './work-queue.ts';
 
@@ -267,30 +268,17 @@ export class DatasetReconciler {
           },
       now,
     );
-    if (runtime.kind !== 'TideRuntime') {
-      const ignored = ignoredFields(runtime);
-      conditions = setCondition(
-        conditions,
-        {
-          type: 'CompatibilityMode',
-          status: 'True',
-          reason: ignored.length > 0 ? 'EngineFieldsIgnored' : 'AllFieldsHonoured',
-          message:
-            ignored.length > 0
-              ? `${runtime.kind} is served by the Tide engine; ignored engine-specific fields: ${ignored.join(', ')}`
-              : `${runtime.kind} is served by the Tide engine; every field is honoured.`,
-        },
-        now,
-      );
-    }
+    conditions = setCondition(conditions, compatibilityCondition(runtime, this.#options.platform), now);
     const started = this.#setupStartedMs.get(key) ?? Date.now();
     const ready = workers.ready >= Math.min(1, workers.desired) && fuse.ready >= fuse.desired;
     const status: RuntimeStatus = {
       ...runtime.status,
+      // Tide has no master (MASTER_NOTE): none is wanted, so the master component is complete.
       masterPhase: 'Ready',
-      desiredMasterNumberScheduled: 1,
-      currentMasterNumberScheduled: 1,
-      masterNumberReady: 1,
+      masterReason: 'NoMaster',
+      desiredMasterNumberScheduled: 0,
+      currentMasterNumberScheduled: 0,
+      masterNumberReady: 0,
       workerPhase: componentPhase(workers.ready, workers.desired),
       workerReason: workers.problem ?? '',
       desiredWorkerNumberScheduled: workers.desired,
@@ -390,7 +378,7 @@ export class DatasetReconciler {
           namespace: runtime.metadata.namespace,
           category: 'Accelerate',
           type: runtime.kind.replace(/Runtime$/, '').toLowerCase(),
-          masterReplicas: 1,
+          masterReplicas: 0,
         },
       ],
       observedGeneration: dataset.metadata.generation ?? 1,

@@ -3,6 +3,7 @@ import { parseQuantity, SecretValue } from '../lib/index.ts';
 import type { FuseContainerPlan, ResolvedMount, RuntimePlan } from '../platform/index.ts';
 import type { StoredObject } from '../store/index.ts';
 import { ControllerError } from './errors.ts';
+import { runtimePodSettings } from './pod-settings.ts';
 
 export const DEFAULT_BLOCK_SIZE_BYTES = 4 * 1024 * 1024;
 
@@ -58,27 +59,61 @@ export function mountsSignature(mounts: readonly ResolvedMount[]): string {
   return JSON.stringify(mounts.map((mount) => [mount.mountPoint, mount.path, mount.options]));
 }
 
-/** Fields of a seed runtime kind that the Tide engine honours; the rest are reported as ignored. */
-const HONOURED: Record<string, readonly string[] | true> = {
+/**
+ * What the Tide engine does with each field of a runtime: `true` honoured, a list for the honoured
+ * fields of an object, `'pods'` honoured only where runtimes run as pods. Everything else is
+ * reported as ignored.
+ */
+const HONOURED: Record<string, readonly string[] | true | 'pods'> = {
   replicas: true,
   tieredstore: true,
-  management: true,
-  master: ['replicas'],
-  // fuse.nodeSelector: the webhook's RequireNodeWithFuse makes pods require those nodes.
+  imagePullSecrets: 'pods',
+  // cleanCachePolicy: nothing reads it yet, so it is reported.
+  management: ['metadataSyncPolicy'],
+  // Tide has no master (see MASTER_NOTE): master.replicas is reported, not counted as honoured.
+  master: [],
   fuse: ['args', 'cleanPolicy', 'nodeSelector', 'image', 'imageTag', 'imagePullPolicy', 'resources', 'env'],
-  worker: ['blockSize', 'port', 'nodeSelector'],
+  worker: ['blockSize', 'port', 'nodeSelector', 'resources'],
 };
 
-/** Paths of the spec fields Tide does not act on, e.g. `spec.properties`, `spec.master.jvmOptions`. */
-export function ignoredFields(runtime: AnyRuntime): string[] {
+/** Fields honoured only by a platform that runs pods (`Platform.schedulesPods`). */
+const POD_ONLY = new Set([
+  'imagePullSecrets',
+  'fuse.cleanPolicy',
+  'fuse.nodeSelector',
+  'fuse.image',
+  'fuse.imageTag',
+  'fuse.imagePullPolicy',
+  'fuse.resources',
+  'fuse.env',
+  'worker.port',
+  'worker.nodeSelector',
+  'worker.resources',
+]);
+
+/** What `master.replicas` becomes: said in the CompatibilityMode condition whenever it is set. */
+export const MASTER_NOTE =
+  'Tide has no master: each FUSE client reads metadata from the origin (listings cached for the ' +
+  "metadata TTL), so there is no metadata service to replicate; the control plane's availability " +
+  "is the operator's replicas electing a leader on the Lease tide-controller " +
+  '(kubectl get lease tide-controller -n <operator namespace>), one daemon in embedded mode.';
+
+/**
+ * Paths of the spec fields Tide does not act on, e.g. `spec.properties`, `spec.master.jvmOptions`;
+ * with `schedulesPods` false (embedded mode) also the pod fields (`spec.worker.nodeSelector`, …).
+ */
+export function ignoredFields(runtime: AnyRuntime, options: { schedulesPods: boolean }): string[] {
   const ignored: string[] = [];
+  const applies = (path: string): boolean => options.schedulesPods || !POD_ONLY.has(path);
   for (const [field, value] of Object.entries(runtime.spec)) {
     const honoured = HONOURED[field];
-    if (honoured === undefined) {
+    if (honoured === undefined || (honoured === 'pods' && !applies(field))) {
       ignored.push(`spec.${field}`);
-    } else if (honoured !== true && typeof value === 'object' && value !== null) {
-      for (const inner of Object.keys(value))
-        if (!honoured.includes(inner)) ignored.push(`spec.${field}.${inner}`);
+    } else if (Array.isArray(honoured) && typeof value === 'object' && value !== null) {
+      for (const inner of Object.keys(value)) {
+        if (!honoured.includes(inner) || !applies(`${field}.${inner}`))
+          ignored.push(`spec.${field}.${inner}`);
+      }
     }
   }
   return ignored;
@@ -111,6 +146,7 @@ export function planFor(dataset: Dataset, runtime: AnyRuntime, mounts: ResolvedM
     ...fuseContainerOf(runtime),
     readOnly: accessModes.every((mode) => mode.startsWith('ReadOnly')),
     fuseCleanPolicy: fuseCleanPolicyOf(runtime.spec.fuse?.cleanPolicy),
+    pods: runtimePodSettings(runtime, dataset),
   };
 }
 

@@ -85,6 +85,10 @@ export class FencedPlatform implements Platform {
     this.#fence = fence;
   }
 
+  get schedulesPods(): boolean {
+    return this.#inner.schedulesPods;
+  }
+
   async apply(plan: RuntimePlan, signal: AbortSignal): Promise<RuntimeObservation> {
     check(this.#fence, `apply the runtime of ${plan.dataset.namespace}/${plan.dataset.name}`);
     return this.#inner.apply(plan, signal);

@@ -9,6 +9,9 @@ export type {
   CacheStatistics,
   LoadPlan,
   LoadProgress,
+  RuntimePodSettings,
+  LoadPodSettings,
+  KubeFields,
 } from './types.ts';
 export {
   LocalPlatform,

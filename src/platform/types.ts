@@ -31,6 +31,44 @@ export interface RuntimePlan {
    * `spec.fuse.cleanPolicy`, Fluid's default OnRuntimeDeleted); the CSI node plugin acts on it.
    */
   fuseCleanPolicy: 'OnDemand' | 'OnRuntimeDeleted' | 'OnFuseChanged';
+  /** Where and how the runtime's pods run; only a platform that `schedulesPods` applies it. */
+  pods: RuntimePodSettings;
+}
+
+/** core/v1 objects kept as the manifest wrote them, after a shape check. */
+export type KubeFields = Record<string, unknown>;
+
+/**
+ * The runtime's pod fields, from the runtime (`worker.*`, `fuse.nodeSelector`, `imagePullSecrets`)
+ * and its dataset (`nodeAffinity`, `tolerations`), as Fluid places a runtime's pods.
+ */
+export interface RuntimePodSettings {
+  /** `spec.worker.nodeSelector`: the nodes workers may run on. */
+  workerNodeSelector?: Record<string, string>;
+  /** `spec.worker.resources` (ResourceRequirements) of the worker container. */
+  workerResources?: KubeFields;
+  /** `spec.worker.port`: the workers' container port; undefined: the platform's. */
+  workerPort?: number;
+  /** The dataset's `nodeAffinity.required` (a NodeSelector): the workers' required node affinity. */
+  workerNodeAffinity?: KubeFields;
+  /** `spec.fuse.nodeSelector`: FUSE pods run only there (beside the lazy-FUSE label). */
+  fuseNodeSelector?: Record<string, string>;
+  /** The dataset's `tolerations`, given to worker and FUSE pods. */
+  tolerations?: readonly KubeFields[];
+  /** `spec.imagePullSecrets`, given to every pod of the runtime and its loads. */
+  imagePullSecrets?: readonly { name: string }[];
+}
+
+/** A DataLoad's pod fields for its loader Job (Fluid's `affinity`, `nodeSelector`, …). */
+export interface LoadPodSettings {
+  affinity?: KubeFields;
+  tolerations?: readonly KubeFields[];
+  nodeSelector?: Record<string, string>;
+  schedulerName?: string;
+  resources?: KubeFields;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  imagePullSecrets?: readonly { name: string }[];
 }
 
 export interface FuseContainerPlan {
@@ -84,6 +122,8 @@ export interface LoadPlan {
   parallelism: number;
   /** Cap on bytes per second read from the origin; undefined for none. */
   bandwidthBytesPerSecond?: number;
+  /** The loader pod's fields; only a platform that `schedulesPods` applies them. */
+  pod?: LoadPodSettings;
 }
 
 export interface LoadProgress {
@@ -101,6 +141,11 @@ export interface LoadProgress {
  * DaemonSets and Jobs in Kubernetes. The reconcilers know only this interface.
  */
 export interface Platform {
+  /**
+   * Whether runtimes and loads run as scheduled pods, so that pod fields (node selectors,
+   * tolerations, resources, pull secrets) apply; the reconcilers report them as ignored otherwise.
+   */
+  readonly schedulesPods: boolean;
   /** Starts, scales or reconfigures the runtime to match `plan`; idempotent. */
   apply(plan: RuntimePlan, signal: AbortSignal): Promise<RuntimeObservation>;
   /** Stops the workers and the mount; removes cached blocks when `cleanCache`. */

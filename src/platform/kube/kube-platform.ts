@@ -64,7 +64,11 @@ export interface KubePlatformOptions {
 
 interface PodLike extends KubeObject {
   metadata: { name: string; deletionTimestamp?: string; labels?: Record<string, string> };
-  spec?: { nodeName?: string; volumes?: { persistentVolumeClaim?: { claimName?: string } }[] };
+  spec?: {
+    nodeName?: string;
+    volumes?: { persistentVolumeClaim?: { claimName?: string } }[];
+    containers?: { ports?: { name?: string; containerPort?: number }[] }[];
+  };
   status?: {
     phase?: string;
     podIP?: string;
@@ -73,6 +77,14 @@ interface PodLike extends KubeObject {
       state?: { terminated?: { message?: string; exitCode?: number; reason?: string } };
     }[];
   };
+}
+
+/** A worker pod's URL: its `http` container port (the runtime's `worker.port`, or the platform's). */
+function workerUrl(pod: PodLike, settings: KubePlatformSettings): string {
+  const port = pod.spec?.containers
+    ?.flatMap((container) => container.ports ?? [])
+    .find((candidate) => candidate.name === 'http')?.containerPort;
+  return `http://${hostOf(pod.status?.podIP ?? '')}:${String(port ?? settings.workerPort)}`;
 }
 
 interface WorkloadStatus {
@@ -118,6 +130,8 @@ const TYPES: Record<string, ResourceType> = {
  * observation reports FUSE desired 0 and a dataset is Bound once its workers are ready.
  */
 export class KubePlatform implements Platform {
+  /** Runtimes and loads are pods: their pod fields apply. */
+  readonly schedulesPods = true;
   readonly #client: KubeClient;
   readonly #logger: Logger;
   readonly #settings: KubePlatformSettings;
@@ -230,7 +244,7 @@ export class KubePlatform implements Platform {
       pods.map(async (pod) => {
         const worker = {
           id: pod.metadata.name,
-          url: `http://${hostOf(pod.status?.podIP ?? '')}:${this.#settings.workerPort}`,
+          url: workerUrl(pod, this.#settings),
         };
         try {
           const cleared = await clearWorkerBlocks(worker, { token, signal });
@@ -278,7 +292,7 @@ export class KubePlatform implements Platform {
         fetchWorkerStats(
           {
             id: pod.metadata.name,
-            url: `http://${hostOf(pod.status?.podIP ?? '')}:${this.#settings.workerPort}`,
+            url: workerUrl(pod, this.#settings),
           },
           { token: secret, signal, timeoutMs: this.#options.statsTimeoutMs ?? 2000 },
         ),

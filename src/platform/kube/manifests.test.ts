@@ -28,6 +28,7 @@ function plan(overrides: Partial<RuntimePlan> = {}): RuntimePlan {
     tiers: [],
     blockSizeBytes: 4 * 1024 * 1024,
     workers: 2,
+    pods: {},
     fuseArgs: ['-okernel_cache'],
     readOnly: true,
     fuseCleanPolicy: 'OnRuntimeDeleted',

@@ -158,7 +158,7 @@ export function configFiles(
     datasetId,
     // Any address but loopback requires the token (src/cache worker.ts).
     host: '0.0.0.0',
-    port: settings.workerPort,
+    port: workerPortOf(plan, settings),
     token,
     blockSize: plan.blockSizeBytes,
     tieredstore: { levels: tierLayout(plan).levels },
@@ -169,7 +169,7 @@ export function configFiles(
     namespace: plan.dataset.namespace,
     serviceName: names.service,
     versionsConfigMap: versionsConfigMapName(plan.dataset),
-    port: settings.workerPort,
+    port: workerPortOf(plan, settings),
     token,
     blockSizeBytes: plan.blockSizeBytes,
     mounts,
@@ -193,6 +193,20 @@ export function configFiles(
     'worker.json': JSON.stringify(worker),
     'client.json': JSON.stringify(client),
     'mount.json': JSON.stringify(mount),
+  };
+}
+
+/** The workers' port: the runtime's `worker.port`, or the platform's. */
+function workerPortOf(plan: RuntimePlan, settings: KubePlatformSettings): number {
+  return plan.pods.workerPort ?? settings.workerPort;
+}
+
+/** Pod spec fields every pod of the runtime gets: the dataset's tolerations, the runtime's pull secrets. */
+function runtimePodFields(plan: RuntimePlan): Record<string, unknown> {
+  const { tolerations, imagePullSecrets } = plan.pods;
+  return {
+    ...(tolerations !== undefined && { tolerations }),
+    ...(imagePullSecrets !== undefined && { imagePullSecrets }),
   };
 }
 
@@ -297,8 +311,14 @@ export function workerStatefulSet(
         },
         spec: {
           automountServiceAccountToken: false,
-          // One worker of a dataset per node, as Fluid places them: hostPath tiers are per node.
+          ...runtimePodFields(plan),
+          ...(plan.pods.workerNodeSelector !== undefined && { nodeSelector: plan.pods.workerNodeSelector }),
           affinity: {
+            // The dataset's `nodeAffinity.required`: where its cache may live.
+            ...(plan.pods.workerNodeAffinity !== undefined && {
+              nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: plan.pods.workerNodeAffinity },
+            }),
+            // One worker of a dataset per node, as Fluid places them: hostPath tiers are per node.
             podAntiAffinity: {
               requiredDuringSchedulingIgnoredDuringExecution: [
                 { labelSelector: { matchLabels: selector }, topologyKey: 'kubernetes.io/hostname' },
@@ -313,7 +333,8 @@ export function workerStatefulSet(
               imagePullPolicy: settings.imagePullPolicy,
               workingDir: settings.appDir,
               command: ['node', 'src/cache/worker-main.ts', '--config', `${CONFIG_DIR}/worker.json`],
-              ports: [{ name: 'http', containerPort: settings.workerPort, protocol: 'TCP' }],
+              ports: [{ name: 'http', containerPort: workerPortOf(plan, settings), protocol: 'TCP' }],
+              ...(plan.pods.workerResources !== undefined && { resources: plan.pods.workerResources }),
               readinessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 5 },
               volumeMounts: [{ name: 'config', mountPath: CONFIG_DIR, readOnly: true }, ...tiers.mounts],
             },
@@ -362,7 +383,9 @@ export function fuseDaemonSet(
         },
         spec: {
           serviceAccountName: names.client,
-          nodeSelector: { [fuseNodeLabel(plan.dataset)]: 'true' },
+          ...runtimePodFields(plan),
+          // The runtime's `fuse.nodeSelector` narrows the nodes; the lazy label picks those in use.
+          nodeSelector: { ...plan.pods.fuseNodeSelector, [fuseNodeLabel(plan.dataset)]: 'true' },
           terminationGracePeriodSeconds: 30,
           containers: [
             {
@@ -431,6 +454,22 @@ export function persistentVolume(
       accessModes: accessModesOf(plan),
       persistentVolumeReclaimPolicy: 'Retain',
       storageClassName: settings.storageClassName,
+      // As Fluid: pods using the volume go only where the runtime's FUSE may run.
+      ...(plan.pods.fuseNodeSelector !== undefined && {
+        nodeAffinity: {
+          required: {
+            nodeSelectorTerms: [
+              {
+                matchExpressions: Object.entries(plan.pods.fuseNodeSelector).map(([key, value]) => ({
+                  key,
+                  operator: 'In',
+                  values: [value],
+                })),
+              },
+            ],
+          },
+        },
+      }),
       claimRef: { namespace: plan.dataset.namespace, name: names.persistentVolumeClaim },
       csi: {
         driver: settings.csiDriver,
@@ -482,6 +521,7 @@ export function loadJob(
 ): KubeObject {
   const { names, settings, jobName, planDigest } = options;
   const selector = podSelector(plan.dataset, 'loader');
+  const { pod = {}, ...loaderPlan } = plan;
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
@@ -494,10 +534,19 @@ export function loadJob(
       // Finished Jobs go after a day even when the operator is away; it reads them long before.
       ttlSecondsAfterFinished: 86_400,
       template: {
-        metadata: { labels: { ...commonLabels(plan.dataset), ...selector } },
+        metadata: {
+          // The DataLoad's `podMetadata`; Tide's own labels win, as the Job selects by them.
+          labels: { ...pod.labels, ...commonLabels(plan.dataset), ...selector },
+          ...(pod.annotations !== undefined && { annotations: pod.annotations }),
+        },
         spec: {
           restartPolicy: 'Never',
           serviceAccountName: names.client,
+          ...(pod.affinity !== undefined && { affinity: pod.affinity }),
+          ...(pod.tolerations !== undefined && { tolerations: pod.tolerations }),
+          ...(pod.nodeSelector !== undefined && { nodeSelector: pod.nodeSelector }),
+          ...(pod.schedulerName !== undefined && { schedulerName: pod.schedulerName }),
+          ...(pod.imagePullSecrets !== undefined && { imagePullSecrets: pod.imagePullSecrets }),
           // The loader image runs as an unprivileged user; fsGroup lets it read the config Secret.
           securityContext: { runAsNonRoot: true, runAsUser: 65_532, runAsGroup: 65_532, fsGroup: 65_532 },
           containers: [
@@ -512,9 +561,10 @@ export function loadJob(
                 '--config',
                 `${CONFIG_DIR}/client.json`,
                 '--plan',
-                JSON.stringify(plan),
+                JSON.stringify(loaderPlan),
               ],
               env: [{ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } }],
+              ...(pod.resources !== undefined && { resources: pod.resources }),
               // The loader writes its final progress there; the platform reads it back.
               terminationMessagePath: '/dev/termination-log',
               terminationMessagePolicy: 'FallbackToLogsOnError',

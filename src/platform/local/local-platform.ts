@@ -65,6 +65,8 @@ export interface DatasetSourceFile {
  * crash of the daemon leaves datasets mounted and a restarted daemon re-adopts them.
  */
 export class LocalPlatform implements Platform {
+  /** Workers and mounts are local processes: pod fields do not apply. */
+  readonly schedulesPods = false;
   readonly #options: LocalPlatformOptions;
   readonly #supervisor: ProcessSupervisor;
   readonly #adopted: Promise<string[]>;
