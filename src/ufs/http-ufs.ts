@@ -1,11 +1,11 @@
 import { Agent, type Dispatcher } from 'undici';
+import { Http1Client, type HttpTimeouts } from '../http/index.ts';
 import { redactUrlCredentials, SecretValue, scrubSecrets, type Logger } from '../lib/index.ts';
 import { abortedError, throwIfAborted } from './abort.ts';
 import { UfsError } from './errors.ts';
 import { classifyNetworkError, transientError } from './failures.ts';
 import { parseAutoindexJson, parseAutoindexXml } from './autoindex-data.ts';
 import { parseIndexLinks } from './html-index.ts';
-import { Http1Client } from './http1-client.ts';
 import { checkRange, joinUfsPath, normaliseUfsPath } from './paths.ts';
 import { backoff, withRetry, type ClassifiedFailure, type RetryPolicy } from './retry.ts';
 import { SequentialReaderCache, type SequentialReader, type SequentialSource } from './sequential-readers.ts';
@@ -22,21 +22,6 @@ const MAX_LISTING_DEPTH = 64;
 const MAX_PATH_BYTES = 4096;
 const QUARTER_HOUR_MS = 15 * MINUTE_MS;
 const TIME_VERSION_PREFIX = 'lm-min:';
-
-export interface HttpTimeouts {
-  /** TCP (and TLS) connect. Default 10 s. */
-  connectTimeoutMs: number;
-  /** From request to response headers, per attempt. Default 30 s. */
-  headersTimeoutMs: number;
-  /** Longest pause between two chunks of a body. Default 30 s. */
-  bodyIdleTimeoutMs: number;
-}
-
-export const DEFAULT_HTTP_TIMEOUTS: Readonly<HttpTimeouts> = Object.freeze({
-  connectTimeoutMs: 10_000,
-  headersTimeoutMs: 30_000,
-  bodyIdleTimeoutMs: 30_000,
-});
 
 export interface HttpUfsOptions {
   /** `http(s)://host[:port]/path`: the directory the mount serves. */

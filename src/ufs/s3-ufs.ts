@@ -6,11 +6,11 @@ import {
   S3ServiceException,
   type ListObjectsV2CommandOutput,
 } from '@aws-sdk/client-s3';
+import type { HttpTimeouts } from '../http/index.ts';
 import { scrubSecrets, type Logger } from '../lib/index.ts';
 import { abortedError, throwIfAborted } from './abort.ts';
 import { UfsError } from './errors.ts';
 import { classifyNetworkError, scrubbedCause, transientError } from './failures.ts';
-import type { HttpTimeouts } from './http-ufs.ts';
 import { checkRange, normaliseUfsPath } from './paths.ts';
 import { backoff, withRetry, type ClassifiedFailure, type RetryPolicy } from './retry.ts';
 import { revealedCredentials, type S3Location } from './s3-config.ts';
