@@ -11,6 +11,7 @@
  * caller to copy.
  */
 import { connect, type Socket } from 'node:net';
+import { hasCode } from '../lib/index.ts';
 import { Http1Error, isEarlyEnd, StaleConnectionError } from './errors.ts';
 import { decodeChunked, decodeChunkedRanges, framingOf, parseHead, type BodyFraming } from './framing.ts';
 import type { Http1Body, Http1Request, Http1Response, HttpTimeouts } from './types.ts';
@@ -491,9 +492,4 @@ export class Connection {
       destroy,
     };
   }
-}
-
-function hasCode(error: Error, ...codes: string[]): boolean {
-  const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' && codes.includes(code);
 }

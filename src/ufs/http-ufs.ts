@@ -1,7 +1,13 @@
 import { Agent, type Dispatcher } from 'undici';
 import { Http1Client, type HttpTimeouts } from '../http/index.ts';
-import { redactUrlCredentials, SecretValue, scrubSecrets, type Logger } from '../lib/index.ts';
-import { abortedError, throwIfAborted } from './abort.ts';
+import {
+  redactUrlCredentials,
+  scrubSecrets,
+  SecretValue,
+  throwIfAborted,
+  type Logger,
+} from '../lib/index.ts';
+import { abortedError } from './abort.ts';
 import { UfsError } from './errors.ts';
 import { classifyNetworkError, transientError } from './failures.ts';
 import { parseAutoindexJson, parseAutoindexXml } from './autoindex-data.ts';
@@ -304,7 +310,7 @@ export class HttpUfs implements UnderFileSystem {
   async read(path: string, range: ByteRange, options: ReadOptions = {}): Promise<AsyncIterable<Uint8Array>> {
     checkRange(range);
     const relative = normaliseUfsPath(path);
-    throwIfAborted(options.signal, `read of "${relative}" at ${this.description}`);
+    throwIfAborted(options.signal, abortedError(`read of "${relative}" at ${this.description}`));
     if (range.length === 0) return emptyStream();
     const url = this.#fileUrl(relative);
     const request = {
@@ -621,7 +627,7 @@ export class HttpUfs implements UnderFileSystem {
         if (position >= end) return;
         throw transientError('ERR_UFS_UNREACHABLE', `Cannot ${what}: the response ended early`);
       } catch (error) {
-        if (request.signal?.aborted === true) throw abortedError(request.signal, what);
+        throwIfAborted(request.signal, abortedError(what));
         const failure = this.#classify(error, what);
         if (!failure.retryable || resumes + 1 >= this.#retry.maxAttempts) throw failure.error;
         this.#logger.warn(
@@ -680,7 +686,7 @@ export class HttpUfs implements UnderFileSystem {
         return;
       } catch (error) {
         holder.destroy();
-        if (request.signal?.aborted === true) throw abortedError(request.signal, what);
+        throwIfAborted(request.signal, abortedError(what));
         const failure = this.#classify(error, what);
         if (!failure.retryable || attempt >= this.#retry.maxAttempts) throw failure.error;
         this.#logger.warn(

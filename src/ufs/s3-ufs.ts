@@ -7,8 +7,8 @@ import {
   type ListObjectsV2CommandOutput,
 } from '@aws-sdk/client-s3';
 import type { HttpTimeouts } from '../http/index.ts';
-import { scrubSecrets, type Logger } from '../lib/index.ts';
-import { abortedError, throwIfAborted } from './abort.ts';
+import { scrubSecrets, throwIfAborted, type Logger } from '../lib/index.ts';
+import { abortedError } from './abort.ts';
 import { UfsError } from './errors.ts';
 import { classifyNetworkError, scrubbedCause, transientError } from './failures.ts';
 import { checkRange, normaliseUfsPath } from './paths.ts';
@@ -244,7 +244,7 @@ export class S3Ufs implements UnderFileSystem {
   async read(path: string, range: ByteRange, options: ReadOptions = {}): Promise<AsyncIterable<Uint8Array>> {
     checkRange(range);
     const relative = normaliseUfsPath(path);
-    throwIfAborted(options.signal, `read of "${relative}" at ${this.description}`);
+    throwIfAborted(options.signal, abortedError(`read of "${relative}" at ${this.description}`));
     if (range.length === 0) return emptyStream();
     const request = { relative, range, version: options.version, signal: options.signal, into: options.into };
     const first = await this.#open(request, range.offset);
@@ -388,7 +388,7 @@ export class S3Ufs implements UnderFileSystem {
       } catch (error) {
         opened.response.destroy();
         opened.unhook();
-        if (request.signal?.aborted === true) throw abortedError(request.signal, what);
+        throwIfAborted(request.signal, abortedError(what));
         const failure = this.#classify(error, what);
         if (!failure.retryable || resumes + 1 >= this.#retry.maxAttempts) throw failure.error;
         this.#logger.warn(
