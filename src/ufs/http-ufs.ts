@@ -13,7 +13,8 @@ import { classifyNetworkError, transientError } from './failures.ts';
 import { parseAutoindexJson, parseAutoindexXml } from './autoindex-data.ts';
 import { parseIndexLinks } from './html-index.ts';
 import { checkRange, joinUfsPath, normaliseUfsPath } from './paths.ts';
-import { backoff, withRetry, type ClassifiedFailure, type RetryPolicy } from './retry.ts';
+import { recoverCutRead, resumeCutReads, openPastDeadline, type CutRead } from './resumable-read.ts';
+import { withRetry, type ClassifiedFailure, type RetryPolicy } from './retry.ts';
 import { SequentialReaderCache, type SequentialReader, type SequentialSource } from './sequential-readers.ts';
 import type { ByteRange, ListOptions, ReadOptions, UfsEntry, UnderFileSystem } from './types.ts';
 
@@ -531,36 +532,16 @@ export class HttpUfs implements UnderFileSystem {
   async #openOnce(request: ReadRequest, from: number, phase: AbortSignal): Promise<Opened> {
     const what = `read "${request.relative}" at ${this.description}`;
     const last = request.range.offset + request.range.length - 1;
-    // The request lives as long as its body, so it follows the caller's signal throughout but the
-    // deadline (in `phase`) only until the headers are in.
-    const controller = new AbortController();
-    const onPhase = (): void => {
-      controller.abort(phase.reason);
-    };
-    const onCaller = (): void => {
-      controller.abort(request.signal?.reason);
-    };
-    phase.addEventListener('abort', onPhase, { once: true });
-    request.signal?.addEventListener('abort', onCaller, { once: true });
-    const done = (): void => {
-      request.signal?.removeEventListener('abort', onCaller);
-    };
-    let opened: Response;
-    try {
-      opened = await this.#request({
+    const { opened, release } = await openPastDeadline(phase, request.signal, (signal) =>
+      this.#request({
         method: 'GET',
         url: request.url,
-        signal: controller.signal,
+        signal,
         headers: { range: `bytes=${from}-${last}`, ...conditionalHeaders(request.version) },
         into: request.into?.subarray(from - request.range.offset),
-      });
-    } catch (error) {
-      done();
-      throw error;
-    } finally {
-      phase.removeEventListener('abort', onPhase);
-    }
-    const response = { ...opened, body: onSettled(opened.body, done) };
+      }),
+    );
+    const response = { ...opened, body: onSettled(opened.body, release) };
     const fail = async (error: UfsError): Promise<never> => {
       await discard(response);
       throw error;
@@ -602,45 +583,22 @@ export class HttpUfs implements UnderFileSystem {
   }
 
   /** A 206 body; cut short by the network, it is resumed where it stopped, for the same version. */
-  async *#rangedStream(
-    request: ReadRequest,
-    first: Extract<Opened, { kind: 'ranged' }>,
-  ): AsyncIterable<Uint8Array> {
+  #rangedStream(request: ReadRequest, first: Extract<Opened, { kind: 'ranged' }>): AsyncIterable<Uint8Array> {
     const what = `read "${request.relative}" at ${this.description}`;
     const pinned = { ...request, version: first.version };
     const end = first.end + 1;
-    let position = first.start;
-    let current: Opened = first;
-    for (let resumes = 0; ; resumes++) {
-      if (current.kind !== 'ranged') {
-        // The origin stopped honouring ranges (or the file shrank) between two requests.
-        if (current.kind === 'whole') current.source.destroy();
-        if (position >= end || current.kind === 'empty') return;
-        throw new UfsError('ERR_UFS_REMOTE', `Cannot ${what}: the server stopped serving ranges`);
-      }
-      const body = current.response.body;
-      try {
-        for await (const chunk of body) {
-          position += chunk.length;
-          yield chunk;
-        }
-        if (position >= end) return;
-        throw transientError('ERR_UFS_UNREACHABLE', `Cannot ${what}: the response ended early`);
-      } catch (error) {
-        throwIfAborted(request.signal, abortedError(what));
-        const failure = this.#classify(error, what);
-        if (!failure.retryable || resumes + 1 >= this.#retry.maxAttempts) throw failure.error;
-        this.#logger.warn(
-          { path: request.relative, position, err: failure.error.message },
-          'resuming a cut read',
-        );
-        await backoff(this.#retry, resumes + 1, request.signal, what);
-        current = await this.#open(pinned, position);
-      } finally {
-        // Also unhooks the caller's signal from the request (see #openOnce).
-        body.destroy();
-      }
-    }
+    return resumeCutReads<Opened>({
+      read: this.#cutRead(request, what),
+      first,
+      start: first.start,
+      chunksOf: (opened, position) => rangedChunks(opened, position, end, what),
+      reopen: (position) => this.#open(pinned, position),
+      // Also unhooks the caller's signal from the request (see #openOnce).
+      close: (opened) => {
+        if (opened.kind === 'ranged') opened.response.body.destroy();
+        else if (opened.kind === 'whole') opened.source.destroy();
+      },
+    });
   }
 
   /** The request's range from a front-to-back download (see SequentialReaderCache). */
@@ -686,14 +644,7 @@ export class HttpUfs implements UnderFileSystem {
         return;
       } catch (error) {
         holder.destroy();
-        throwIfAborted(request.signal, abortedError(what));
-        const failure = this.#classify(error, what);
-        if (!failure.retryable || attempt >= this.#retry.maxAttempts) throw failure.error;
-        this.#logger.warn(
-          { path: request.relative, position, err: failure.error.message },
-          'restarting a cut read',
-        );
-        await backoff(this.#retry, attempt, request.signal, what);
+        await recoverCutRead(this.#cutRead(request, what), error, attempt, position, 'restarting a cut read');
       } finally {
         this.#sequential.release(holder);
       }
@@ -826,6 +777,17 @@ export class HttpUfs implements UnderFileSystem {
     if (status === 412) return changed(what);
     if (status === 429 || status >= 500) return transientError('ERR_UFS_REMOTE', text);
     return new UfsError('ERR_UFS_REMOTE', text);
+  }
+
+  #cutRead(request: ReadRequest, what: string): CutRead {
+    return {
+      what,
+      path: request.relative,
+      signal: request.signal,
+      retry: this.#retry,
+      logger: this.#logger,
+      classify: (error) => this.#classify(error, what),
+    };
   }
 
   #classify(error: unknown, what: string): ClassifiedFailure {
@@ -997,6 +959,31 @@ async function readLimited(
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * The bytes of one opened answer of a ranged read, from `position` to `end`.
+ * @throws {UfsError} ERR_UFS_REMOTE when the origin stopped serving ranges meanwhile; a transient
+ *   ERR_UFS_UNREACHABLE when the body ended short (resumeCutReads then opens the rest)
+ */
+async function* rangedChunks(
+  opened: Opened,
+  position: number,
+  end: number,
+  what: string,
+): AsyncIterable<Uint8Array> {
+  if (opened.kind !== 'ranged') {
+    // The origin stopped honouring ranges (or the file shrank) between two requests.
+    if (opened.kind === 'whole') opened.source.destroy();
+    if (position >= end || opened.kind === 'empty') return;
+    throw new UfsError('ERR_UFS_REMOTE', `Cannot ${what}: the server stopped serving ranges`);
+  }
+  let at = position;
+  for await (const chunk of opened.response.body) {
+    at += chunk.length;
+    yield chunk;
+  }
+  if (at < end) throw transientError('ERR_UFS_UNREACHABLE', `Cannot ${what}: the response ended early`);
 }
 
 async function* emptyStream(): AsyncIterable<Uint8Array> {

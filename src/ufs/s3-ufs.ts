@@ -12,7 +12,8 @@ import { abortedError } from './abort.ts';
 import { UfsError } from './errors.ts';
 import { classifyNetworkError, scrubbedCause, transientError } from './failures.ts';
 import { checkRange, normaliseUfsPath } from './paths.ts';
-import { backoff, withRetry, type ClassifiedFailure, type RetryPolicy } from './retry.ts';
+import { openPastDeadline, resumeCutReads } from './resumable-read.ts';
+import { withRetry, type ClassifiedFailure, type RetryPolicy } from './retry.ts';
 import { revealedCredentials, type S3Location } from './s3-config.ts';
 import { S3Getter, type S3GetResponse } from './s3-get.ts';
 import { UndiciRequestHandler } from './undici-request-handler.ts';
@@ -296,36 +297,19 @@ export class S3Ufs implements UnderFileSystem {
       logger: this.#logger,
       classify: (error) => this.#classify(error, what),
       attempt: async (phase) => {
-        // The body lives past the deadline of the first byte: its request follows the caller's
-        // signal throughout and the deadline (in `phase`) only until the response is in.
-        const controller = new AbortController();
-        const onPhase = (): void => {
-          controller.abort(phase.reason);
-        };
-        const onCaller = (): void => {
-          controller.abort(request.signal?.reason);
-        };
-        phase.addEventListener('abort', onPhase, { once: true });
-        request.signal?.addEventListener('abort', onCaller, { once: true });
-        const unhook = (): void => {
-          request.signal?.removeEventListener('abort', onCaller);
-        };
-        let response: S3GetResponse;
-        try {
-          response = await this.#getter.get({
-            key: this.#key(request.relative),
-            first: from,
-            last,
-            ifMatch: request.version === undefined || request.version === '' ? undefined : request.version,
-            signal: controller.signal,
-            into: request.into?.subarray(from - request.range.offset),
-          });
-        } catch (error) {
-          unhook();
-          throw error;
-        } finally {
-          phase.removeEventListener('abort', onPhase);
-        }
+        const { opened: response, release: unhook } = await openPastDeadline(
+          phase,
+          request.signal,
+          (signal) =>
+            this.#getter.get({
+              key: this.#key(request.relative),
+              first: from,
+              last,
+              ifMatch: request.version === undefined || request.version === '' ? undefined : request.version,
+              signal,
+              into: request.into?.subarray(from - request.range.offset),
+            }),
+        );
         const fail = (error: unknown): never => {
           unhook();
           response.destroy();
@@ -352,56 +336,29 @@ export class S3Ufs implements UnderFileSystem {
     });
   }
 
-  async *#stream(request: ReadRequest, first: Opened): AsyncIterable<Uint8Array> {
+  /** The object's bytes in the request's range, resumed where the network cut them, for the same ETag. */
+  #stream(request: ReadRequest, first: Opened): AsyncIterable<Uint8Array> {
     const what = `read "${request.relative}" at ${this.description}`;
     const end = request.range.offset + request.range.length;
     const pinned = { ...request, version: first.version };
-    let position = request.range.offset;
-    let current: Opened | undefined = first;
-    for (let resumes = 0; current !== undefined && position < end; resumes++) {
-      const opened: Opened = current;
-      let skip = opened.skipBytes;
-      if (Number.isNaN(skip)) {
-        opened.response.destroy();
-        opened.unhook();
-        throw new UfsError('ERR_UFS_REMOTE', `Cannot ${what}: the store answered another range`);
-      }
-      try {
-        for await (const raw of opened.response.body) {
-          let chunk: Uint8Array = raw;
-          if (skip > 0) {
-            const dropped = Math.min(skip, chunk.length);
-            skip -= dropped;
-            chunk = chunk.subarray(dropped);
-          }
-          if (chunk.length > end - position) chunk = chunk.subarray(0, end - position);
-          if (chunk.length === 0) {
-            if (position >= end) break;
-            continue;
-          }
-          position += chunk.length;
-          yield chunk;
-          if (position >= end) break;
-        }
-        // The transports themselves fail a body shorter than its Content-Length.
-        return;
-      } catch (error) {
-        opened.response.destroy();
-        opened.unhook();
-        throwIfAborted(request.signal, abortedError(what));
-        const failure = this.#classify(error, what);
-        if (!failure.retryable || resumes + 1 >= this.#retry.maxAttempts) throw failure.error;
-        this.#logger.warn(
-          { path: request.relative, position, err: failure.error.message },
-          'resuming a cut read',
-        );
-        await backoff(this.#retry, resumes + 1, request.signal, what);
-        current = await this.#open(pinned, position);
-      } finally {
-        opened.response.destroy();
-        opened.unhook();
-      }
-    }
+    return resumeCutReads<Opened | undefined>({
+      read: {
+        what,
+        path: request.relative,
+        signal: request.signal,
+        retry: this.#retry,
+        logger: this.#logger,
+        classify: (error) => this.#classify(error, what),
+      },
+      first,
+      start: request.range.offset,
+      chunksOf: (opened, position) => objectChunks(opened, position, end, what),
+      reopen: (position) => this.#open(pinned, position),
+      close: (opened) => {
+        opened?.response.destroy();
+        opened?.unhook();
+      },
+    });
   }
 
   /** Runs one SDK call under the retry policy. */
@@ -555,6 +512,42 @@ class S3AnswerError extends Error {
     this.s3Code = s3Code;
     this.statusCode = statusCode;
   }
+}
+
+/**
+ * The bytes of one opened GetObject from `position` to `end`: the head of a whole object that the
+ * store sent for a range is dropped, and nothing past `end` is given. Nothing for undefined (the
+ * range starts past the end of the object).
+ * @throws {UfsError} ERR_UFS_REMOTE when the store answered another range
+ */
+async function* objectChunks(
+  opened: Opened | undefined,
+  position: number,
+  end: number,
+  what: string,
+): AsyncIterable<Uint8Array> {
+  if (opened === undefined) return;
+  let skip = opened.skipBytes;
+  if (Number.isNaN(skip))
+    throw new UfsError('ERR_UFS_REMOTE', `Cannot ${what}: the store answered another range`);
+  let at = position;
+  for await (const raw of opened.response.body) {
+    let chunk: Uint8Array = raw;
+    if (skip > 0) {
+      const dropped = Math.min(skip, chunk.length);
+      skip -= dropped;
+      chunk = chunk.subarray(dropped);
+    }
+    if (chunk.length > end - at) chunk = chunk.subarray(0, end - at);
+    if (chunk.length === 0) {
+      if (at >= end) return;
+      continue;
+    }
+    at += chunk.length;
+    yield chunk;
+    if (at >= end) return;
+  }
+  // The transports themselves fail a body shorter than its Content-Length.
 }
 
 async function* emptyStream(): AsyncIterable<Uint8Array> {
