@@ -1,6 +1,6 @@
 import { throwIfAborted } from '../lib/index.ts';
 import { abortedError } from './abort.ts';
-import { UfsError } from './errors.ts';
+import { checkRootIsDirectory } from './check-root.ts';
 import { HttpListing } from './http-listing.ts';
 import { HttpOrigin, type HttpUfsOptions } from './http-origin.ts';
 import { rangedStream } from './http-ranged-read.ts';
@@ -93,13 +93,7 @@ export class HttpUfs implements UnderFileSystem {
   }
 
   async check(options: { signal?: AbortSignal } = {}): Promise<void> {
-    const root = await this.stat('', options);
-    if (root.type !== 'directory') {
-      throw new UfsError(
-        'ERR_UFS_NOT_A_DIRECTORY',
-        `Cannot use ${this.description} as it is not a directory`,
-      );
-    }
+    await checkRootIsDirectory(this, options);
   }
 
   async close(): Promise<void> {

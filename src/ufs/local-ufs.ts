@@ -3,6 +3,7 @@ import type { BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { throwIfAborted, toError } from '../lib/index.ts';
 import { abortedError } from './abort.ts';
+import { checkRootIsDirectory } from './check-root.ts';
 import { UfsError, type UfsErrorCode } from './errors.ts';
 import { checkRange, joinUfsPath, normaliseUfsPath } from './paths.ts';
 import type { ByteRange, ListOptions, ReadOptions, UfsEntry, UnderFileSystem } from './types.ts';
@@ -175,13 +176,7 @@ export class LocalUfs implements UnderFileSystem {
   }
 
   async check(options: { signal?: AbortSignal } = {}): Promise<void> {
-    const root = await this.stat('', options);
-    if (root.type !== 'directory') {
-      throw new UfsError(
-        'ERR_UFS_NOT_A_DIRECTORY',
-        `Cannot use ${this.description} as it is not a directory`,
-      );
-    }
+    await checkRootIsDirectory(this, options);
   }
 
   async close(): Promise<void> {

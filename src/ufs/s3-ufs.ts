@@ -187,13 +187,7 @@ export class S3Ufs implements UnderFileSystem {
           }
           continue;
         }
-        yield {
-          path: child,
-          type: 'file',
-          sizeBytes: object.Size ?? 0,
-          mtimeMs: object.LastModified?.getTime() ?? 0,
-          version: object.ETag ?? '',
-        };
+        yield objectEntry(child, object.Size, object.LastModified, object.ETag);
       }
       token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
@@ -203,13 +197,7 @@ export class S3Ufs implements UnderFileSystem {
     const relative = normaliseUfsPath(path);
     const what = `stat "${relative}" at ${this.description}`;
     if (relative === '') {
-      await this.#listPage({
-        prefix: this.#location.prefix,
-        token: undefined,
-        delimiter: true,
-        maxKeys: 1,
-        signal: options.signal,
-      });
+      await this.#firstKeyUnder(this.#location.prefix, options.signal);
       return directoryEntry('');
     }
     try {
@@ -221,22 +209,10 @@ export class S3Ufs implements UnderFileSystem {
           },
         ),
       );
-      return {
-        path: relative,
-        type: 'file',
-        sizeBytes: head.ContentLength ?? 0,
-        mtimeMs: head.LastModified?.getTime() ?? 0,
-        version: head.ETag ?? '',
-      };
+      return objectEntry(relative, head.ContentLength, head.LastModified, head.ETag);
     } catch (error) {
       if (!(error instanceof UfsError) || error.code !== 'ERR_UFS_NOT_FOUND') throw error;
-      const page = await this.#listPage({
-        prefix: `${this.#key(relative)}/`,
-        token: undefined,
-        delimiter: true,
-        maxKeys: 1,
-        signal: options.signal,
-      });
+      const page = await this.#firstKeyUnder(`${this.#key(relative)}/`, options.signal);
       if ((page.KeyCount ?? 0) > 0) return directoryEntry(relative);
       throw error;
     }
@@ -284,6 +260,11 @@ export class S3Ufs implements UnderFileSystem {
         { abortSignal: signal },
       ),
     );
+  }
+
+  /** One key or common prefix under `prefix`: whether it exists, and that the bucket answers. */
+  async #firstKeyUnder(prefix: string, signal: AbortSignal | undefined): Promise<ListObjectsV2CommandOutput> {
+    return this.#listPage({ prefix, token: undefined, delimiter: true, maxKeys: 1, signal });
   }
 
   /** GetObject from `from` to the end of the request's range; undefined past the end of the object. */
@@ -492,6 +473,22 @@ function s3CodeOf(error: unknown): string | undefined {
     return error.name === 'Unknown' || error.name === '' ? undefined : error.name;
   }
   return undefined;
+}
+
+/** An object as a listing or HeadObject shows it; the version is its ETag. */
+function objectEntry(
+  path: string,
+  sizeBytes: number | undefined,
+  lastModified: Date | undefined,
+  etag: string | undefined,
+): UfsEntry {
+  return {
+    path,
+    type: 'file',
+    sizeBytes: sizeBytes ?? 0,
+    mtimeMs: lastModified?.getTime() ?? 0,
+    version: etag ?? '',
+  };
 }
 
 function directoryEntry(path: string): UfsEntry {
