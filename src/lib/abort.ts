@@ -29,6 +29,17 @@ export function raceAbort<T>(
   });
 }
 
+/**
+ * Throws when `signal` has aborted: the error `abortedError` makes of it (a component's coded
+ * `ERR_*_ABORTED`), by default the signal's reason (made an Error if it is none).
+ */
+export function throwIfAborted(
+  signal: AbortSignal | undefined,
+  abortedError: (signal: AbortSignal) => Error = (aborted) => toRejection(aborted.reason),
+): void {
+  if (signal?.aborted === true) throw abortedError(signal);
+}
+
 function toRejection(reason: unknown): Error {
   return reason instanceof Error ? reason : new Error(String(reason));
 }

@@ -12,9 +12,17 @@ export class TideError<Code extends string = string> extends Error {
   }
 }
 
-/** True when `error` is a TideError carrying `code`. */
-export function hasCode<Code extends string>(error: unknown, code: Code): error is TideError<Code> {
-  return error instanceof TideError && error.code === code;
+/**
+ * True when `error` is an Error whose `code` is one of `codes`: a TideError's, or the one Node puts
+ * on system errors (`ECONNRESET`, `EPIPE`…).
+ */
+export function hasCode<Code extends string>(
+  error: unknown,
+  ...codes: readonly [Code, ...Code[]]
+): error is Error & { readonly code: Code } {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && (codes as readonly string[]).includes(code);
 }
 
 /** Turns anything caught into an Error, so that no non-Error is ever rethrown or logged. */

@@ -1,5 +1,5 @@
 export { TideError, hasCode, toError } from './errors.ts';
-export { raceAbort } from './abort.ts';
+export { raceAbort, throwIfAborted } from './abort.ts';
 export { SecretValue, scrubSecrets, redactUrlCredentials, redactUrlCredentialsDeep } from './secret.ts';
 export { createLogger, silentLogger, type Logger, type LoggerOptions } from './logger.ts';
 export { parseQuantity, formatBytes } from './quantity.ts';

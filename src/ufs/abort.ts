@@ -1,12 +1,10 @@
 import { UfsError } from './errors.ts';
 
-/** The error every connector throws when its caller's AbortSignal fired. */
-export function abortedError(signal: AbortSignal, what: string): UfsError {
-  return new UfsError('ERR_UFS_ABORTED', `Cannot finish ${what} as it was aborted`, {
-    cause: signal.reason,
-  });
-}
-
-export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
-  if (signal?.aborted === true) throw abortedError(signal, what);
+/**
+ * The error every connector throws when its caller's AbortSignal fired, in the shape lib's
+ * throwIfAborted takes: `throwIfAborted(signal, abortedError('read of "a/b" at …'))`.
+ */
+export function abortedError(what: string): (signal: AbortSignal) => UfsError {
+  return (signal) =>
+    new UfsError('ERR_UFS_ABORTED', `Cannot finish ${what} as it was aborted`, { cause: signal.reason });
 }

@@ -1,8 +1,9 @@
 import { join } from 'node:path';
 import { schemeOf } from '../api/index.ts';
+import { DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts } from '../http/index.ts';
 import { silentLogger, type Logger } from '../lib/index.ts';
 import { UfsError } from './errors.ts';
-import { DEFAULT_HTTP_TIMEOUTS, HttpUfs, type HttpTimeouts, type HttpUfsOptions } from './http-ufs.ts';
+import { HttpUfs, type HttpUfsOptions } from './http-ufs.ts';
 import { LocalUfs } from './local-ufs.ts';
 import { DEFAULT_RETRY_POLICY, positiveInteger, retryPolicyFrom, type RetryPolicy } from './retry.ts';
 import { normaliseUfsPath } from './paths.ts';

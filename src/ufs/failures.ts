@@ -40,7 +40,7 @@ const NETWORK_CODES: Readonly<Record<string, { code: UfsErrorCode; retryable: bo
   UND_ERR_HEADERS_TIMEOUT: { code: 'ERR_UFS_TIMEOUT', retryable: true, text: 'no response headers in time' },
   UND_ERR_BODY_TIMEOUT: { code: 'ERR_UFS_TIMEOUT', retryable: true, text: 'the response body stalled' },
   TimeoutError: { code: 'ERR_UFS_TIMEOUT', retryable: true, text: 'the request timed out' },
-  // Http1Client (http1-client.ts).
+  // Http1Client (src/http).
   ERR_HTTP1_CONNECT_TIMEOUT: { code: 'ERR_UFS_TIMEOUT', retryable: true, text: 'connecting timed out' },
   ERR_HTTP1_HEADERS_TIMEOUT: {
     code: 'ERR_UFS_TIMEOUT',

@@ -9,10 +9,10 @@ export type {
 export { UfsError, type UfsErrorCode } from './errors.ts';
 export { createUnderFileSystem, type UfsDependencies } from './create-under-file-system.ts';
 export { LocalUfs, type LocalUfsOptions } from './local-ufs.ts';
-export { HttpUfs, DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts, type HttpUfsOptions } from './http-ufs.ts';
+export { HttpUfs, type HttpUfsOptions } from './http-ufs.ts';
+export { DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts } from '../http/index.ts';
 export { S3Ufs, type S3UfsOptions } from './s3-ufs.ts';
 export { UndiciRequestHandler } from './undici-request-handler.ts';
-export { Http1Client, Http1Error, type Http1ErrorCode, type Http1Response } from './http1-client.ts';
 export { parseS3Location, S3_OPTION_NAMES, type S3Location, type S3Flavour } from './s3-config.ts';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
 export { normaliseUfsPath } from './paths.ts';

@@ -1,8 +1,9 @@
 import { opendir, open, stat, type FileHandle } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { join } from 'node:path';
-import { toError } from '../lib/index.ts';
-import { abortedError, throwIfAborted } from './abort.ts';
+import { throwIfAborted, toError } from '../lib/index.ts';
+import { abortedError } from './abort.ts';
+import { checkRootIsDirectory } from './check-root.ts';
 import { UfsError, type UfsErrorCode } from './errors.ts';
 import { checkRange, joinUfsPath, normaliseUfsPath } from './paths.ts';
 import type { ByteRange, ListOptions, ReadOptions, UfsEntry, UnderFileSystem } from './types.ts';
@@ -51,7 +52,7 @@ export class LocalUfs implements UnderFileSystem {
     // Depth-first with an explicit stack: memory grows with depth and one open directory, not size.
     const pending = [start];
     for (let dir = pending.pop(); dir !== undefined; dir = pending.pop()) {
-      throwIfAborted(options.signal, `listing ${this.description}`);
+      throwIfAborted(options.signal, abortedError(`listing ${this.description}`));
       let handle;
       try {
         handle = await opendir(this.#absolute(dir), { bufferSize: 256 });
@@ -61,7 +62,7 @@ export class LocalUfs implements UnderFileSystem {
         throw this.#mapError(error, 'list', dir);
       }
       for await (const dirent of handle) {
-        throwIfAborted(options.signal, `listing ${this.description}`);
+        throwIfAborted(options.signal, abortedError(`listing ${this.description}`));
         const child = joinUfsPath(dir, dirent.name);
         let stats: BigIntStats;
         try {
@@ -84,7 +85,7 @@ export class LocalUfs implements UnderFileSystem {
 
   async stat(path: string, options: { signal?: AbortSignal } = {}): Promise<UfsEntry> {
     const relative = normaliseUfsPath(path);
-    throwIfAborted(options.signal, `stat of ${this.description}`);
+    throwIfAborted(options.signal, abortedError(`stat of ${this.description}`));
     try {
       const stats = await stat(this.#absolute(relative), { bigint: true });
       if (!stats.isFile() && !stats.isDirectory()) {
@@ -103,7 +104,7 @@ export class LocalUfs implements UnderFileSystem {
   async read(path: string, range: ByteRange, options: ReadOptions = {}): Promise<AsyncIterable<Uint8Array>> {
     checkRange(range);
     const relative = normaliseUfsPath(path);
-    throwIfAborted(options.signal, `read of ${this.description}`);
+    throwIfAborted(options.signal, abortedError(`read of ${this.description}`));
     let handle: FileHandle;
     try {
       handle = await open(this.#absolute(relative), 'r');
@@ -154,7 +155,7 @@ export class LocalUfs implements UnderFileSystem {
       let position = read.range.offset;
       let remaining = read.range.length;
       while (remaining > 0) {
-        if (read.signal?.aborted === true) throw abortedError(read.signal, `read of ${this.description}`);
+        throwIfAborted(read.signal, abortedError(`read of ${this.description}`));
         const buffer = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, remaining));
         const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
         // Checked after each chunk and before handing it out, so that a file rewritten in place
@@ -175,13 +176,7 @@ export class LocalUfs implements UnderFileSystem {
   }
 
   async check(options: { signal?: AbortSignal } = {}): Promise<void> {
-    const root = await this.stat('', options);
-    if (root.type !== 'directory') {
-      throw new UfsError(
-        'ERR_UFS_NOT_A_DIRECTORY',
-        `Cannot use ${this.description} as it is not a directory`,
-      );
-    }
+    await checkRootIsDirectory(this, options);
   }
 
   async close(): Promise<void> {

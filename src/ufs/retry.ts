@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../lib/index.ts';
+import { abortedError } from './abort.ts';
 import { UfsError } from './errors.ts';
 
 /** How a remote operation is retried. Every field is a bound, so that no operation hangs. */
@@ -111,9 +112,7 @@ function stopped(
   last: UfsError | undefined,
 ): UfsError {
   if (signal?.aborted === true) {
-    return new UfsError('ERR_UFS_ABORTED', `Cannot finish ${what} as it was aborted`, {
-      cause: signal.reason,
-    });
+    return abortedError(what)(signal);
   }
   const detail = last === undefined ? '' : `; last error: ${last.message}`;
   return new UfsError('ERR_UFS_TIMEOUT', `Cannot finish ${what} within ${policy.deadlineMs} ms${detail}`, {

@@ -14,8 +14,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { Agent } from 'undici';
-import type { HttpTimeouts } from './http-ufs.ts';
-import { Http1Client } from './http1-client.ts';
+import { Http1Client, type HttpTimeouts } from '../http/index.ts';
 import { revealedCredentials, type S3Location } from './s3-config.ts';
 
 export interface S3GetRequest {

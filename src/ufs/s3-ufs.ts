@@ -6,13 +6,14 @@ import {
   S3ServiceException,
   type ListObjectsV2CommandOutput,
 } from '@aws-sdk/client-s3';
-import { scrubSecrets, type Logger } from '../lib/index.ts';
-import { abortedError, throwIfAborted } from './abort.ts';
+import type { HttpTimeouts } from '../http/index.ts';
+import { scrubSecrets, throwIfAborted, type Logger } from '../lib/index.ts';
+import { abortedError } from './abort.ts';
 import { UfsError } from './errors.ts';
 import { classifyNetworkError, scrubbedCause, transientError } from './failures.ts';
-import type { HttpTimeouts } from './http-ufs.ts';
 import { checkRange, normaliseUfsPath } from './paths.ts';
-import { backoff, withRetry, type ClassifiedFailure, type RetryPolicy } from './retry.ts';
+import { openPastDeadline, resumeCutReads } from './resumable-read.ts';
+import { withRetry, type ClassifiedFailure, type RetryPolicy } from './retry.ts';
 import { revealedCredentials, type S3Location } from './s3-config.ts';
 import { S3Getter, type S3GetResponse } from './s3-get.ts';
 import { UndiciRequestHandler } from './undici-request-handler.ts';
@@ -186,13 +187,7 @@ export class S3Ufs implements UnderFileSystem {
           }
           continue;
         }
-        yield {
-          path: child,
-          type: 'file',
-          sizeBytes: object.Size ?? 0,
-          mtimeMs: object.LastModified?.getTime() ?? 0,
-          version: object.ETag ?? '',
-        };
+        yield objectEntry(child, object.Size, object.LastModified, object.ETag);
       }
       token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
@@ -202,13 +197,7 @@ export class S3Ufs implements UnderFileSystem {
     const relative = normaliseUfsPath(path);
     const what = `stat "${relative}" at ${this.description}`;
     if (relative === '') {
-      await this.#listPage({
-        prefix: this.#location.prefix,
-        token: undefined,
-        delimiter: true,
-        maxKeys: 1,
-        signal: options.signal,
-      });
+      await this.#firstKeyUnder(this.#location.prefix, options.signal);
       return directoryEntry('');
     }
     try {
@@ -220,22 +209,10 @@ export class S3Ufs implements UnderFileSystem {
           },
         ),
       );
-      return {
-        path: relative,
-        type: 'file',
-        sizeBytes: head.ContentLength ?? 0,
-        mtimeMs: head.LastModified?.getTime() ?? 0,
-        version: head.ETag ?? '',
-      };
+      return objectEntry(relative, head.ContentLength, head.LastModified, head.ETag);
     } catch (error) {
       if (!(error instanceof UfsError) || error.code !== 'ERR_UFS_NOT_FOUND') throw error;
-      const page = await this.#listPage({
-        prefix: `${this.#key(relative)}/`,
-        token: undefined,
-        delimiter: true,
-        maxKeys: 1,
-        signal: options.signal,
-      });
+      const page = await this.#firstKeyUnder(`${this.#key(relative)}/`, options.signal);
       if ((page.KeyCount ?? 0) > 0) return directoryEntry(relative);
       throw error;
     }
@@ -244,7 +221,7 @@ export class S3Ufs implements UnderFileSystem {
   async read(path: string, range: ByteRange, options: ReadOptions = {}): Promise<AsyncIterable<Uint8Array>> {
     checkRange(range);
     const relative = normaliseUfsPath(path);
-    throwIfAborted(options.signal, `read of "${relative}" at ${this.description}`);
+    throwIfAborted(options.signal, abortedError(`read of "${relative}" at ${this.description}`));
     if (range.length === 0) return emptyStream();
     const request = { relative, range, version: options.version, signal: options.signal, into: options.into };
     const first = await this.#open(request, range.offset);
@@ -285,6 +262,11 @@ export class S3Ufs implements UnderFileSystem {
     );
   }
 
+  /** One key or common prefix under `prefix`: whether it exists, and that the bucket answers. */
+  async #firstKeyUnder(prefix: string, signal: AbortSignal | undefined): Promise<ListObjectsV2CommandOutput> {
+    return this.#listPage({ prefix, token: undefined, delimiter: true, maxKeys: 1, signal });
+  }
+
   /** GetObject from `from` to the end of the request's range; undefined past the end of the object. */
   async #open(request: ReadRequest, from: number): Promise<Opened | undefined> {
     const what = `read "${request.relative}" at ${this.description}`;
@@ -296,36 +278,19 @@ export class S3Ufs implements UnderFileSystem {
       logger: this.#logger,
       classify: (error) => this.#classify(error, what),
       attempt: async (phase) => {
-        // The body lives past the deadline of the first byte: its request follows the caller's
-        // signal throughout and the deadline (in `phase`) only until the response is in.
-        const controller = new AbortController();
-        const onPhase = (): void => {
-          controller.abort(phase.reason);
-        };
-        const onCaller = (): void => {
-          controller.abort(request.signal?.reason);
-        };
-        phase.addEventListener('abort', onPhase, { once: true });
-        request.signal?.addEventListener('abort', onCaller, { once: true });
-        const unhook = (): void => {
-          request.signal?.removeEventListener('abort', onCaller);
-        };
-        let response: S3GetResponse;
-        try {
-          response = await this.#getter.get({
-            key: this.#key(request.relative),
-            first: from,
-            last,
-            ifMatch: request.version === undefined || request.version === '' ? undefined : request.version,
-            signal: controller.signal,
-            into: request.into?.subarray(from - request.range.offset),
-          });
-        } catch (error) {
-          unhook();
-          throw error;
-        } finally {
-          phase.removeEventListener('abort', onPhase);
-        }
+        const { opened: response, release: unhook } = await openPastDeadline(
+          phase,
+          request.signal,
+          (signal) =>
+            this.#getter.get({
+              key: this.#key(request.relative),
+              first: from,
+              last,
+              ifMatch: request.version === undefined || request.version === '' ? undefined : request.version,
+              signal,
+              into: request.into?.subarray(from - request.range.offset),
+            }),
+        );
         const fail = (error: unknown): never => {
           unhook();
           response.destroy();
@@ -352,56 +317,29 @@ export class S3Ufs implements UnderFileSystem {
     });
   }
 
-  async *#stream(request: ReadRequest, first: Opened): AsyncIterable<Uint8Array> {
+  /** The object's bytes in the request's range, resumed where the network cut them, for the same ETag. */
+  #stream(request: ReadRequest, first: Opened): AsyncIterable<Uint8Array> {
     const what = `read "${request.relative}" at ${this.description}`;
     const end = request.range.offset + request.range.length;
     const pinned = { ...request, version: first.version };
-    let position = request.range.offset;
-    let current: Opened | undefined = first;
-    for (let resumes = 0; current !== undefined && position < end; resumes++) {
-      const opened: Opened = current;
-      let skip = opened.skipBytes;
-      if (Number.isNaN(skip)) {
-        opened.response.destroy();
-        opened.unhook();
-        throw new UfsError('ERR_UFS_REMOTE', `Cannot ${what}: the store answered another range`);
-      }
-      try {
-        for await (const raw of opened.response.body) {
-          let chunk: Uint8Array = raw;
-          if (skip > 0) {
-            const dropped = Math.min(skip, chunk.length);
-            skip -= dropped;
-            chunk = chunk.subarray(dropped);
-          }
-          if (chunk.length > end - position) chunk = chunk.subarray(0, end - position);
-          if (chunk.length === 0) {
-            if (position >= end) break;
-            continue;
-          }
-          position += chunk.length;
-          yield chunk;
-          if (position >= end) break;
-        }
-        // The transports themselves fail a body shorter than its Content-Length.
-        return;
-      } catch (error) {
-        opened.response.destroy();
-        opened.unhook();
-        if (request.signal?.aborted === true) throw abortedError(request.signal, what);
-        const failure = this.#classify(error, what);
-        if (!failure.retryable || resumes + 1 >= this.#retry.maxAttempts) throw failure.error;
-        this.#logger.warn(
-          { path: request.relative, position, err: failure.error.message },
-          'resuming a cut read',
-        );
-        await backoff(this.#retry, resumes + 1, request.signal, what);
-        current = await this.#open(pinned, position);
-      } finally {
-        opened.response.destroy();
-        opened.unhook();
-      }
-    }
+    return resumeCutReads<Opened | undefined>({
+      read: {
+        what,
+        path: request.relative,
+        signal: request.signal,
+        retry: this.#retry,
+        logger: this.#logger,
+        classify: (error) => this.#classify(error, what),
+      },
+      first,
+      start: request.range.offset,
+      chunksOf: (opened, position) => objectChunks(opened, position, end, what),
+      reopen: (position) => this.#open(pinned, position),
+      close: (opened) => {
+        opened?.response.destroy();
+        opened?.unhook();
+      },
+    });
   }
 
   /** Runs one SDK call under the retry policy. */
@@ -537,6 +475,22 @@ function s3CodeOf(error: unknown): string | undefined {
   return undefined;
 }
 
+/** An object as a listing or HeadObject shows it; the version is its ETag. */
+function objectEntry(
+  path: string,
+  sizeBytes: number | undefined,
+  lastModified: Date | undefined,
+  etag: string | undefined,
+): UfsEntry {
+  return {
+    path,
+    type: 'file',
+    sizeBytes: sizeBytes ?? 0,
+    mtimeMs: lastModified?.getTime() ?? 0,
+    version: etag ?? '',
+  };
+}
+
 function directoryEntry(path: string): UfsEntry {
   return { path, type: 'directory', sizeBytes: 0, mtimeMs: 0, version: '' };
 }
@@ -555,6 +509,42 @@ class S3AnswerError extends Error {
     this.s3Code = s3Code;
     this.statusCode = statusCode;
   }
+}
+
+/**
+ * The bytes of one opened GetObject from `position` to `end`: the head of a whole object that the
+ * store sent for a range is dropped, and nothing past `end` is given. Nothing for undefined (the
+ * range starts past the end of the object).
+ * @throws {UfsError} ERR_UFS_REMOTE when the store answered another range
+ */
+async function* objectChunks(
+  opened: Opened | undefined,
+  position: number,
+  end: number,
+  what: string,
+): AsyncIterable<Uint8Array> {
+  if (opened === undefined) return;
+  let skip = opened.skipBytes;
+  if (Number.isNaN(skip))
+    throw new UfsError('ERR_UFS_REMOTE', `Cannot ${what}: the store answered another range`);
+  let at = position;
+  for await (const raw of opened.response.body) {
+    let chunk: Uint8Array = raw;
+    if (skip > 0) {
+      const dropped = Math.min(skip, chunk.length);
+      skip -= dropped;
+      chunk = chunk.subarray(dropped);
+    }
+    if (chunk.length > end - at) chunk = chunk.subarray(0, end - at);
+    if (chunk.length === 0) {
+      if (at >= end) return;
+      continue;
+    }
+    at += chunk.length;
+    yield chunk;
+    if (at >= end) return;
+  }
+  // The transports themselves fail a body shorter than its Content-Length.
 }
 
 async function* emptyStream(): AsyncIterable<Uint8Array> {

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { HttpTimeouts } from './http-ufs.ts';
+import type { HttpTimeouts } from '../http/index.ts';
 
 /** The parts of a Smithy HttpRequest the handler reads (structural, to avoid a dependency on @smithy/types). */
 interface SmithyRequest {

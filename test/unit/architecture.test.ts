@@ -10,18 +10,19 @@ import { join, relative, dirname, resolve, sep } from 'node:path';
 const ALLOWED: Record<string, readonly string[]> = {
   lib: [],
   api: ['lib'],
-  ufs: ['lib', 'api'],
-  cache: ['lib', 'api', 'ufs'],
-  fuse: ['lib', 'api', 'ufs', 'cache'],
+  http: ['lib'],
+  ufs: ['lib', 'api', 'http'],
+  cache: ['lib', 'api', 'http', 'ufs'],
+  fuse: ['lib', 'api', 'http', 'ufs', 'cache'],
   kube: ['lib', 'api'],
   csi: ['lib', 'api', 'kube'],
   store: ['lib', 'api', 'kube'],
-  platform: ['lib', 'api', 'ufs', 'cache', 'fuse', 'kube', 'store'],
-  controller: ['lib', 'api', 'ufs', 'cache', 'store', 'platform'],
-  embedded: ['lib', 'api', 'ufs', 'cache', 'fuse', 'store', 'platform', 'controller'],
+  platform: ['lib', 'api', 'http', 'ufs', 'cache', 'fuse', 'kube', 'store'],
+  controller: ['lib', 'api', 'http', 'ufs', 'cache', 'store', 'platform'],
+  embedded: ['lib', 'api', 'http', 'ufs', 'cache', 'fuse', 'store', 'platform', 'controller'],
   webhook: ['lib', 'api', 'kube'],
-  operator: ['lib', 'api', 'ufs', 'cache', 'kube', 'store', 'platform', 'controller', 'webhook'],
-  cli: ['lib', 'api', 'ufs', 'cache', 'fuse', 'kube', 'store', 'platform', 'controller', 'embedded'],
+  operator: ['lib', 'api', 'http', 'ufs', 'cache', 'kube', 'store', 'platform', 'controller', 'webhook'],
+  cli: ['lib', 'api', 'http', 'ufs', 'cache', 'fuse', 'kube', 'store', 'platform', 'controller', 'embedded'],
 };
 
 const src = join(import.meta.dirname, '..', '..', 'src');

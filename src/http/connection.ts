@@ -1,27 +1,20 @@
 /**
- * A small HTTP/1.1 client for plain `http:` origins, made for one job: moving large response
- * bodies into memory with as little CPU per byte as Node allows. Node sockets in their usual mode
- * allocate a fresh 64 KiB buffer for every read; at a gigabyte per second that allocation and the
- * garbage it makes cost more CPU than the copy from the kernel (bench/ufs-read.ts: undici, which
- * reads that way, needs about 1 s of CPU per GiB on loopback; this client about 0.3 s). Here the
- * socket reads with `onread` straight into the buffers that are handed to the caller: the bytes of a
- * body are copied once, by the kernel, and each chunk is a view of a segment that is never reused,
- * so the caller may keep it. A caller that has a buffer for the body already (a cache worker filling
- * a block) passes it as `into`, and a 206 body that fits is read straight into it: no allocation
- * at all per read, and nothing for the caller to copy.
- *
- * What it speaks (RFC 9112): one request at a time per connection, keep-alive, bodies framed by
- * Content-Length (the fast path), chunked or ended by the close (a slow path for the small error
- * documents that servers send that way). What it does not: TLS, pipelining, request bodies,
- * redirects, upgrades. The S3 connector uses it for GetObject on `http:` endpoints, the web
- * connector for every request to its `http:` origin (it follows redirects itself); undici carries
- * the rest.
- *
- * Errors carry a `code` that `classifyNetworkError` sorts: Node's socket codes (ECONNRESET,
- * ECONNREFUSED…) as they come, and `ERR_HTTP1_*` for timeouts, early ends and malformed answers.
+ * One connection to the origin, made for moving large response bodies into memory with as little
+ * CPU per byte as Node allows. Node sockets in their usual mode allocate a fresh 64 KiB buffer for
+ * every read; at a gigabyte per second that allocation and the garbage it makes cost more CPU than
+ * the copy from the kernel (bench/ufs-read.ts: undici, which reads that way, needs about 1 s of CPU
+ * per GiB on loopback; this client about 0.3 s). Here the socket reads with `onread` straight into
+ * the buffers that are handed to the caller: the bytes of a body are copied once, by the kernel,
+ * and each chunk is a view of a segment that is never reused, so the caller may keep it. A caller
+ * that has a buffer for the body already (a cache worker filling a block) passes it as `into`, and
+ * a 206 body that fits is read straight into it: no allocation at all per read, and nothing for the
+ * caller to copy.
  */
 import { connect, type Socket } from 'node:net';
-import type { HttpTimeouts } from './http-ufs.ts';
+import { hasCode } from '../lib/index.ts';
+import { Http1Error, isEarlyEnd, StaleConnectionError } from './errors.ts';
+import { decodeChunked, decodeChunkedRanges, framingOf, parseHead, type BodyFraming } from './framing.ts';
+import type { Http1Body, Http1Request, Http1Response, HttpTimeouts } from './types.ts';
 
 /** A segment holds this much body at most; smaller bodies get a segment of their own size. */
 const SEGMENT_BYTES = 1024 * 1024;
@@ -36,211 +29,6 @@ const HIGH_WATER_BYTES = 4 * 1024 * 1024;
  * chunk's CRLF, the last chunk) never needs room past the end of the buffer.
  */
 const MIN_DIRECT_CHUNKED_BYTES = 64 * 1024;
-
-export type Http1ErrorCode =
-  | 'ERR_HTTP1_CONNECT_TIMEOUT'
-  | 'ERR_HTTP1_HEADERS_TIMEOUT'
-  | 'ERR_HTTP1_BODY_TIMEOUT'
-  | 'ERR_HTTP1_EARLY_END'
-  | 'ERR_HTTP1_BAD_RESPONSE'
-  | 'ERR_HTTP1_CLOSED';
-
-/** A transport failure; `code` is what classifyNetworkError reads. */
-export class Http1Error extends Error {
-  readonly code: Http1ErrorCode;
-  constructor(code: Http1ErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'Http1Error';
-    this.code = code;
-  }
-}
-
-export interface Http1ClientOptions {
-  /** `http://host:port`: the one origin this client talks to. */
-  origin: URL;
-  /** Connections open at most; further requests wait for one. */
-  connections: number;
-  timeouts: HttpTimeouts;
-}
-
-export interface Http1Request {
-  method: 'GET' | 'HEAD';
-  /** Path and query, already escaped. */
-  path: string;
-  /** Header names in lower case; `host` is added when missing. */
-  headers: Readonly<Record<string, string>>;
-  /** Aborts the request and its body; the connection is then closed, not reused. */
-  signal?: AbortSignal | undefined;
-  /**
-   * Where the body of a 206 answer lands when it fits (its Content-Length at most this long): the
-   * socket reads straight into it, from its start, and the chunks are views of it in order. Any
-   * other answer reads into segments of its own. The caller must not touch the buffer until the
-   * body ended or was destroyed.
-   */
-  into?: Uint8Array | undefined;
-  /**
-   * With `into`: the body of every answer lands in it, whatever its status and framing (a chunked
-   * body is decoded in place: the socket reads into the buffer and the data moves down over the
-   * framing), and a body longer than `into` fails the request (ERR_HTTP1_BAD_RESPONSE). For a
-   * server of our own whose answers have a known bound: a cache worker's blocks.
-   */
-  intoAnyAnswer?: boolean | undefined;
-}
-
-export interface Http1Response {
-  statusCode: number;
-  /** Names in lower case; repeated headers joined with `, `. */
-  headers: Record<string, string>;
-  body: Http1Body;
-}
-
-/** The body of a response: iterate it once, or dump/destroy it. */
-export interface Http1Body extends AsyncIterable<Uint8Array> {
-  /** Reads the rest and throws it away, keeping the connection for the next request. */
-  dump(): Promise<void>;
-  /** The rest as text, up to `limitBytes` (more is cut). */
-  text(limitBytes: number): Promise<string>;
-  /** Stops reading; the connection is closed unless the body was complete. */
-  destroy(): void;
-}
-
-/** Connections to one `http:` origin; see the file header. */
-export class Http1Client {
-  readonly #origin: URL;
-  readonly #maxConnections: number;
-  readonly #timeouts: HttpTimeouts;
-  readonly #idle: Connection[] = [];
-  readonly #waiting: Array<(connection: Connection | undefined) => void> = [];
-  #open = 0;
-  #closed = false;
-
-  constructor(options: Http1ClientOptions) {
-    if (options.origin.protocol !== 'http:') {
-      throw new TypeError(`Cannot use Http1Client for ${options.origin.protocol} origins, only http:`);
-    }
-    if (!Number.isSafeInteger(options.connections) || options.connections < 1) {
-      throw new RangeError(`Cannot open ${options.connections} connections: give a positive integer`);
-    }
-    this.#origin = options.origin;
-    this.#maxConnections = options.connections;
-    this.#timeouts = options.timeouts;
-  }
-
-  /**
-   * Sends a request and resolves with the response head; the body streams after. A request on a
-   * kept-alive connection that the server had closed meanwhile is sent once more on a new one
-   * (only GET and HEAD are sent, both idempotent).
-   * @throws {Http1Error | Error} transport failures (with a `code`); the signal's reason on abort
-   */
-  async request(request: Http1Request): Promise<Http1Response> {
-    request.signal?.throwIfAborted();
-    for (let attempt = 1; ; attempt++) {
-      const connection = await this.#acquire(request.signal);
-      try {
-        return await connection.send(request, this.#head(request));
-      } catch (error) {
-        request.signal?.throwIfAborted();
-        if (error instanceof StaleConnectionError && attempt === 1) continue;
-        throw error instanceof StaleConnectionError ? error.cause : error;
-      }
-    }
-  }
-
-  /** Closes every connection; requests in flight fail. */
-  close(): void {
-    this.#closed = true;
-    for (const connection of this.#idle.splice(0)) connection.destroy(undefined);
-    for (const waiter of this.#waiting.splice(0)) waiter(undefined);
-  }
-
-  #head(request: Http1Request): string {
-    let head = `${request.method} ${request.path} HTTP/1.1\r\n`;
-    if (request.headers.host === undefined) head += `host: ${this.#origin.host}\r\n`;
-    for (const [name, value] of Object.entries(request.headers)) {
-      if (/[\r\n]/.test(value)) throw new TypeError(`Cannot send header ${name} with a line break in it`);
-      head += `${name}: ${value}\r\n`;
-    }
-    return `${head}\r\n`;
-  }
-
-  async #acquire(signal: AbortSignal | undefined): Promise<Connection> {
-    if (this.#closed)
-      throw new Http1Error('ERR_HTTP1_CLOSED', 'Cannot send a request as the client is closed');
-    const idle = this.#idle.pop();
-    if (idle !== undefined) return idle;
-    if (this.#open < this.#maxConnections) return this.#connect(signal);
-    const connection = await new Promise<Connection | undefined>((resolve, reject) => {
-      const onAbort = (): void => {
-        const index = this.#waiting.indexOf(waiter);
-        if (index !== -1) this.#waiting.splice(index, 1);
-        reject(signal?.reason as Error);
-      };
-      const waiter = (next: Connection | undefined): void => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve(next);
-      };
-      this.#waiting.push(waiter);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
-    // undefined: a connection closed and left room for a new one, or the client closed.
-    return connection ?? this.#acquire(signal);
-  }
-
-  async #connect(signal: AbortSignal | undefined): Promise<Connection> {
-    this.#open++;
-    const connection = new Connection({
-      origin: this.#origin,
-      timeouts: this.#timeouts,
-      onIdle: (idle) => {
-        this.#release(idle);
-      },
-      onClose: (closed) => {
-        const index = this.#idle.indexOf(closed);
-        if (index !== -1) this.#idle.splice(index, 1);
-        this.#open--;
-        this.#waiting.shift()?.(undefined);
-      },
-    });
-    // A failed connect closes the connection, and onClose counts it out.
-    await connection.connected(signal);
-    return connection;
-  }
-
-  #release(connection: Connection): void {
-    if (this.#closed) {
-      connection.destroy(undefined);
-      return;
-    }
-    const waiter = this.#waiting.shift();
-    if (waiter === undefined) this.#idle.push(connection);
-    else waiter(connection);
-  }
-}
-
-/** Sent on a kept-alive connection that turned out closed before any byte of an answer. */
-class StaleConnectionError extends Error {
-  override readonly cause: Error;
-  constructor(cause: Error) {
-    super('the kept-alive connection was closed by the server', { cause });
-    this.cause = cause;
-  }
-}
-
-type BodyFraming =
-  | { kind: 'none' }
-  | { kind: 'length'; remaining: number }
-  | { kind: 'chunked'; state: ChunkedState }
-  | { kind: 'close' };
-
-interface ChunkedState {
-  /** Bytes left of the current chunk's data; -1 while reading a size line. */
-  remaining: number;
-  /** The CRLF after chunk data still to skip. */
-  skipCrlf: number;
-  /** Partial size line, or the trailer section once the last chunk was seen. */
-  line: string;
-  inTrailer: boolean;
-}
 
 /** One request and its response on a connection. */
 interface Exchange {
@@ -267,7 +55,8 @@ interface Exchange {
   headersTimer: NodeJS.Timeout | undefined;
 }
 
-class Connection {
+/** One keep-alive connection: sends a request, reads its answer, then goes back to the pool. */
+export class Connection {
   readonly #socket: Socket;
   readonly #origin: URL;
   readonly #timeouts: HttpTimeouts;
@@ -703,123 +492,4 @@ class Connection {
       destroy,
     };
   }
-}
-
-function isEarlyEnd(error: Error): boolean {
-  return error instanceof Http1Error && error.code === 'ERR_HTTP1_EARLY_END';
-}
-
-function hasCode(error: Error, ...codes: string[]): boolean {
-  const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' && codes.includes(code);
-}
-
-interface ParsedHead {
-  statusCode: number;
-  headers: Record<string, string>;
-  keepAlive: boolean;
-}
-
-function parseHead(text: string): ParsedHead | undefined {
-  const lines = text.split('\r\n');
-  const status = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(lines[0] ?? '');
-  if (status === null) return undefined;
-  const headers: Record<string, string> = {};
-  for (let index = 1; index < lines.length; index++) {
-    const line = lines[index] ?? '';
-    const colon = line.indexOf(':');
-    if (colon <= 0) return undefined;
-    const name = line.slice(0, colon).trim().toLowerCase();
-    const value = line.slice(colon + 1).trim();
-    const previous = headers[name];
-    headers[name] = previous === undefined ? value : `${previous}, ${value}`;
-  }
-  const connection = (headers.connection ?? '').toLowerCase();
-  const keepAlive = status[1] === '1' ? !connection.includes('close') : connection.includes('keep-alive');
-  return { statusCode: Number(status[2]), headers, keepAlive };
-}
-
-/** How the body of an answer ends (RFC 9112 §6.3). */
-function framingOf(method: string, statusCode: number, headers: Record<string, string>): BodyFraming {
-  if (method === 'HEAD' || statusCode === 204 || statusCode === 304) return { kind: 'none' };
-  const transferEncoding = headers['transfer-encoding'];
-  if (transferEncoding !== undefined) {
-    return /(?:^|,)\s*chunked\s*$/i.test(transferEncoding)
-      ? { kind: 'chunked', state: { remaining: -1, skipCrlf: 0, line: '', inTrailer: false } }
-      : { kind: 'close' };
-  }
-  const length = headers['content-length'];
-  if (length !== undefined) {
-    const remaining = Number(length);
-    if (!/^\d+$/.test(length) || !Number.isSafeInteger(remaining)) return { kind: 'close' };
-    return { kind: 'length', remaining };
-  }
-  return { kind: 'close' };
-}
-
-/** Decodes what `bytes` holds of a chunked body; undefined when it is malformed. */
-export function decodeChunked(
-  state: ChunkedState,
-  bytes: Buffer,
-): { chunks: Buffer[]; done: boolean } | undefined {
-  const ranges: number[] = [];
-  const result = decodeChunkedRanges(state, bytes, ranges);
-  if (result === undefined) return undefined;
-  const chunks: Buffer[] = [];
-  for (let index = 0; index < ranges.length; index += 2) {
-    chunks.push(Buffer.from(bytes.subarray(ranges[index], ranges[index + 1])));
-  }
-  return { chunks, done: result === 'done' };
-}
-
-/**
- * Decodes what `bytes` holds of a chunked body (RFC 9112 §7.1): appends the `[from, to)` offsets of
- * its data in `bytes` to `ranges`. 'done' after the last chunk and its trailer section, undefined
- * when it is malformed.
- */
-export function decodeChunkedRanges(
-  state: ChunkedState,
-  bytes: Buffer,
-  ranges: number[],
-): 'more' | 'done' | undefined {
-  let at = 0;
-  while (at < bytes.length) {
-    if (state.skipCrlf > 0) {
-      const skip = Math.min(state.skipCrlf, bytes.length - at);
-      state.skipCrlf -= skip;
-      at += skip;
-      continue;
-    }
-    if (state.remaining > 0) {
-      const take = Math.min(state.remaining, bytes.length - at);
-      ranges.push(at, at + take);
-      state.remaining -= take;
-      at += take;
-      if (state.remaining === 0) {
-        state.remaining = -1;
-        state.skipCrlf = 2;
-      }
-      continue;
-    }
-    const newline = bytes.indexOf(0x0a, at);
-    if (newline === -1) {
-      state.line += bytes.toString('latin1', at);
-      if (state.line.length > 4096) return undefined;
-      return 'more';
-    }
-    const line = (state.line + bytes.toString('latin1', at, newline)).replace(/\r$/, '');
-    state.line = '';
-    at = newline + 1;
-    if (state.inTrailer) {
-      if (line === '') return 'done';
-      continue;
-    }
-    const size = /^([0-9a-fA-F]+)(?:;.*)?$/.exec(line.trim());
-    if (size?.[1] === undefined) return undefined;
-    const length = parseInt(size[1], 16);
-    if (!Number.isSafeInteger(length)) return undefined;
-    if (length === 0) state.inTrailer = true;
-    else state.remaining = length;
-  }
-  return 'more';
 }

@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
-import { decodeChunked, Http1Client } from './http1-client.ts';
+import { decodeChunked } from './framing.ts';
+import { Http1Client } from './pool.ts';
 
 const timeouts = { connectTimeoutMs: 2000, headersTimeoutMs: 2000, bodyIdleTimeoutMs: 2000 };
 
