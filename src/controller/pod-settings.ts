@@ -61,7 +61,7 @@ export function runtimePodSettings(runtime: AnyRuntime, dataset: Dataset): Runti
   const fuse = runtime.spec['fuse'] ?? {};
   if (!isObject(fuse)) throw invalid('runtime', 'spec.fuse', 'an object', fuse);
   const port = worker['port'];
-  if (port !== undefined && (!Number.isInteger(port) || (port) < 1 || (port) > 65535))
+  if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535))
     throw invalid('runtime', 'spec.worker.port', 'a port number (1-65535)', port);
   return withoutUndefined<RuntimePodSettings>({
     workerNodeSelector: stringMap(worker['nodeSelector'], 'runtime', 'spec.worker.nodeSelector'),
