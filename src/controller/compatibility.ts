@@ -14,7 +14,7 @@ export function compatibilityCondition(
   runtime: AnyRuntime,
   platform: Pick<Platform, 'schedulesPods'>,
 ): ConditionDraft {
-  const ignored = ignoredFields(runtime, { schedulesPods: platform.schedulesPods });
+  const ignored = ignoredFields(runtime, platform);
   const where = platform.schedulesPods ? '' : ' (embedded mode runs no pods)';
   const list = ignored.length > 0 ? `ignored fields${where}: ${ignored.join(', ')}.` : '';
   const master = runtime.spec.master?.replicas === undefined ? '' : ` ${MASTER_NOTE}`;

@@ -2,8 +2,6 @@ import { Cron } from 'croner';
 import {
   dataLoadOptionsOf,
   dataLoadScheduleError,
-  RUNTIME_KINDS,
-  type AnyRuntime,
   type DataLoad,
   type DatasetStatus,
   type OperationStatus,
@@ -15,6 +13,7 @@ import { setCondition } from './conditions.ts';
 import { ControllerError } from './errors.ts';
 import type { EventRecorder } from './events.ts';
 import { loadPodFieldsSet, loadPodSettings } from './pod-settings.ts';
+import { findRuntime } from './runtimes.ts';
 import type { ReconcileResult } from './work-queue.ts';
 
 export const DATALOAD_FINALIZER = 'data.fluid.io/tide-dataload-controller';
@@ -249,11 +248,7 @@ export class DataLoadReconciler {
       }
       return {};
     }
-    let runtime: AnyRuntime | undefined;
-    for (const kind of RUNTIME_KINDS) {
-      runtime ??= await store.get<AnyRuntime & StoredObject>({ kind, namespace, name: datasetName });
-    }
-    return loadPodSettings(load, runtime);
+    return loadPodSettings(load, await findRuntime(store, namespace, datasetName));
   }
 
   async #finish(

@@ -1,5 +1,4 @@
 import {
-  RUNTIME_KINDS,
   type AnyRuntime,
   type Condition,
   type Dataset,
@@ -16,6 +15,7 @@ import type { EventRecorder } from './events.ts';
 import type { MetadataSync, UfsFactory } from './metadata-sync.ts';
 import { compatibilityCondition } from './compatibility.ts';
 import { mountsSignature, planFor, resolveMounts } from './plan.ts';
+import { findRuntime } from './runtimes.ts';
 import { cacheStatesOf, componentPhase, parseFormattedBytes } from './status.ts';
 import type { ReconcileResult } from './work-queue.ts';
 
@@ -64,7 +64,7 @@ export class DatasetReconciler {
     const [namespace = 'default', name = ''] = key.split('/');
     const { store } = this.#options;
     const dataset = await store.get<DatasetObject>({ kind: 'Dataset', namespace, name });
-    const runtime = await this.#findRuntime(namespace, name);
+    const runtime = await findRuntime(this.#options.store, namespace, name);
     if (dataset === undefined) {
       if (runtime === undefined) return undefined;
       if (runtime.metadata.deletionTimestamp !== undefined) {
@@ -519,14 +519,6 @@ export class DatasetReconciler {
     } catch (error) {
       if (!hasCode(error, 'ERR_STORE_NOT_FOUND')) throw error;
     }
-  }
-
-  async #findRuntime(namespace: string, name: string): Promise<RuntimeObject | undefined> {
-    for (const kind of RUNTIME_KINDS) {
-      const runtime = await this.#options.store.get<RuntimeObject>({ kind, namespace, name });
-      if (runtime !== undefined) return runtime;
-    }
-    return undefined;
   }
 
   #now(): Date {

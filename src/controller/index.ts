@@ -10,9 +10,7 @@ export { MetadataSync, type UfsFactory, type MetadataState } from './metadata-sy
 export { StoreEventRecorder, type EventRecorder, type EventType } from './events.ts';
 export { setCondition, findCondition } from './conditions.ts';
 export { cacheStatesOf, componentPhase, parseFormattedBytes } from './status.ts';
-export { resolveMounts, planFor, ignoredFields, MASTER_NOTE, DEFAULT_BLOCK_SIZE_BYTES } from './plan.ts';
-export { compatibilityCondition } from './compatibility.ts';
-export { runtimePodSettings, loadPodSettings } from './pod-settings.ts';
+export { resolveMounts, planFor, ignoredFields, DEFAULT_BLOCK_SIZE_BYTES } from './plan.ts';
 export { ControllerError, type ControllerErrorCode } from './errors.ts';
 export {
   DataLoadReconciler,

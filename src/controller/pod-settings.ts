@@ -3,17 +3,17 @@ import type { KubeFields, LoadPodSettings, RuntimePodSettings } from '../platfor
 import { ControllerError } from './errors.ts';
 
 /**
- * The pod fields of a runtime, its dataset and a DataLoad, checked and gathered for the platform.
- * Fluid's runtime kinds keep their component specs unchecked by the schema (engine fields pass
- * through), so the shapes Tide acts on are checked here, with the field's path in the error.
+ * The pod fields of a runtime, its dataset and a DataLoad, gathered for the platform. Fluid's
+ * runtime kinds keep their component specs unchecked by the schema (engine fields pass through),
+ * so the shapes Tide acts on there are checked here, with the field's path in the error.
  */
 
-type Where = 'runtime' | 'dataset' | 'dataload';
+type Where = 'runtime' | 'dataload';
 
 function invalid(where: Where, path: string, what: string, value: unknown): ControllerError {
   return new ControllerError(
     where === 'dataload' ? 'ERR_INVALID_DATALOAD' : 'ERR_INVALID_RUNTIME',
-    `${where === 'dataset' ? 'dataset ' : ''}${path} must be ${what}, got ${JSON.stringify(value)}`,
+    `${path} must be ${what}, got ${JSON.stringify(value)}`,
   );
 }
 
@@ -74,22 +74,25 @@ export function runtimePodSettings(runtime: AnyRuntime, dataset: Dataset): Runti
     workerPort: port,
     workerNodeAffinity: dataset.spec.nodeAffinity?.required,
     fuseNodeSelector: stringMap(fuse['nodeSelector'], 'runtime', 'spec.fuse.nodeSelector'),
-    tolerations: objects(dataset.spec.tolerations, 'dataset', 'spec.tolerations', 'a list of Tolerations'),
+    tolerations: dataset.spec.tolerations,
     imagePullSecrets: pullSecrets(runtime.spec['imagePullSecrets'], 'runtime', 'spec.imagePullSecrets'),
   });
 }
 
-/** A DataLoad's pod settings for its loader; the runtime's pull secrets pull the loader image too. */
+/**
+ * A DataLoad's pod settings for its loader; the runtime's pull secrets pull the loader image too.
+ * The schema types every field but `podMetadata`, which is kept as written, so only its labels
+ * and annotations are checked here.
+ */
 export function loadPodSettings(load: DataLoad, runtime: AnyRuntime | undefined): LoadPodSettings {
   const spec = load.spec;
-  const metadata = object(spec.podMetadata, 'dataload', 'spec.podMetadata', 'an object') ?? {};
-  const schedulerName = spec.schedulerName === '' ? undefined : spec.schedulerName;
+  const metadata = spec.podMetadata ?? {};
   return withoutUndefined<LoadPodSettings>({
-    affinity: object(spec.affinity, 'dataload', 'spec.affinity', 'an Affinity object'),
-    tolerations: objects(spec.tolerations, 'dataload', 'spec.tolerations', 'a list of Tolerations'),
-    nodeSelector: stringMap(spec.nodeSelector, 'dataload', 'spec.nodeSelector'),
-    schedulerName,
-    resources: object(spec.resources, 'dataload', 'spec.resources', 'a ResourceRequirements object'),
+    affinity: spec.affinity,
+    tolerations: spec.tolerations,
+    nodeSelector: spec.nodeSelector,
+    schedulerName: spec.schedulerName === '' ? undefined : spec.schedulerName,
+    resources: spec.resources,
     labels: stringMap(metadata['labels'], 'dataload', 'spec.podMetadata.labels'),
     annotations: stringMap(metadata['annotations'], 'dataload', 'spec.podMetadata.annotations'),
     imagePullSecrets:
@@ -97,20 +100,6 @@ export function loadPodSettings(load: DataLoad, runtime: AnyRuntime | undefined)
         ? undefined
         : pullSecrets(runtime.spec['imagePullSecrets'], 'runtime', 'spec.imagePullSecrets'),
   });
-}
-
-/** The spec paths of pod fields set on a runtime or its dataset, for a platform that runs no pods. */
-export function runtimePodFieldsSet(settings: RuntimePodSettings): string[] {
-  const paths: Record<keyof RuntimePodSettings, string> = {
-    workerNodeSelector: 'spec.worker.nodeSelector',
-    workerResources: 'spec.worker.resources',
-    workerPort: 'spec.worker.port',
-    workerNodeAffinity: 'dataset spec.nodeAffinity',
-    fuseNodeSelector: 'spec.fuse.nodeSelector',
-    tolerations: 'dataset spec.tolerations',
-    imagePullSecrets: 'spec.imagePullSecrets',
-  };
-  return (Object.keys(settings) as (keyof RuntimePodSettings)[]).map((key) => paths[key]);
 }
 
 /** The spec paths of a DataLoad's pod fields, for a platform that runs no pods. */
