@@ -86,19 +86,20 @@ export async function* resumeCutReads<Opened>(options: {
   let position = options.start;
   let current = options.first;
   for (let attempt = 1; ; attempt++) {
-    const opened = current;
+    let cut: unknown;
     try {
-      for await (const chunk of options.chunksOf(opened, position)) {
+      for await (const chunk of options.chunksOf(current, position)) {
         position += chunk.length;
         yield chunk;
       }
       return;
     } catch (error) {
-      options.close(opened);
-      await recoverCutRead(options.read, error, attempt, position, 'resuming a cut read');
-      current = await options.reopen(position);
+      cut = error;
     } finally {
-      options.close(opened);
+      // Once per answer: when it ends, when the reader stops early, and before a backoff.
+      options.close(current);
     }
+    await recoverCutRead(options.read, cut, attempt, position, 'resuming a cut read');
+    current = await options.reopen(position);
   }
 }
