@@ -195,7 +195,7 @@ describe(
       for (const cleanup of cleanups.reverse()) await cleanup();
     });
 
-    it('a reader whose FUSE pod is deleted mid-read fails once with ENOTCONN; the re-bound mount reads right in the same container', async (t) => {
+    it('a reader whose FUSE pod is deleted mid-read fails once (ENOTCONN or ECONNABORTED); the re-bound mount reads right in the same container', async (t) => {
       await cluster.client.create(builtin.pods, datasetPod('reader', DATASET, READER_SCRIPT));
       const running = await waitForPod(
         cluster.client,
@@ -235,9 +235,11 @@ describe(
         });
       });
       t.diagnostic(logs.trim().replaceAll('\n', ' | '));
+      // A read in flight when the connection is aborted ends with ECONNABORTED, one sent after it
+      // with ENOTCONN (the kernel's fuse_abort_conn): which one depends on the moment of the delete.
       assert.match(
         logs,
-        /^first failed: sha256sum: \/data\/big\/big\.bin: Transport endpoint is not connected$/m,
+        /^first failed: sha256sum: \/data\/big\/big\.bin: (Transport endpoint is not connected|Software caused connection abort)$/m,
       );
       assert.match(logs, new RegExp(`^second ok ${expectedSum} {2}/data/${DATASET}/${FILE}$`, 'm'));
       const replaced = await fusePods();
