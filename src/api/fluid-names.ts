@@ -43,6 +43,8 @@ export interface RuntimeNames {
   daemonSet: string;
   /** ServiceAccount, Role and RoleBinding of the pods that read the membership (FUSE, loader). */
   client: string;
+  /** Role and RoleBinding letting the client ServiceAccount alone watch the config Secret. */
+  configReader: string;
   /** Cluster-scoped PersistentVolume `<ns>-<name>`, as Fluid names it. */
   persistentVolume: string;
   persistentVolumeClaim: string;
@@ -67,6 +69,7 @@ export function namesOf(dataset: DatasetKey): RuntimeNames {
     statefulSet: fitName(name, '-worker'),
     daemonSet: fitName(name, '-fuse'),
     client: fitName(name, '-tide-client'),
+    configReader: fitName(name, '-tide-config-reader'),
     persistentVolume: `${dataset.namespace}-${name}`,
     persistentVolumeClaim: name,
   };

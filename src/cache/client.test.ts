@@ -207,6 +207,8 @@ test('reads block files directly when the owner runs on the same node', async (t
   assert.equal(warm.counters().workerBytes, 0);
   const served = c.workers.reduce((sum, worker) => sum + worker.stats().counters.servedLocalBytes, 0);
   assert.equal(served, content.length, 'workers count short-circuit reads as local');
+  const located = c.workers.reduce((sum, worker) => sum + worker.stats().counters.locatedBytes, 0);
+  assert.equal(located, content.length, 'and as read from the block files by the client');
 });
 
 test('random reads of warm blocks on this node read only their pieces, with no request to a worker', async (t) => {

@@ -90,6 +90,11 @@ export function createWorkerMetrics(options: {
       this.inc({ source: 'origin' }, counters.servedOriginBytes);
     },
   });
+  total(
+    'tide_cache_short_circuit_bytes_total',
+    'Bytes of local clients that read the block files themselves (part of served local)',
+    (s) => s.counters.locatedBytes,
+  );
   total('tide_cache_hits_total', 'Block reads served from cache', (s) => s.counters.hits);
   total('tide_cache_misses_total', 'Block reads that went to the origin', (s) => s.counters.misses);
   total('tide_cache_origin_bytes_total', 'Bytes read from the origin', (s) => s.counters.originBytes);

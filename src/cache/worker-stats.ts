@@ -8,6 +8,8 @@ export interface WorkerCounters {
   misses: number;
   /** Bytes served from cache to clients on the worker's node (HTTP or short-circuit). */
   servedLocalBytes: number;
+  /** Of those, bytes a client read from the block files itself (short-circuit, by location). */
+  locatedBytes: number;
   /** Bytes served from cache to clients on other nodes. */
   servedRemoteBytes: number;
   /** Bytes served to clients that the worker had to read from the origin for them. */
@@ -54,6 +56,7 @@ export function emptyCounters(): WorkerCounters {
     hits: 0,
     misses: 0,
     servedLocalBytes: 0,
+    locatedBytes: 0,
     servedRemoteBytes: 0,
     servedOriginBytes: 0,
     originBytes: 0,

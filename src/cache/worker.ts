@@ -480,6 +480,7 @@ class Worker implements CacheWorker {
       if (location !== undefined) {
         this.#counters.hits += 1;
         countServed(location.sizeBytes);
+        this.#counters.locatedBytes += location.sizeBytes;
         sendLocation(res, location, location.medium.toLowerCase());
         return;
       }

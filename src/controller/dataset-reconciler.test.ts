@@ -218,7 +218,12 @@ test('deleting a dataset in use waits and says why; then everything is removed',
     return events.items.find((item) => item['reason'] === 'ErrorDeleteDataset');
   });
   assert.match(String(event['message']), /in use by pid 42 \(cat\)/);
-  assert.ok(await store.get(key('Dataset')), 'kept while in use');
+  const blocked = await until('a DeletionBlocked condition', async () => {
+    const status = (await store.get(key('Dataset')))?.status as Status | undefined;
+    return status?.conditions?.find((condition) => condition.type === 'DeletionBlocked');
+  });
+  assert.equal(blocked.reason, 'DatasetInUse');
+  assert.match(blocked.message ?? '', /in use by pid 42 \(cat\)/);
   platform.users = [];
   await until('the dataset gone', async () =>
     (await store.get(key('Dataset'))) === undefined ? true : undefined,

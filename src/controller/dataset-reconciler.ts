@@ -405,12 +405,22 @@ export class DatasetReconciler {
     const ref = { namespace: dataset.metadata.namespace, name: dataset.metadata.name };
     const users = await platform.usersOf(ref, signal);
     if (users.length > 0) {
-      await events.record(
-        dataset,
-        'Warning',
-        'ErrorDeleteDataset',
-        `Waiting to delete: the dataset is in use by ${users.slice(0, 5).join(', ')}${users.length > 5 ? ` and ${users.length - 5} more` : ''}`,
-      );
+      const message = `Waiting to delete: the dataset is in use by ${users.slice(0, 5).join(', ')}${users.length > 5 ? ` and ${users.length - 5} more` : ''}`;
+      await events.record(dataset, 'Warning', 'ErrorDeleteDataset', message);
+      // The condition says it where `get -o yaml` and `describe` look, after the event is gone.
+      const blocked = dataset.status?.conditions?.find((condition) => condition.type === 'DeletionBlocked');
+      if (blocked?.message !== message)
+        await store.updateStatus({
+          ...dataset,
+          status: {
+            ...dataset.status,
+            conditions: setCondition(
+              dataset.status?.conditions,
+              { type: 'DeletionBlocked', status: 'True', reason: 'DatasetInUse', message },
+              this.#now(),
+            ),
+          },
+        });
       return { requeueAfterMs: 3000 };
     }
     if (runtime !== undefined) await this.#teardown(key, runtime, signal);

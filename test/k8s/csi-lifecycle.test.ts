@@ -6,14 +6,15 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { gunzipSync } from 'node:zlib';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
+import { fluidPath, namesOf } from '../../src/api/index.ts';
 import { builtin, type KubeObject } from '../../src/kube/index.ts';
 import { startNginx, type NginxServer } from '../helpers/nginx.ts';
 import { startS3Server } from '../helpers/s3-server.ts';
@@ -30,6 +31,8 @@ const NS = 'default';
 const DATASET = 'big';
 const FILE = 'big.bin';
 const FILE_MIB = 200;
+/** A file loaded by a DataLoad and read once through the mount, from the worker's block files. */
+const WARM_MIB = 24;
 const skip = k8sSuiteSkipReason({ realNode: true });
 
 type Obj = KubeObject & { metadata: { name: string }; status?: Record<string, unknown> };
@@ -252,7 +255,116 @@ describe(
       assert.match(recovered.message ?? '', /Re-bound .* to the new FUSE mount/);
     });
 
-    it('deleting the dataset waits for the pod that uses it, naming it; then nothing of it stays on the node', async () => {
+    it("reads the same-node worker's blocks from its hostPath files, and follows a mount added to the running dataset", async (t) => {
+      const fuseDir = fluidPath(mountRoot, { namespace: NS, name: DATASET });
+      const secret = await cluster.client.get(
+        builtin.secrets,
+        namesOf({ namespace: NS, name: DATASET }).config,
+        {
+          namespace: NS,
+        },
+      );
+      const workerJson = (secret['data'] as Record<string, string>)['worker.json'] ?? '';
+      const { token } = JSON.parse(Buffer.from(workerJson, 'base64').toString('utf8')) as { token: string };
+      const located = async (): Promise<number> => {
+        const list = await cluster.client.list<Obj>(builtin.pods, {
+          namespace: NS,
+          labelSelector: `app=tide,role=tide-worker,release=${DATASET}`,
+        });
+        const pod = list.items[0];
+        const ip = (pod?.status as { podIP?: string } | undefined)?.podIP;
+        const spec = pod?.['spec'] as { containers: { ports?: { name: string; containerPort: number }[] }[] };
+        const port = spec.containers[0]?.ports?.find((p) => p.name === 'http')?.containerPort;
+        const response = await fetch(`http://${ip}:${port}/v1/stats`, {
+          headers: { authorization: `Bearer ${token}` },
+        });
+        assert.equal(response.status, 200);
+        return ((await response.json()) as { counters: { locatedBytes: number } }).counters.locatedBytes;
+      };
+      // A file the FUSE pod has never read (its client keeps recently read blocks in memory), put
+      // in the worker's tier by a DataLoad; the DataLoad's versions make the mount list it.
+      const warm = randomBytes(WARM_MIB << 20);
+      await writeFile(join(root, 'warm.bin'), warm);
+      await cluster.client.apply(
+        exampleKindType('DataLoad'),
+        {
+          apiVersion: 'data.fluid.io/v1alpha1',
+          kind: 'DataLoad',
+          metadata: { name: 'warm', namespace: NS },
+          spec: { dataset: { name: DATASET, namespace: NS } },
+        },
+        { namespace: NS, force: true },
+      );
+      await waitFor(
+        'the DataLoad to complete',
+        async () => ((await get('DataLoad', 'warm'))?.status?.['phase'] === 'Complete' ? true : undefined),
+        { timeoutMs: 120_000, intervalMs: 500 },
+      );
+      const warmPath = join(fuseDir, DATASET, 'warm.bin');
+      await waitFor(
+        'the loaded file in the mount',
+        () =>
+          stat(warmPath)
+            .then(() => true)
+            .catch(() => undefined),
+        {
+          timeoutMs: 30_000,
+          intervalMs: 500,
+        },
+      );
+      await writeFile('/proc/sys/vm/drop_caches', '1');
+      const before = await located();
+      const hash = createHash('sha256');
+      for await (const chunk of createReadStream(warmPath)) hash.update(chunk as Buffer);
+      assert.equal(hash.digest('hex'), createHash('sha256').update(warm).digest('hex'));
+      const shortCircuited = (await located()) - before;
+      if (shortCircuited === 0) {
+        const [fuse] = await fusePods();
+        const spec = fuse?.['spec'] as { containers: { volumeMounts: unknown[] }[] } | undefined;
+        t.diagnostic(`FUSE pod mounts: ${JSON.stringify(spec?.containers[0]?.volumeMounts)}`);
+        t.diagnostic(await podLogs(cluster, NS, fuse?.metadata.name ?? '', 'fuse').catch(String));
+      }
+      t.diagnostic(
+        `short-circuit: ${(shortCircuited / 2 ** 20).toFixed(1)} MiB of ${WARM_MIB} MiB from the block files`,
+      );
+      assert.ok(
+        shortCircuited >= (WARM_MIB << 20) * 0.9,
+        `${shortCircuited} bytes read from the block files`,
+      );
+
+      await mkdir(join(root, 'extra'));
+      await writeFile(join(root, 'extra', 'hello.txt'), 'hello from a new mount\n');
+      const dataset = await get('Dataset', DATASET);
+      assert.ok(dataset !== undefined);
+      const spec = dataset['spec'] as { mounts: { mountPoint: string; name: string }[] };
+      const servingPods = (await fusePods()).map((pod) => pod.metadata.name);
+      const added = Date.now();
+      await cluster.client.apply(
+        exampleKindType('Dataset'),
+        {
+          apiVersion: 'data.fluid.io/v1alpha1',
+          kind: 'Dataset',
+          metadata: { name: DATASET, namespace: NS },
+          spec: { mounts: [...spec.mounts, { mountPoint: `${nginx.url}extra/`, name: 'extra' }] },
+        },
+        { namespace: NS, force: true },
+      );
+      const text = await waitFor(
+        'the new mount in the running FUSE mount',
+        () => readFile(join(fuseDir, 'extra', 'hello.txt'), 'utf8').catch(() => undefined),
+        { timeoutMs: 90_000, intervalMs: 500 },
+      );
+      t.diagnostic(`the added mount served ${Date.now() - added} ms after the Dataset changed`);
+      assert.equal(text, 'hello from a new mount\n');
+      assert.ok((await readdir(join(fuseDir, DATASET))).includes(FILE), 'the first mount still serves');
+      assert.deepEqual(
+        (await fusePods()).map((pod) => pod.metadata.name),
+        servingPods,
+        'the same FUSE pod: the mount was not restarted',
+      );
+    });
+
+    it('deleting the dataset waits for the pod that uses it, naming it in an event and a condition; then nothing of it stays on the node', async () => {
       const tierFiles = async (): Promise<string[]> =>
         (
           await readdir(join(tierDir, 'tide', NS, DATASET), { recursive: true, withFileTypes: true }).catch(
@@ -269,8 +381,17 @@ describe(
         { timeoutMs: 60_000, intervalMs: 500 },
       );
       assert.match(waiting.message ?? '', /in use by pod default\/reader/);
-      const held = await get('Dataset', DATASET);
-      assert.ok(held?.metadata.deletionTimestamp !== undefined, 'the dataset waits, deleting');
+      const held = await waitFor(
+        'a DeletionBlocked condition naming the pod',
+        async () => {
+          const found = await get('Dataset', DATASET);
+          const conditions = (found?.status?.['conditions'] ?? []) as { type: string; message?: string }[];
+          const blocked = conditions.find((condition) => condition.type === 'DeletionBlocked');
+          return blocked?.message?.includes('pod default/reader') === true ? found : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 500 },
+      );
+      assert.ok(held.metadata.deletionTimestamp !== undefined, 'the dataset waits, deleting');
       assert.equal((await fusePods()).length > 0, true, 'the FUSE pod still serves the reader');
 
       await cluster.client.delete(builtin.pods, 'reader', { namespace: NS });

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { createCacheClient, mountIdOf, type CacheClient } from '../../cache/index.ts';
 import { SecretValue, type Logger } from '../../lib/index.ts';
@@ -17,8 +17,8 @@ export interface KubeDatasetClient {
 }
 
 export interface OpenKubeDatasetClientOptions {
-  /** The `client.json` the platform wrote into the runtime's Secret. */
-  configPath: string;
+  /** The `client.json` the platform wrote into the runtime's Secret: its path, or its parsed text. */
+  config: string | KubeDatasetClientConfig;
   logger: Logger;
   /** Default: a client from the pod's service account (`inClusterConnection`). */
   kube?: KubeClient;
@@ -27,15 +27,42 @@ export interface OpenKubeDatasetClientOptions {
 }
 
 /**
+ * Whether this pod sees the worker's block files where the worker does: the hostPath tiers
+ * (`shortCircuitDirs`) are mounted at the same paths in the FUSE DaemonSet's pods, not in a loader
+ * Job or a serverless pod's sidecar, which therefore read every block over HTTP.
+ */
+async function seesBlockFiles(config: KubeDatasetClientConfig): Promise<boolean> {
+  const dirs = config.shortCircuitDirs ?? [];
+  if (dirs.length === 0) return false;
+  const seen = await Promise.all(
+    dirs.map((dir) =>
+      access(dir).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  );
+  return seen.every(Boolean);
+}
+
+/**
  * Opens the cache client of a dataset in a FUSE pod or a loader Job: the dataset's connectors (for
  * metadata and origin fallback), its block size and token, and the workers from the EndpointSlices
- * of its headless Service. Short-circuit reads are off: the worker's block files are on volumes of
- * the worker pod, not of this one.
+ * of its headless Service. A FUSE pod on a worker's node reads that worker's blocks from its
+ * hostPath tier files (short-circuit) when every tier is on hostPath volumes it mounts too.
  */
 export async function openKubeDatasetClient(
   options: OpenKubeDatasetClientOptions,
 ): Promise<KubeDatasetClient> {
-  const config = JSON.parse(await readFile(options.configPath, 'utf8')) as KubeDatasetClientConfig;
+  const config =
+    typeof options.config === 'string'
+      ? (JSON.parse(await readFile(options.config, 'utf8')) as KubeDatasetClientConfig)
+      : options.config;
+  const shortCircuit = await seesBlockFiles(config);
+  options.logger.info(
+    { dataset: config.datasetId, shortCircuit, node: options.nodeName ?? hostname() },
+    shortCircuit ? "cache client: reads a same-node worker's block files" : 'cache client: reads over HTTP',
+  );
   const ownKube = options.kube === undefined;
   const kube = options.kube ?? new KubeClient(await inClusterConnection());
   const stop = new AbortController();
@@ -66,7 +93,7 @@ export async function openKubeDatasetClient(
     blockSizeBytes: config.blockSizeBytes,
     token: new SecretValue(config.token),
     nodeName: options.nodeName ?? hostname(),
-    shortCircuit: false,
+    shortCircuit,
     logger: options.logger,
     mounts: config.mounts.map((mount, index) => ({
       id: mountIdOf(mount.mountPoint),

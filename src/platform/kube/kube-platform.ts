@@ -213,8 +213,10 @@ export class KubePlatform implements Platform {
     const { dropped } = await this.#dropNodeLabels(workerNodeLabels(dataset), new Set(), signal);
     await this.#syncDatasetNum(dropped, dataset, signal);
     await this.#delete(builtin.services, names.service, namespace, signal);
-    await this.#delete(extraTypes.roleBindings, names.client, namespace, signal);
-    await this.#delete(extraTypes.roles, names.client, namespace, signal);
+    for (const name of [names.client, names.configReader]) {
+      await this.#delete(extraTypes.roleBindings, name, namespace, signal);
+      await this.#delete(extraTypes.roles, name, namespace, signal);
+    }
     await this.#delete(builtin.serviceAccounts, names.client, namespace, signal);
     await this.#delete(builtin.secrets, names.config, namespace, signal);
     await this.#delete(builtin.configMaps, versionsConfigMapName(dataset), namespace, signal);

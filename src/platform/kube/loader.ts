@@ -27,7 +27,7 @@ export interface RunLoaderOptions {
  */
 export async function runLoader(options: RunLoaderOptions): Promise<LoadProgress> {
   const { client, membership, config, kube, close } = await openKubeDatasetClient({
-    configPath: options.configPath,
+    config: options.configPath,
     logger: options.logger,
     ...(options.kube === undefined ? {} : { kube: options.kube }),
     ...(options.nodeName === undefined ? {} : { nodeName: options.nodeName }),

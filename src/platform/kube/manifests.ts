@@ -62,6 +62,10 @@ export interface KubeDatasetClientConfig {
   serviceName: string;
   /** The ConfigMap the loader writes a DataLoad's file versions to and FUSE pods watch. */
   versionsConfigMap: string;
+  /** The Secret holding this file, which FUSE pods watch to follow mount changes. */
+  configSecret?: string;
+  /** The worker's tier directories when FUSE pods mount them too (all hostPath), else empty. */
+  shortCircuitDirs?: string[];
   port: number;
   /** The runtime's bearer token. */
   token: string;
@@ -79,8 +83,13 @@ export type RuntimeConfigFiles = Record<'worker.json' | 'client.json' | 'mount.j
 
 interface TierLayout {
   volumes: Record<string, unknown>[];
-  mounts: Record<string, unknown>[];
+  mounts: { name: string; mountPath: string }[];
   levels: Level[];
+  /**
+   * Whether every tier directory is a hostPath volume: then FUSE pods mount them read-only at the
+   * worker's paths and read a same-node worker's block files directly (short-circuit).
+   */
+  sharedWithFuse: boolean;
 }
 
 /**
@@ -90,7 +99,7 @@ interface TierLayout {
  * level's quota. The worker sees them at `/var/lib/tide/tier-<level>-<dir>`.
  */
 export function tierLayout(plan: RuntimePlan): TierLayout {
-  const layout: TierLayout = { volumes: [], mounts: [], levels: [] };
+  const layout: TierLayout = { volumes: [], mounts: [], levels: [], sharedWithFuse: true };
   const levels: readonly Level[] =
     plan.tiers.length > 0 ? plan.tiers : [{ mediumtype: 'SSD', volumeType: 'emptyDir', quota: '10Gi' }];
   for (const [index, level] of levels.entries()) {
@@ -125,6 +134,7 @@ export function tierLayout(plan: RuntimePlan): TierLayout {
         };
       }
       const mountPath = `/var/lib/tide/${name}`;
+      if (!('hostPath' in source)) layout.sharedWithFuse = false;
       layout.volumes.push({ name, ...source });
       layout.mounts.push({ name, mountPath });
       containerPaths.push(mountPath);
@@ -148,6 +158,7 @@ export function configFiles(
   token: string,
 ): RuntimeConfigFiles {
   const datasetId = `${plan.dataset.namespace}/${plan.dataset.name}`;
+  const tiers = tierLayout(plan);
   const mounts = plan.mounts.map((mount) => ({
     path: mount.path,
     mountPoint: mount.mountPoint,
@@ -161,7 +172,7 @@ export function configFiles(
     port: workerPortOf(plan, settings),
     token,
     blockSize: plan.blockSizeBytes,
-    tieredstore: { levels: tierLayout(plan).levels },
+    tieredstore: { levels: tiers.levels },
     mounts: mounts.map(({ mountPoint, options, secrets }) => ({ mountPoint, options, secrets })),
   };
   const client: KubeDatasetClientConfig = {
@@ -169,6 +180,8 @@ export function configFiles(
     namespace: plan.dataset.namespace,
     serviceName: names.service,
     versionsConfigMap: versionsConfigMapName(plan.dataset),
+    configSecret: names.config,
+    shortCircuitDirs: tiers.sharedWithFuse ? tiers.mounts.map((mount) => mount.mountPath) : [],
     port: workerPortOf(plan, settings),
     token,
     blockSizeBytes: plan.blockSizeBytes,
@@ -227,7 +240,7 @@ export function configSecret(plan: RuntimePlan, names: RuntimeNames, files: Runt
   };
 }
 
-/** The ServiceAccount, Role and RoleBinding that let FUSE, sidecar and loader pods read the membership. */
+/** The ServiceAccount, Roles and RoleBindings that let FUSE, sidecar and loader pods read the membership and config. */
 export function clientAccess(plan: RuntimePlan, names: RuntimeNames): KubeObject[] {
   return [
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(plan, names.client) },
@@ -262,6 +275,28 @@ export function clientAccess(plan: RuntimePlan, names: RuntimeNames): KubeObject
           name: `system:serviceaccounts:${plan.dataset.namespace}`,
         },
       ],
+    },
+    // The config Secret carries credentials: only the platform's own pods (FUSE DaemonSet, loader)
+    // may watch it, to follow mount changes; a sidecar reads its mounted copy instead.
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: meta(plan, names.configReader),
+      rules: [
+        {
+          apiGroups: [''],
+          resources: ['secrets'],
+          resourceNames: [names.config],
+          verbs: ['get', 'list', 'watch'],
+        },
+      ],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: meta(plan, names.configReader),
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: names.configReader },
+      subjects: [{ kind: 'ServiceAccount', name: names.client, namespace: plan.dataset.namespace }],
     },
   ];
 }
@@ -369,6 +404,10 @@ export function fuseDaemonSet(
 ): KubeObject {
   const selector = podSelector(plan.dataset, 'fuse');
   const mountDir = fluidPath(settings.mountRoot, plan.dataset).replace(/\/[^/]+$/, '');
+  // The worker's hostPath tiers, read-only at its paths, for short-circuit reads on its node.
+  const tiers = tierLayout(plan);
+  const tierVolumes = tiers.sharedWithFuse ? tiers.volumes : [];
+  const tierMounts = tiers.sharedWithFuse ? tiers.mounts.map((mount) => ({ ...mount, readOnly: true })) : [];
   return {
     apiVersion: 'apps/v1',
     kind: 'DaemonSet',
@@ -406,6 +445,7 @@ export function fuseDaemonSet(
                 { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
                 { name: 'mount-dir', mountPath: mountDir, mountPropagation: 'Bidirectional' },
                 { name: 'dev-fuse', mountPath: '/dev/fuse' },
+                ...tierMounts,
               ],
             },
           ],
@@ -423,6 +463,7 @@ export function fuseDaemonSet(
             },
             { name: 'mount-dir', hostPath: { path: mountDir, type: 'DirectoryOrCreate' } },
             { name: 'dev-fuse', hostPath: { path: '/dev/fuse', type: 'CharDevice' } },
+            ...tierVolumes,
           ],
         },
       },
