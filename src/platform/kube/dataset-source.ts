@@ -130,9 +130,10 @@ async function followConfig(options: {
       },
     });
   if (!forbidden) return;
-  while (!signal.aborted) {
+  const stopped = (): boolean => signal.aborted;
+  while (!stopped()) {
     await sleep(CONFIG_POLL_MS, undefined, { signal, ref: false }).catch(() => undefined);
     const text = await readFile(options.configPath, 'utf8').catch(() => undefined);
-    if (text !== undefined && !signal.aborted) options.onText(text);
+    if (text !== undefined && !stopped()) options.onText(text);
   }
 }

@@ -25,12 +25,14 @@ export interface FollowObjectOptions<T extends KubeObject> {
 export async function followObject<T extends KubeObject>(options: FollowObjectOptions<T>): Promise<void> {
   const { client, type, namespace, name, logger, signal } = options;
   let first = true;
+  // A function, so that the compiler does not take `aborted` for constant across the awaits.
+  const stopped = (): boolean => signal.aborted;
   const take = (object: T): void => {
     const start = first;
     first = false;
     options.onObject(object, start);
   };
-  while (!signal.aborted) {
+  while (!stopped()) {
     try {
       const current = await client.get<T>(type, name, { namespace, signal });
       take(current);
@@ -43,7 +45,7 @@ export async function followObject<T extends KubeObject>(options: FollowObjectOp
         if (event.type === 'ADDED' || event.type === 'MODIFIED') take(event.object);
       }
     } catch (error) {
-      if (signal.aborted) return;
+      if (stopped()) return;
       if (hasCode(error, 'ERR_KUBE_FORBIDDEN')) {
         options.onForbidden?.();
         return;
