@@ -6,7 +6,10 @@
  * - `FileSource` (source.ts) is what a mount serves; `createLocalDirectorySource` serves a
  *   directory, other kinds load through `source.module` (source-registry.ts).
  * - `FuseServer` (server.ts) answers requests concurrently; the kernel page cache is kept while a
- *   file's version is unchanged and dropped by notification when it changes.
+ *   file's version is unchanged and dropped by notification when it changes. The session reads
+ *   requests through device-reader.ts, answers through reply-writer.ts and dispatches them to the
+ *   opcode handlers of operations.ts (files: file-operations.ts, directories:
+ *   directory-operations.ts); errno.ts maps failures to errnos, resume-state.ts restarts a session.
  * - `runSupervisor` (supervisor.ts) holds the device and the mount and restarts the server process
  *   (server-main.ts) on the same connection; `mount-main.ts` is the process the platform starts.
  */

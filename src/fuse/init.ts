@@ -29,7 +29,8 @@ export type InitOutcome =
   | { kind: 'refuse'; major: number; minor: number }
   | { kind: 'accept'; init: NegotiatedInit; reply: InitOut };
 
-const PAGE_SIZE = 4096;
+/** The page the kernel counts in: the unit of max_pages, of read buffers and of statfs blocks. */
+export const PAGE_SIZE = 4096;
 /** FUSE_MAX_MAX_PAGES: 256 pages, so a READ carries up to 1 MiB. */
 export const MAX_PAGES = 256;
 
