@@ -1,6 +1,6 @@
 import type { Logger } from '../lib/index.ts';
 import type { ResolvedMount } from '../platform/index.ts';
-import type { UnderFileSystem } from '../ufs/index.ts';
+import { UfsError, type UnderFileSystem } from '../ufs/index.ts';
 import { mountsSignature } from './plan.ts';
 
 export type UfsFactory = (mount: ResolvedMount) => UnderFileSystem;
@@ -26,12 +26,22 @@ export interface MetadataSyncOptions {
   logger: Logger;
   now?: () => number;
   progressIntervalMs?: number;
+  /**
+   * Entries (files and directories, all mounts together) a walk may count before it stops with
+   * ERR_UFS_TOO_MANY_ENTRIES: an origin that never ends (a loop, a huge mount) fails the sync
+   * instead of walking forever. Default 10,000,000.
+   */
+  maxEntries?: number;
 }
+
+const DEFAULT_MAX_ENTRIES = 10_000_000;
 
 interface Entry {
   state: MetadataState;
   signature: string;
   abort: AbortController;
+  /** When the walk ended, successfully or not. */
+  endedAtMs?: number;
 }
 
 /**
@@ -63,9 +73,11 @@ export class MetadataSync {
     const now = (this.#options.now ?? Date.now)();
     if (entry !== undefined && entry.signature === signature) {
       if (entry.state.running) return;
-      const finished = entry.state.result?.finishedAtMs;
-      if (finished !== undefined && (!policy.autoSync || now - finished < policy.intervalMs)) return;
-      if (finished === undefined && entry.state.error !== undefined && !policy.autoSync) return;
+      // A failed walk waits like a finished one: one that fails at its bound of entries, retried
+      // at once, would walk forever.
+      if (entry.endedAtMs !== undefined && (!policy.autoSync || now - entry.endedAtMs < policy.intervalMs)) {
+        return;
+      }
     }
     entry?.abort.abort();
     const next: Entry = {
@@ -95,11 +107,20 @@ export class MetadataSync {
     const intervalMs = this.#options.progressIntervalMs ?? 2000;
     let lastReport = Date.now();
     const signal = entry.abort.signal;
+    const maxEntries = this.#options.maxEntries ?? DEFAULT_MAX_ENTRIES;
+    let entries = 0;
     try {
       for (const mount of mounts) {
         const ufs = this.#options.ufsFactory(mount);
         try {
           for await (const item of ufs.list('', { recursive: true, signal })) {
+            entries += 1;
+            if (entries > maxEntries) {
+              throw new UfsError(
+                'ERR_UFS_TOO_MANY_ENTRIES',
+                `Cannot count the files of ${ufs.description}: the dataset has more than ${maxEntries} entries`,
+              );
+            }
             if (item.type !== 'file') continue;
             entry.state.progress.files += 1;
             entry.state.progress.bytes += item.sizeBytes;
@@ -121,6 +142,7 @@ export class MetadataSync {
       logger.warn({ dataset: key, err: entry.state.error }, 'metadata sync failed');
     } finally {
       entry.state.running = false;
+      entry.endedAtMs = (this.#options.now ?? Date.now)();
       if (!signal.aborted) onChange(key);
     }
   }
