@@ -56,6 +56,22 @@ async function manifest(name: string, text: string): Promise<string> {
   return path;
 }
 
+/** A runtime of one worker with a small memory tier, as a manifest's YAML after `apiVersion`. */
+function memoryRuntime(name: string): string {
+  return (
+    `apiVersion: data.fluid.io/v1alpha1\nkind: TideRuntime\nmetadata: {name: ${name}, namespace: hardening}\n` +
+    `spec:\n  replicas: 1\n  tieredstore:\n    levels: [{mediumtype: MEM, path: /dev/shm, quota: 64Mi}]\n`
+  );
+}
+
+/** `tide apply -f` of a manifest written from `text`. */
+async function applyText(
+  name: string,
+  text: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return tide('apply', '-f', await manifest(name, text));
+}
+
 async function statusOf(kind: string, name: string): Promise<Record<string, unknown> | undefined> {
   const result = await tide('get', kind, name, '-n', NAMESPACE, '-o', 'json');
   if (result.code !== 0) return undefined;
@@ -106,16 +122,11 @@ describe('embedded mode against hostile local users and manifests', { timeout: 3
   });
 
   it('binds a dataset whose workers refuse another user without the token and show /metrics alone', async () => {
-    const applied = await tide(
-      'apply',
-      '-f',
-      await manifest(
-        'web.yaml',
-        `kind: Dataset\nmetadata: {name: web, namespace: hardening}\nspec:\n  mounts: [{mountPoint: "${nginx.url.replace('http://', `http://reader:${URL_PASSWORD}@`)}data/"}]\n---\n` +
-          `apiVersion: data.fluid.io/v1alpha1\nkind: TideRuntime\nmetadata: {name: web, namespace: hardening}\nspec:\n  replicas: 1\n` +
-          `  tieredstore:\n    levels: [{mediumtype: MEM, path: /dev/shm, quota: 64Mi}]\n---\n` +
-          `apiVersion: v1\nkind: Secret\nmetadata: {name: creds, namespace: hardening}\nstringData: {password: ${PASSWORD}}\n`,
-      ),
+    const applied = await applyText(
+      'web.yaml',
+      `kind: Dataset\nmetadata: {name: web, namespace: hardening}\nspec:\n  mounts: [{mountPoint: "${nginx.url.replace('http://', `http://reader:${URL_PASSWORD}@`)}data/"}]\n---\n` +
+        `${memoryRuntime('web')}---\n` +
+        `apiVersion: v1\nkind: Secret\nmetadata: {name: creds, namespace: hardening}\nstringData: {password: ${PASSWORD}}\n`,
     );
     assert.equal(applied.code, 0, applied.stderr);
     await until('web Bound', async () =>
@@ -222,15 +233,11 @@ describe('embedded mode against hostile local users and manifests', { timeout: 3
     // A tier "directory" that is a file: the worker cannot create its tier in it.
     const notADirectory = join(home, '..', 'not-a-directory');
     await writeFile(notADirectory, '');
-    const applied = await tide(
-      'apply',
-      '-f',
-      await manifest(
-        'broken.yaml',
-        `kind: Dataset\nmetadata: {name: broken, namespace: hardening}\nspec:\n  mounts: [{mountPoint: "${nginx.url}data/"}]\n---\n` +
-          `apiVersion: data.fluid.io/v1alpha1\nkind: TideRuntime\nmetadata: {name: broken, namespace: hardening}\nspec:\n` +
-          `  tieredstore:\n    levels: [{mediumtype: SSD, path: ${notADirectory}, quota: 64Mi}]\n`,
-      ),
+    const applied = await applyText(
+      'broken.yaml',
+      `kind: Dataset\nmetadata: {name: broken, namespace: hardening}\nspec:\n  mounts: [{mountPoint: "${nginx.url}data/"}]\n---\n` +
+        `apiVersion: data.fluid.io/v1alpha1\nkind: TideRuntime\nmetadata: {name: broken, namespace: hardening}\nspec:\n` +
+        `  tieredstore:\n    levels: [{mediumtype: SSD, path: ${notADirectory}, quota: 64Mi}]\n`,
     );
     assert.equal(applied.code, 0, applied.stderr);
     const status = await until(
@@ -260,15 +267,10 @@ describe('embedded mode against hostile local users and manifests', { timeout: 3
     await symlink('../secret.txt', join(origin, 'out'));
     await symlink('in.txt', join(origin, 'also-in'));
     await symlink('.', join(origin, 'loop'));
-    const applied = await tide(
-      'apply',
-      '-f',
-      await manifest(
-        'local.yaml',
-        `kind: Dataset\nmetadata: {name: local, namespace: hardening}\nspec:\n  mounts: [{mountPoint: "local://${origin}"}]\n---\n` +
-          `apiVersion: data.fluid.io/v1alpha1\nkind: TideRuntime\nmetadata: {name: local, namespace: hardening}\nspec:\n  replicas: 1\n` +
-          `  tieredstore:\n    levels: [{mediumtype: MEM, path: /dev/shm, quota: 64Mi}]\n`,
-      ),
+    const applied = await applyText(
+      'local.yaml',
+      `kind: Dataset\nmetadata: {name: local, namespace: hardening}\nspec:\n  mounts: [{mountPoint: "local://${origin}"}]\n---\n` +
+        memoryRuntime('local'),
     );
     assert.equal(applied.code, 0, applied.stderr);
     const status = await until('local Bound and synced', async () => {
