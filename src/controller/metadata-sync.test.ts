@@ -69,3 +69,36 @@ test('a metadata sync beyond its bound of entries stops and says so instead of w
   sync.ensure('ns/ds', mounts, { autoSync: true, intervalMs: 600_000 });
   assert.equal(sync.state('ns/ds')?.running, false);
 });
+
+test('a metadata sync that failed on its origin is retried after 30 s, not at once nor after the interval', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tide-metadata-sync-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  let nowMs = 1_000_000;
+  const ended = new EventEmitter();
+  const sync = new MetadataSync({
+    ufsFactory: (mount) => createUnderFileSystem(mount),
+    onChange: () => {
+      if (sync.state('ns/ds')?.running === false) ended.emit('end');
+    },
+    logger: silentLogger(),
+    now: () => nowMs,
+  });
+  // The origin is missing: the walk fails at once.
+  const mounts = [{ mountPoint: `local://${join(dir, 'gone')}`, options: {}, secrets: {}, path: '/' }];
+  const policy = { autoSync: true, intervalMs: 600_000 };
+  let end = once(ended, 'end');
+  sync.ensure('ns/ds', mounts, policy);
+  await end;
+  assert.ok(sync.state('ns/ds')?.error !== undefined, 'the first walk failed');
+  nowMs += 29_000;
+  sync.ensure('ns/ds', mounts, policy);
+  assert.equal(sync.state('ns/ds')?.running, false, 'not again within 30 s');
+  await mkdir(join(dir, 'gone'));
+  await writeFile(join(dir, 'gone', 'f'), 'xy');
+  nowMs += 2_000;
+  end = once(ended, 'end');
+  sync.ensure('ns/ds', mounts, policy);
+  assert.equal(sync.state('ns/ds')?.running, true, 'again after 30 s');
+  await end;
+  assert.equal(sync.state('ns/ds')?.result?.files, 1);
+});

@@ -35,6 +35,14 @@ export interface MetadataSyncOptions {
 }
 
 const DEFAULT_MAX_ENTRIES = 10_000_000;
+/** How long a walk that failed (an origin outage, a bad credential) waits before the next one. */
+const FAILED_RETRY_MS = 30_000;
+
+function waitAfter(entry: { state: MetadataState }, policy: { intervalMs: number }): number {
+  const error = entry.state.error as (Error & { code?: string }) | undefined;
+  if (error === undefined || error.code === 'ERR_UFS_TOO_MANY_ENTRIES') return policy.intervalMs;
+  return Math.min(FAILED_RETRY_MS, policy.intervalMs);
+}
 
 interface Entry {
   state: MetadataState;
@@ -73,9 +81,12 @@ export class MetadataSync {
     const now = (this.#options.now ?? Date.now)();
     if (entry !== undefined && entry.signature === signature) {
       if (entry.state.running) return;
-      // A failed walk waits like a finished one: one that fails at its bound of entries, retried
-      // at once, would walk forever.
-      if (entry.endedAtMs !== undefined && (!policy.autoSync || now - entry.endedAtMs < policy.intervalMs)) {
+      // A failed walk waits too: one retried at once after an origin outage would hammer it, and
+      // one that failed at its bound of entries would walk forever (it waits the whole interval).
+      if (
+        entry.endedAtMs !== undefined &&
+        (!policy.autoSync || now - entry.endedAtMs < waitAfter(entry, policy))
+      ) {
         return;
       }
     }
