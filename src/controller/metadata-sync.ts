@@ -1,6 +1,6 @@
 import type { Logger } from '../lib/index.ts';
 import type { ResolvedMount } from '../platform/index.ts';
-import type { UnderFileSystem } from '../ufs/index.ts';
+import { UfsError, type UnderFileSystem } from '../ufs/index.ts';
 import { mountsSignature } from './plan.ts';
 
 export type UfsFactory = (mount: ResolvedMount) => UnderFileSystem;
@@ -26,12 +26,30 @@ export interface MetadataSyncOptions {
   logger: Logger;
   now?: () => number;
   progressIntervalMs?: number;
+  /**
+   * Entries (files and directories, all mounts together) a walk may count before it stops with
+   * ERR_UFS_TOO_MANY_ENTRIES: an origin that never ends (a loop, a huge mount) fails the sync
+   * instead of walking forever. Default 10,000,000.
+   */
+  maxEntries?: number;
+}
+
+const DEFAULT_MAX_ENTRIES = 10_000_000;
+/** How long a walk that failed (an origin outage, a bad credential) waits before the next one. */
+const FAILED_RETRY_MS = 30_000;
+
+function waitAfter(entry: { state: MetadataState }, policy: { intervalMs: number }): number {
+  const error = entry.state.error as (Error & { code?: string }) | undefined;
+  if (error === undefined || error.code === 'ERR_UFS_TOO_MANY_ENTRIES') return policy.intervalMs;
+  return Math.min(FAILED_RETRY_MS, policy.intervalMs);
 }
 
 interface Entry {
   state: MetadataState;
   signature: string;
   abort: AbortController;
+  /** When the walk ended, successfully or not. */
+  endedAtMs?: number;
 }
 
 /**
@@ -63,9 +81,14 @@ export class MetadataSync {
     const now = (this.#options.now ?? Date.now)();
     if (entry !== undefined && entry.signature === signature) {
       if (entry.state.running) return;
-      const finished = entry.state.result?.finishedAtMs;
-      if (finished !== undefined && (!policy.autoSync || now - finished < policy.intervalMs)) return;
-      if (finished === undefined && entry.state.error !== undefined && !policy.autoSync) return;
+      // A failed walk waits too: one retried at once after an origin outage would hammer it, and
+      // one that failed at its bound of entries would walk forever (it waits the whole interval).
+      if (
+        entry.endedAtMs !== undefined &&
+        (!policy.autoSync || now - entry.endedAtMs < waitAfter(entry, policy))
+      ) {
+        return;
+      }
     }
     entry?.abort.abort();
     const next: Entry = {
@@ -95,11 +118,20 @@ export class MetadataSync {
     const intervalMs = this.#options.progressIntervalMs ?? 2000;
     let lastReport = Date.now();
     const signal = entry.abort.signal;
+    const maxEntries = this.#options.maxEntries ?? DEFAULT_MAX_ENTRIES;
+    let entries = 0;
     try {
       for (const mount of mounts) {
         const ufs = this.#options.ufsFactory(mount);
         try {
           for await (const item of ufs.list('', { recursive: true, signal })) {
+            entries += 1;
+            if (entries > maxEntries) {
+              throw new UfsError(
+                'ERR_UFS_TOO_MANY_ENTRIES',
+                `Cannot count the files of ${ufs.description}: the dataset has more than ${maxEntries} entries`,
+              );
+            }
             if (item.type !== 'file') continue;
             entry.state.progress.files += 1;
             entry.state.progress.bytes += item.sizeBytes;
@@ -121,6 +153,7 @@ export class MetadataSync {
       logger.warn({ dataset: key, err: entry.state.error }, 'metadata sync failed');
     } finally {
       entry.state.running = false;
+      entry.endedAtMs = (this.#options.now ?? Date.now)();
       if (!signal.aborted) onChange(key);
     }
   }

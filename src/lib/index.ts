@@ -4,3 +4,4 @@ export { SecretValue, scrubSecrets, redactUrlCredentials, redactUrlCredentialsDe
 export { createLogger, silentLogger, type Logger, type LoggerOptions } from './logger.ts';
 export { parseQuantity, formatBytes } from './quantity.ts';
 export { allocatePageStarted } from './page-buffer.ts';
+export { TokenBucket } from './token-bucket.ts';

@@ -52,6 +52,7 @@ export function createUnderFileSystem(config: UfsMountConfig, deps: UfsDependenc
         ...httpCredentialsFrom(config),
         crossOriginRedirects: booleanOption(config.options, 'tide.ufs.http.crossOriginRedirects'),
         allowLinkLocal: booleanOption(config.options, 'tide.ufs.http.allowLinkLocal'),
+        ...listRateFrom(config.options),
       });
     case 's3':
     case 'oss':
@@ -148,6 +149,14 @@ function httpCredentialsFrom(config: UfsMountConfig): Pick<HttpUfsOptions, 'cred
     );
   }
   return { credentials: { username, password } };
+}
+
+/** `tide.ufs.http.listRequestsPerSecond`: the web listing's request rate (see HttpUfsOptions). */
+function listRateFrom(
+  options: Readonly<Record<string, string>>,
+): Pick<HttpUfsOptions, 'listRequestsPerSecond'> {
+  const rate = positiveInteger(options, 'tide.ufs.http.listRequestsPerSecond');
+  return rate === undefined ? {} : { listRequestsPerSecond: rate };
 }
 
 function booleanOption(options: Readonly<Record<string, string>>, name: string): boolean {

@@ -12,6 +12,7 @@ export type UfsErrorCode =
   | 'ERR_UFS_BAD_CONFIG'
   | 'ERR_UFS_UNSUPPORTED'
   | 'ERR_UFS_REMOTE'
+  | 'ERR_UFS_TOO_MANY_ENTRIES'
   | 'ERR_UFS_ABORTED';
 
 /** A failure of an under file system. `reason` is the CamelCase condition reason the Dataset shows. */
@@ -33,5 +34,6 @@ const REASONS: Record<UfsErrorCode, string> = {
   ERR_UFS_BAD_CONFIG: 'InvalidMountOptions',
   ERR_UFS_UNSUPPORTED: 'UnsupportedScheme',
   ERR_UFS_REMOTE: 'OriginError',
+  ERR_UFS_TOO_MANY_ENTRIES: 'TooManyEntries',
   ERR_UFS_ABORTED: 'Aborted',
 };

@@ -3,6 +3,8 @@
  * XML formats), files without an exact size and time on it HEADed a few at a time, and the walk
  * kept out of loops at the origin.
  */
+import { TokenBucket } from '../lib/index.ts';
+import { abortedError } from './abort.ts';
 import { UfsError } from './errors.ts';
 import { parseAutoindexJson, parseAutoindexXml } from './autoindex-data.ts';
 import { parseIndexLinks } from './html-index.ts';
@@ -22,6 +24,8 @@ export interface HttpListingOptions {
   origin: HttpOrigin;
   /** HEAD requests in flight per listed directory. */
   listConcurrency: number;
+  /** Requests (index pages and HEADs) per second, across the connector's listings. */
+  listRequestsPerSecond: number;
   /** The connector's stat, with its retries. */
   stat: (path: string, options: { signal?: AbortSignal }) => Promise<UfsEntry>;
 }
@@ -30,6 +34,7 @@ export interface HttpListingOptions {
 export class HttpListing {
   readonly #origin: HttpOrigin;
   readonly #listConcurrency: number;
+  readonly #requests: TokenBucket;
   readonly #stat: (path: string, options: { signal?: AbortSignal }) => Promise<UfsEntry>;
   /** By origin: whether its index pages' sizes and times give the versions a HEAD gives. */
   readonly #indexTimes = new Map<string, boolean>();
@@ -37,6 +42,7 @@ export class HttpListing {
   constructor(options: HttpListingOptions) {
     this.#origin = options.origin;
     this.#listConcurrency = options.listConcurrency;
+    this.#requests = new TokenBucket(options.listRequestsPerSecond);
     this.#stat = options.stat;
   }
 
@@ -99,6 +105,7 @@ export class HttpListing {
   /** The links of a directory's index page; undefined for a directory gone while walking. */
   async #indexOf(dir: string, isStart: boolean, signal: AbortSignal | undefined) {
     const what = `list "${dir}" at ${this.#origin.description}`;
+    await this.#requests.take(1, signal, abortedError(what));
     const page = await this.#origin.retrying(what, signal, async (attemptSignal) => {
       const response = await this.#origin.request({
         method: 'GET',
@@ -156,7 +163,7 @@ export class HttpListing {
     if (sample === undefined) return false;
     let actual: UfsEntry;
     try {
-      actual = await this.#stat(sample.path, signal === undefined ? {} : { signal });
+      actual = await this.#pacedStat(sample.path, signal);
     } catch (error) {
       if (error instanceof UfsError && error.code === 'ERR_UFS_NOT_FOUND') return false;
       throw error;
@@ -176,6 +183,12 @@ export class HttpListing {
     return false;
   }
 
+  /** A HEAD of the listing, within its request rate. */
+  async #pacedStat(path: string, signal: AbortSignal | undefined): Promise<UfsEntry> {
+    await this.#requests.take(1, signal, abortedError(`stat "${path}" at ${this.#origin.description}`));
+    return this.#stat(path, signal === undefined ? {} : { signal });
+  }
+
   /** Stats `paths` a few at a time, yielding in completion order; files gone meanwhile drop out. */
   async *#statEach(paths: string[], signal: AbortSignal | undefined): AsyncIterable<UfsEntry> {
     type Outcome = { id: number; entry?: UfsEntry; error?: unknown };
@@ -187,7 +200,7 @@ export class HttpListing {
         const path = paths[id] ?? '';
         inFlight.set(
           id,
-          this.#stat(path, signal === undefined ? {} : { signal }).then(
+          this.#pacedStat(path, signal).then(
             (entry) => ({ id, entry }),
             (error: unknown) =>
               error instanceof UfsError && error.code === 'ERR_UFS_NOT_FOUND' ? { id } : { id, error },

@@ -24,6 +24,12 @@ export interface HttpUfsOptions {
   timeouts: HttpTimeouts;
   /** HEAD requests in flight per listed directory. Default 8. */
   listConcurrency?: number;
+  /**
+   * Requests a listing sends per second at most, index pages and HEADs together, bursts of one
+   * second's worth allowed (`tide.ufs.http.listRequestsPerSecond`). Default 1000: an origin whose
+   * pages never end is walked at a bounded rate, not as fast as it answers.
+   */
+  listRequestsPerSecond?: number;
   /** Keep-alive connections per origin. Default 16. */
   connectionsPerOrigin?: number;
   /** Shared dispatcher; when given the connector does not close it. */

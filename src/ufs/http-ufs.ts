@@ -49,6 +49,7 @@ export class HttpUfs implements UnderFileSystem {
     this.#listing = new HttpListing({
       origin: this.#origin,
       listConcurrency: options.listConcurrency ?? 8,
+      listRequestsPerSecond: options.listRequestsPerSecond ?? 1000,
       stat: (path, statOptions) => this.stat(path, statOptions),
     });
     this.#frontToBack = new FrontToBackReads(this.#origin);

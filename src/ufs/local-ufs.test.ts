@@ -163,3 +163,47 @@ test('a local mount stays on its file system: another one mounted inside (proc, 
     spawnSync('umount', [inner]);
   }
 });
+
+test('symbolic links are followed only inside the root: one leading out is neither listed nor read', async (t) => {
+  const dir = await tree(t);
+  const outside = await mkdtemp(join(tmpdir(), 'tide-ufs-outside-'));
+  t.after(() => rm(outside, { recursive: true, force: true }));
+  await writeFile(join(outside, 'shadow'), 'root:secret');
+  await symlink(join(outside, 'shadow'), join(dir, 'out'));
+  await symlink(outside, join(dir, 'a', 'outdir'));
+  await symlink('../top.txt', join(dir, 'a', 'in'));
+  // Loops: back to the root, and back to a directory above.
+  await symlink('.', join(dir, 'loop'));
+  await symlink('..', join(dir, 'a', 'b', 'to-a'));
+  const ufs = createUnderFileSystem({ mountPoint: `local://${dir}`, ...none });
+  const paths = (await collect(ufs.list('', { recursive: true }))).map((entry) => entry.path).sort();
+  assert.deepEqual(paths, [
+    'a',
+    'a/b',
+    'a/b/deep file ü+%.txt',
+    'a/b/to-a',
+    'a/in',
+    'a/one.bin',
+    'empty',
+    'loop',
+    'top.txt',
+  ]);
+  assert.equal((await readAll(ufs, 'a/in', 0, 5)).toString(), 'hello');
+  assert.equal((await ufs.stat('loop/a/in')).sizeBytes, 11);
+  for (const path of ['out', 'a/outdir', 'a/outdir/shadow']) {
+    await assert.rejects(ufs.stat(path), { code: 'ERR_UFS_ACCESS_DENIED' }, path);
+    await assert.rejects(readAll(ufs, path, 0, 5), { code: 'ERR_UFS_ACCESS_DENIED' }, path);
+  }
+  await assert.rejects(collect(ufs.list('a/outdir')), { code: 'ERR_UFS_ACCESS_DENIED' });
+});
+
+test('a local root reached through a symbolic link is inside itself', async (t) => {
+  const dir = await tree(t);
+  const link = `${dir}-link`;
+  await symlink(dir, link);
+  t.after(() => rm(link, { force: true }));
+  const ufs = createUnderFileSystem({ mountPoint: `local://${link}`, ...none });
+  await ufs.check();
+  assert.equal((await readAll(ufs, 'top.txt', 0, 5)).toString(), 'hello');
+  assert.ok((await collect(ufs.list('', { recursive: true }))).some((entry) => entry.path === 'a/one.bin'));
+});

@@ -1,4 +1,4 @@
-import { opendir, open, stat, type FileHandle } from 'node:fs/promises';
+import { opendir, open, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { throwIfAborted, toError } from '../lib/index.ts';
@@ -21,13 +21,16 @@ export interface LocalUfsOptions {
 /**
  * A directory of this machine (`local:///abs/path`, and `pvc://name/sub` once resolved to a
  * directory). The version of a file is `size-mtimeNs-ino`: the inode number catches a file replaced
- * by a rename that kept size and mtime.
+ * by a rename that kept size and mtime. Symbolic links are followed only while they lead to a place
+ * inside the root: one that leads out (to /etc/shadow, say) is neither listed nor read.
  */
 export class LocalUfs implements UnderFileSystem {
   readonly description: string;
   readonly #root: string;
   /** The root's device: the tree ends where another file system is mounted. */
   #rootDevice: Promise<bigint> | undefined;
+  /** The root with its own symbolic links resolved: what "inside the origin" means. */
+  #realRoot: Promise<string> | undefined;
 
   constructor(options: LocalUfsOptions) {
     if (!options.root.startsWith('/')) {
@@ -50,23 +53,26 @@ export class LocalUfs implements UnderFileSystem {
       );
     }
     // Depth-first with an explicit stack: memory grows with depth and one open directory, not size.
-    const pending = [start];
+    // Each directory knows the real paths above it, so a link back up (a loop) is not walked again.
+    const pending: WalkedDirectory[] = [{ path: start, real: await this.#realPathInside(start) }];
     for (let dir = pending.pop(); dir !== undefined; dir = pending.pop()) {
       throwIfAborted(options.signal, abortedError(`listing ${this.description}`));
       let handle;
       try {
-        handle = await opendir(this.#absolute(dir), { bufferSize: 256 });
+        handle = await opendir(this.#absolute(dir.path), { bufferSize: 256 });
       } catch (error) {
         // A directory removed while walking is not an error of the walk.
-        if (dir !== start && (error as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw this.#mapError(error, 'list', dir);
+        if (dir.path !== start && (error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw this.#mapError(error, 'list', dir.path);
       }
       for await (const dirent of handle) {
         throwIfAborted(options.signal, abortedError(`listing ${this.description}`));
-        const child = joinUfsPath(dir, dirent.name);
+        const child = joinUfsPath(dir.path, dirent.name);
         let stats: BigIntStats;
+        let real = join(dir.real, dirent.name);
         try {
           stats = await stat(this.#absolute(child), { bigint: true });
+          if (dirent.isSymbolicLink()) real = await realpath(this.#absolute(child));
         } catch (error) {
           // Gone since readdir, or a dangling symbolic link: neither is part of the tree.
           const code = (error as NodeJS.ErrnoException).code;
@@ -76,9 +82,12 @@ export class LocalUfs implements UnderFileSystem {
         if (!stats.isFile() && !stats.isDirectory()) continue;
         // /proc, /sys, other disks and FUSE mounts (Tide's own included) are not part of the tree.
         if (stats.dev !== (await this.#device())) continue;
+        if (!isInside(await this.#realRootPath(), real)) continue;
         const entry = entryOf(child, stats);
         yield entry;
-        if (options.recursive === true && entry.type === 'directory') pending.push(child);
+        if (options.recursive === true && entry.type === 'directory' && !isWalking(dir, real)) {
+          pending.push({ path: child, real, parent: dir });
+        }
       }
     }
   }
@@ -88,6 +97,7 @@ export class LocalUfs implements UnderFileSystem {
     throwIfAborted(options.signal, abortedError(`stat of ${this.description}`));
     try {
       const stats = await stat(this.#absolute(relative), { bigint: true });
+      await this.#realPathInside(relative);
       if (!stats.isFile() && !stats.isDirectory()) {
         throw new UfsError(
           'ERR_UFS_NOT_FOUND',
@@ -112,6 +122,10 @@ export class LocalUfs implements UnderFileSystem {
       throw this.#mapError(error, 'read', relative);
     }
     try {
+      // The file opened, not its path (a link may change after a check): where did the open land?
+      if (!isInside(await this.#realRootPath(), await readlink(`/proc/self/fd/${handle.fd}`))) {
+        throw this.#outside(relative);
+      }
       const stats = await handle.stat({ bigint: true });
       if (stats.dev !== (await this.#device())) throw this.#elsewhere(relative);
       if (stats.isDirectory()) {
@@ -138,6 +152,28 @@ export class LocalUfs implements UnderFileSystem {
       this.#rootDevice = undefined;
     });
     return this.#rootDevice;
+  }
+
+  #realRootPath(): Promise<string> {
+    this.#realRoot ??= realpath(this.#root);
+    this.#realRoot.catch(() => {
+      this.#realRoot = undefined;
+    });
+    return this.#realRoot;
+  }
+
+  /** The real path of `relative`, refused when a symbolic link on the way leads out of the root. */
+  async #realPathInside(relative: string): Promise<string> {
+    const real = await realpath(this.#absolute(relative));
+    if (!isInside(await this.#realRootPath(), real)) throw this.#outside(relative);
+    return real;
+  }
+
+  #outside(relative: string): UfsError {
+    return new UfsError(
+      'ERR_UFS_ACCESS_DENIED',
+      `Cannot use "${relative}" of ${this.description}: a symbolic link leads outside the origin`,
+    );
   }
 
   #elsewhere(relative: string): UfsError {
@@ -204,6 +240,23 @@ export class LocalUfs implements UnderFileSystem {
     const reason = mapped === 'ERR_UFS_NOT_FOUND' ? 'nothing is there' : (code ?? toError(error).message);
     return new UfsError(mapped, `Cannot ${action} ${where}: ${reason}`, { cause: error });
   }
+}
+
+interface WalkedDirectory {
+  path: string;
+  /** Its real path (links resolved). */
+  real: string;
+  parent?: WalkedDirectory;
+}
+
+/** Whether `real` is the directory `dir` or one above it on the walk: a link loop. */
+function isWalking(dir: WalkedDirectory | undefined, real: string): boolean {
+  for (let at = dir; at !== undefined; at = at.parent) if (at.real === real) return true;
+  return false;
+}
+
+function isInside(realRoot: string, real: string): boolean {
+  return real === realRoot || real.startsWith(realRoot === '/' ? '/' : `${realRoot}/`);
 }
 
 function versionOf(stats: BigIntStats): string {

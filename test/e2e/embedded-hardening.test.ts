@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,6 +54,22 @@ async function manifest(name: string, text: string): Promise<string> {
   const path = join(home, '..', name);
   await writeFile(path, `apiVersion: data.fluid.io/v1alpha1\n${text}`);
   return path;
+}
+
+/** A runtime of one worker with a small memory tier, as a manifest's YAML after `apiVersion`. */
+function memoryRuntime(name: string): string {
+  return (
+    `apiVersion: data.fluid.io/v1alpha1\nkind: TideRuntime\nmetadata: {name: ${name}, namespace: hardening}\n` +
+    `spec:\n  replicas: 1\n  tieredstore:\n    levels: [{mediumtype: MEM, path: /dev/shm, quota: 64Mi}]\n`
+  );
+}
+
+/** `tide apply -f` of a manifest written from `text`. */
+async function applyText(
+  name: string,
+  text: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return tide('apply', '-f', await manifest(name, text));
 }
 
 async function statusOf(kind: string, name: string): Promise<Record<string, unknown> | undefined> {
@@ -106,16 +122,11 @@ describe('embedded mode against hostile local users and manifests', { timeout: 3
   });
 
   it('binds a dataset whose workers refuse another user without the token and show /metrics alone', async () => {
-    const applied = await tide(
-      'apply',
-      '-f',
-      await manifest(
-        'web.yaml',
-        `kind: Dataset\nmetadata: {name: web, namespace: hardening}\nspec:\n  mounts: [{mountPoint: "${nginx.url.replace('http://', `http://reader:${URL_PASSWORD}@`)}data/"}]\n---\n` +
-          `apiVersion: data.fluid.io/v1alpha1\nkind: TideRuntime\nmetadata: {name: web, namespace: hardening}\nspec:\n  replicas: 1\n` +
-          `  tieredstore:\n    levels: [{mediumtype: MEM, path: /dev/shm, quota: 64Mi}]\n---\n` +
-          `apiVersion: v1\nkind: Secret\nmetadata: {name: creds, namespace: hardening}\nstringData: {password: ${PASSWORD}}\n`,
-      ),
+    const applied = await applyText(
+      'web.yaml',
+      `kind: Dataset\nmetadata: {name: web, namespace: hardening}\nspec:\n  mounts: [{mountPoint: "${nginx.url.replace('http://', `http://reader:${URL_PASSWORD}@`)}data/"}]\n---\n` +
+        `${memoryRuntime('web')}---\n` +
+        `apiVersion: v1\nkind: Secret\nmetadata: {name: creds, namespace: hardening}\nstringData: {password: ${PASSWORD}}\n`,
     );
     assert.equal(applied.code, 0, applied.stderr);
     await until('web Bound', async () =>
@@ -222,15 +233,11 @@ describe('embedded mode against hostile local users and manifests', { timeout: 3
     // A tier "directory" that is a file: the worker cannot create its tier in it.
     const notADirectory = join(home, '..', 'not-a-directory');
     await writeFile(notADirectory, '');
-    const applied = await tide(
-      'apply',
-      '-f',
-      await manifest(
-        'broken.yaml',
-        `kind: Dataset\nmetadata: {name: broken, namespace: hardening}\nspec:\n  mounts: [{mountPoint: "${nginx.url}data/"}]\n---\n` +
-          `apiVersion: data.fluid.io/v1alpha1\nkind: TideRuntime\nmetadata: {name: broken, namespace: hardening}\nspec:\n` +
-          `  tieredstore:\n    levels: [{mediumtype: SSD, path: ${notADirectory}, quota: 64Mi}]\n`,
-      ),
+    const applied = await applyText(
+      'broken.yaml',
+      `kind: Dataset\nmetadata: {name: broken, namespace: hardening}\nspec:\n  mounts: [{mountPoint: "${nginx.url}data/"}]\n---\n` +
+        `apiVersion: data.fluid.io/v1alpha1\nkind: TideRuntime\nmetadata: {name: broken, namespace: hardening}\nspec:\n` +
+        `  tieredstore:\n    levels: [{mediumtype: SSD, path: ${notADirectory}, quota: 64Mi}]\n`,
     );
     assert.equal(applied.code, 0, applied.stderr);
     const status = await until(
@@ -250,6 +257,37 @@ describe('embedded mode against hostile local users and manifests', { timeout: 3
     assert.equal(ready?.status, 'False');
     assert.match(ready.message, /0 of 1 workers are ready: .*exited/);
     assert.equal((await tide('delete', 'dataset', 'broken', '-n', NAMESPACE)).code, 0);
+  });
+
+  it('shows a symbolic link out of a local origin neither in a listing nor to a read', async () => {
+    const origin = join(home, '..', 'local-origin');
+    await mkdir(origin);
+    await writeFile(join(origin, 'in.txt'), 'inside\n');
+    await writeFile(join(home, '..', 'secret.txt'), 'outside\n');
+    await symlink('../secret.txt', join(origin, 'out'));
+    await symlink('in.txt', join(origin, 'also-in'));
+    await symlink('.', join(origin, 'loop'));
+    const applied = await applyText(
+      'local.yaml',
+      `kind: Dataset\nmetadata: {name: local, namespace: hardening}\nspec:\n  mounts: [{mountPoint: "local://${origin}"}]\n---\n` +
+        memoryRuntime('local'),
+    );
+    assert.equal(applied.code, 0, applied.stderr);
+    const status = await until('local Bound and synced', async () => {
+      const current = await statusOf('dataset', 'local');
+      return current?.['phase'] === 'Bound' && current['fileNum'] !== undefined ? current : undefined;
+    });
+    // in.txt, also-in and loop's in.txt once (the loop is not walked again).
+    assert.equal(String(status['fileNum']), '2');
+    const mounted = join(mountRoot, NAMESPACE, 'local');
+    // Looked up before its directory is listed, the link is statted at the origin: refused.
+    await assert.rejects(readFile(join(mounted, 'out'), 'utf8'), { code: 'EACCES' });
+    assert.deepEqual((await readdir(mounted)).sort(), ['also-in', 'in.txt', 'loop']);
+    // Once listed, the mount answers from the listing, where it is not.
+    await assert.rejects(readFile(join(mounted, 'out'), 'utf8'), { code: 'ENOENT' });
+    assert.equal(await readFile(join(mounted, 'also-in'), 'utf8'), 'inside\n');
+    assert.equal(await readFile(join(mounted, 'loop', 'in.txt'), 'utf8'), 'inside\n');
+    assert.equal((await tide('delete', 'dataset', 'local', '-n', NAMESPACE)).code, 0);
   });
 
   it('leaves nothing readable by others under TIDE_HOME and no Secret value in any state file', async () => {

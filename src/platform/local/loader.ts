@@ -1,46 +1,10 @@
 import type { CacheClient } from '../../cache/index.ts';
-import { formatBytes } from '../../lib/index.ts';
+import { formatBytes, TokenBucket } from '../../lib/index.ts';
 import type { UfsEntry } from '../../ufs/index.ts';
 import type { LoadPlan, LoadProgress } from '../types.ts';
 
 /** Blocks of one file loaded at once. */
 const BLOCKS_PER_FILE = 16;
-
-/** Bytes per second toward the origin, as a token bucket refilled continuously. */
-class Bandwidth {
-  readonly #bytesPerSecond: number;
-  #available: number;
-  #lastMs = Date.now();
-
-  constructor(bytesPerSecond: number) {
-    this.#bytesPerSecond = bytesPerSecond;
-    this.#available = bytesPerSecond;
-  }
-
-  /** Waits until `bytes` may be fetched; a file larger than a second's worth borrows ahead. */
-  async take(bytes: number, signal: AbortSignal): Promise<void> {
-    const now = Date.now();
-    this.#available = Math.min(
-      this.#bytesPerSecond,
-      this.#available + ((now - this.#lastMs) / 1000) * this.#bytesPerSecond,
-    );
-    this.#lastMs = now;
-    this.#available -= bytes;
-    if (this.#available >= 0) return;
-    const waitMs = (-this.#available / this.#bytesPerSecond) * 1000;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(resolve, waitMs);
-      signal.addEventListener(
-        'abort',
-        () => {
-          clearTimeout(timer);
-          reject(signal.reason as Error);
-        },
-        { once: true },
-      );
-    });
-  }
-}
 
 /**
  * Loads every file of the plan's targets through the cache client: listing streams while files
@@ -62,7 +26,7 @@ export async function loadTargets(
   const { signal, onProgress } = options;
   const progress: LoadProgress = { filesDone: 0, bytesDone: 0 };
   const bandwidth =
-    plan.bandwidthBytesPerSecond === undefined ? undefined : new Bandwidth(plan.bandwidthBytesPerSecond);
+    plan.bandwidthBytesPerSecond === undefined ? undefined : new TokenBucket(plan.bandwidthBytesPerSecond);
   const running = new Set<Promise<void>>();
   let failure: Error | undefined;
   let filesTotal = 0;

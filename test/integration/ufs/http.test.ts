@@ -440,6 +440,33 @@ for (const transport of ['http1', 'undici'] as const) {
       assert.ok(!entries.some((entry) => entry.path.startsWith('again/again/')), 'the loop is not followed');
     });
 
+    test('lists at most tide.ufs.http.listRequestsPerSecond requests a second, one second of them at once', async (t) => {
+      let requests = 0;
+      const server = await scriptedServer((req, res) => {
+        requests += 1;
+        res.writeHead(200, { 'content-type': 'text/html' });
+        // The root links 40 directories (each empty) and 20 files without sizes (HEADed).
+        if (req.url === '/') {
+          const dirs = Array.from({ length: 40 }, (_, i) => `<a href="d${i}/">d${i}/</a>`);
+          const files = Array.from({ length: 20 }, (_, i) => `<a href="f${i}">f${i}</a>`);
+          res.end([...dirs, ...files].join(' '));
+        } else res.end(req.method === 'HEAD' ? undefined : '');
+      });
+      t.after(() => server.stop());
+      const ufs = web(server.url, { 'tide.ufs.http.listRequestsPerSecond': '30' });
+      t.after(() => ufs.close());
+      const started = Date.now();
+      const entries = await collect(ufs.list('', { recursive: true }));
+      const elapsed = Date.now() - started;
+      assert.equal(entries.length, 60);
+      assert.equal(requests, 61);
+      // 30 at once, then 31 more at 30 a second.
+      assert.ok(elapsed >= 950, `61 requests in ${elapsed} ms`);
+      assert.throws(() => web(server.url, { 'tide.ufs.http.listRequestsPerSecond': 'fast' }), {
+        code: 'ERR_UFS_BAD_CONFIG',
+      });
+    });
+
     test('follows a redirect to another origin without sending it the credentials', async (t) => {
       const seen: string[] = [];
       const cdn = await scriptedServer((req, res) => {
