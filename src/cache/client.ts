@@ -1,27 +1,18 @@
 import { closeSync, constants, openSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { Pool } from 'undici';
 import { raceAbort, silentLogger, toError, type Logger, type SecretValue } from '../lib/index.ts';
-import { Http1Client } from '../http/index.ts';
 import { UfsError, type UfsEntry } from '../ufs/index.ts';
 import { blockIdOf, fileVersionIdOf, type BlockKey } from './block-key.ts';
 import { DIRECT_IO_MIN_BYTES, readCheckedBlock, readCheckedRange } from './block-file.ts';
 import { CacheError, cacheAborted, throwIfAborted } from './errors.ts';
 import type { Membership, WorkerEndpoint } from './membership.ts';
 import { MountTable, normaliseDatasetPath, type ClientMount } from './mount-table.ts';
-import {
-  BLOCK_LOCATION_TYPE,
-  BLOCKS_PATH,
-  DEFAULT_BLOCK_SIZE_BYTES,
-  CLIENT_NODE_HEADER,
-  LOAD_PATH,
-  blockQueryOf,
-  type BlockLocationAnswer,
-} from './protocol.ts';
+import { DEFAULT_BLOCK_SIZE_BYTES, type BlockLocationAnswer } from './protocol.ts';
 import { rankByRendezvous } from './rendezvous.ts';
 import { Semaphore } from './semaphore.ts';
 import { BufferPool, directIoProbeOf } from './buffer-pool.ts';
 import { pruneStaleBlocks, type PruneResult } from './prune.ts';
+import { NotServed, WorkerFailure, WorkerTransport, type Progress } from './worker-transport.ts';
 
 export interface CacheClientOptions {
   /** `namespace/name`; workers refuse blocks of other datasets. */
@@ -156,16 +147,8 @@ const MAX_FILES_REMEMBERED = 4096;
 /** Where the local workers keep blocks, remembered for random reads of a few pieces. */
 const MAX_LOCATIONS_REMEMBERED = 16_384;
 const MAX_STREAMS_PER_FILE = 4;
-/** Longest non-block answer kept (problem details, a block location): they are small. */
-const MAX_TEXT_BYTES = 64 * 1024;
 /** Live owners tried for a block before reading the origin directly. */
 const OWNER_ATTEMPTS = 2;
-
-/** Thrown inside the client for a worker that answered badly or not at all: try another. */
-class WorkerFailure extends Error {}
-
-/** Thrown inside the client when workers do not serve the block's mount: read the origin. */
-class NotServed extends Error {}
 
 interface BlockRef {
   id: string;
@@ -245,9 +228,6 @@ function chargeOf(buffer: Buffer): number {
   return Math.max(buffer.length, 8192);
 }
 
-/** Called with the bytes of a block received so far, from its start. */
-type Progress = (arrived: number) => void;
-
 interface Stream {
   /** Where the next sequential read would start. */
   next: number;
@@ -302,20 +282,15 @@ class Client implements CacheClient {
   readonly #membership: Membership;
   readonly #mounts: MountTable;
   readonly #blockSizeBytes: number;
-  readonly #authorization: string | undefined;
   readonly #nodeName: string;
   readonly #shortCircuit: boolean;
   readonly #readAheadBlocks: number;
   readonly #maxBufferBytes: number;
-  readonly #connectionsPerWorker: number;
   readonly #workerRetryMs: number;
-  readonly #requestTimeoutMs: number;
   readonly #originLimit: Semaphore;
   readonly #logger: Logger;
   readonly #unsubscribe: () => void;
-  readonly #pools = new Map<string, Pool>();
-  /** Block GETs, by worker URL: answers land in the slot's buffer straight from the socket. */
-  readonly #blockClients = new Map<string, Http1Client>();
+  readonly #transport: WorkerTransport;
   readonly #downUntil = new Map<string, number>();
   readonly #slots = new Map<string, Slot>();
   readonly #buffers: BufferPool;
@@ -341,14 +316,11 @@ class Client implements CacheClient {
     this.#membership = options.membership;
     this.#mounts = new MountTable(options.mounts);
     this.#blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_SIZE_BYTES;
-    this.#authorization = options.token === undefined ? undefined : `Bearer ${options.token.reveal()}`;
     this.#nodeName = options.nodeName ?? hostname();
     this.#shortCircuit = options.shortCircuit ?? true;
     this.#readAheadBlocks = options.readAheadBlocks ?? 16;
     this.#maxBufferBytes = options.maxBufferBytes ?? 256 * 1024 * 1024;
-    this.#connectionsPerWorker = options.connectionsPerWorker ?? 16;
     this.#workerRetryMs = options.workerRetryMs ?? 2000;
-    this.#requestTimeoutMs = options.requestTimeoutMs ?? 120_000;
     this.#originLimit = new Semaphore(options.originConcurrency ?? 4);
     this.#buffers = new BufferPool(
       this.#blockSizeBytes,
@@ -357,6 +329,15 @@ class Client implements CacheClient {
     this.#logger = (options.logger ?? silentLogger()).child({
       component: 'cache-client',
       dataset: options.datasetId,
+    });
+    this.#transport = new WorkerTransport({
+      datasetId: this.#datasetId,
+      blockSizeBytes: this.#blockSizeBytes,
+      nodeName: this.#nodeName,
+      token: options.token,
+      connectionsPerWorker: options.connectionsPerWorker ?? 16,
+      requestTimeoutMs: options.requestTimeoutMs ?? 120_000,
+      logger: this.#logger,
     });
     if (!Number.isSafeInteger(this.#readAheadBlocks) || this.#readAheadBlocks < 0) {
       throw new RangeError(`Cannot read ahead ${this.#readAheadBlocks} blocks`);
@@ -618,8 +599,8 @@ class Client implements CacheClient {
       {
         workers: this.#membership.workers(),
         mounts: this.#mounts,
-        dispatcher: (worker) => this.#pool(worker),
-        headers: this.#headers(),
+        dispatcher: (worker) => this.#transport.pool(worker),
+        headers: this.#transport.headers(),
         logger: this.#logger,
         ...(options.signal === undefined ? {} : { signal: options.signal }),
       },
@@ -632,15 +613,12 @@ class Client implements CacheClient {
     if (this.#closed) return;
     this.#closed = true;
     this.#unsubscribe();
-    const pools = [...this.#pools.values()];
-    this.#pools.clear();
-    for (const blockClient of this.#blockClients.values()) blockClient.close();
-    this.#blockClients.clear();
+    const transport = this.#transport.close();
     this.#slots.clear();
     this.#bufferedBytes = 0;
     if (this.#directProbeFd !== undefined) closeSync(this.#directProbeFd);
     this.#directProbeFd = undefined;
-    await Promise.allSettled(pools.map((pool) => pool.destroy()));
+    await transport;
   }
 
   // ---- blocks ----
@@ -939,6 +917,7 @@ class Client implements CacheClient {
     this.#buffers.useDirectIo(directIoProbeOf(this.#directProbeFd));
   }
 
+  /** A block GET through the transport, its bytes counted as they arrive. */
   async #request(
     worker: WorkerEndpoint,
     ref: BlockRef,
@@ -946,55 +925,13 @@ class Client implements CacheClient {
     buffer: Buffer,
     progress: Progress,
   ): Promise<{ data: Buffer } | BlockLocationAnswer> {
-    const query = blockQueryOf(
-      { datasetId: this.#datasetId, blockSizeBytes: this.#blockSizeBytes, ...ref.key },
-      extra,
-    );
     let counted = 0;
-    let answer;
-    try {
-      answer = await requestBlock(
-        this.#blockClient(worker),
-        `${BLOCKS_PATH}?${query}`,
-        this.#headers(),
-        buffer,
-        // Counted as they arrive: a reader may have its bytes (and return) before the body ends.
-        (arrived) => {
-          this.#counters.workerBytes += arrived - counted;
-          counted = arrived;
-          progress(arrived);
-        },
-      );
-    } catch (error) {
-      if (error instanceof CacheError) throw error;
-      throw new WorkerFailure(
-        `Cannot read block ${ref.key.index} from worker ${worker.id}: ${toError(error).message}`,
-        {
-          cause: error,
-        },
-      );
-    }
-    const { statusCode } = answer;
-    if (statusCode === 200) {
-      if (answer.contentType === BLOCK_LOCATION_TYPE) {
-        try {
-          return JSON.parse(answer.text) as BlockLocationAnswer;
-        } catch (error) {
-          throw new WorkerFailure(`Worker ${worker.id} sent a malformed location`, { cause: error });
-        }
-      }
-      return { data: buffer.subarray(0, answer.bytes) };
-    }
-    const detail = problemDetail(answer.text);
-    // Past the end of the file: an empty block.
-    if (statusCode === 416) return { data: buffer.subarray(0, 0) };
-    if (statusCode === 409) throw new CacheError('ERR_CACHE_VERSION_CHANGED', detail);
-    if (statusCode === 404) throw new CacheError('ERR_CACHE_NOT_FOUND', detail);
-    if (statusCode === 421) throw new NotServed(detail);
-    if (statusCode === 401 || statusCode === 403) {
-      this.#logger.error({ worker: worker.id, detail }, 'cache worker refused this client');
-    }
-    throw new WorkerFailure(`Worker ${worker.id} answered ${statusCode}: ${detail}`);
+    // Counted as they arrive: a reader may have its bytes (and return) before the body ends.
+    return this.#transport.block(worker, ref.key, extra, buffer, (arrived) => {
+      this.#counters.workerBytes += arrived - counted;
+      counted = arrived;
+      progress(arrived);
+    });
   }
 
   async #fetchFromOrigin(ref: BlockRef, buffer: Buffer, progress: Progress): Promise<Buffer> {
@@ -1028,27 +965,14 @@ class Client implements CacheClient {
     for (const owner of this.#liveOwners(ref.id)) {
       if (placed === replicas) return;
       throwIfAborted(signal, 'the load');
-      const query = blockQueryOf({
-        datasetId: this.#datasetId,
-        blockSizeBytes: this.#blockSizeBytes,
-        ...ref.key,
-      });
       try {
-        const { statusCode, body } = await this.#pool(owner).request({
-          path: `${LOAD_PATH}?${query}`,
-          method: 'POST',
-          headers: this.#headers(),
-          ...(signal === undefined ? {} : { signal }),
-        });
-        const text = await body.text();
-        if (statusCode === 200) {
+        const outcome = await this.#transport.load(owner, ref.key, signal);
+        if (outcome === 'placed') {
           placed += 1;
           continue;
         }
-        if (statusCode === 409) throw new CacheError('ERR_CACHE_VERSION_CHANGED', problemDetail(text));
-        if (statusCode === 404) throw new CacheError('ERR_CACHE_NOT_FOUND', problemDetail(text));
-        if (statusCode === 416) return;
-        this.#markDown(owner, new Error(`Worker ${owner.id} answered ${statusCode}: ${problemDetail(text)}`));
+        if (outcome === 'past-end') return;
+        this.#markDown(owner, outcome.failed);
       } catch (error) {
         if (error instanceof CacheError) throw error;
         if (signal?.aborted === true) throw cacheAborted(signal, 'the load');
@@ -1063,60 +987,8 @@ class Client implements CacheClient {
     }
   }
 
-  #headers(): Record<string, string> {
-    const headers: Record<string, string> = { [CLIENT_NODE_HEADER]: this.#nodeName };
-    if (this.#authorization !== undefined) headers['authorization'] = this.#authorization;
-    return headers;
-  }
-
-  #pool(worker: WorkerEndpoint): Pool {
-    if (this.#closed)
-      throw new CacheError('ERR_CACHE_UNAVAILABLE', 'Cannot read through a closed cache client');
-    let pool = this.#pools.get(worker.url);
-    if (pool === undefined) {
-      pool = new Pool(worker.url, {
-        connections: this.#connectionsPerWorker,
-        keepAliveTimeout: 60_000,
-        headersTimeout: this.#requestTimeoutMs,
-        bodyTimeout: 30_000,
-        connectTimeout: 5_000,
-      });
-      this.#pools.set(worker.url, pool);
-    }
-    return pool;
-  }
-
-  #blockClient(worker: WorkerEndpoint): Http1Client {
-    if (this.#closed)
-      throw new CacheError('ERR_CACHE_UNAVAILABLE', 'Cannot read through a closed cache client');
-    let blockClient = this.#blockClients.get(worker.url);
-    if (blockClient === undefined) {
-      blockClient = new Http1Client({
-        origin: new URL(worker.url),
-        connections: this.#connectionsPerWorker,
-        timeouts: {
-          connectTimeoutMs: 5_000,
-          headersTimeoutMs: this.#requestTimeoutMs,
-          bodyIdleTimeoutMs: 30_000,
-        },
-      });
-      this.#blockClients.set(worker.url, blockClient);
-    }
-    return blockClient;
-  }
-
   #forgetGoneWorkers(workers: readonly WorkerEndpoint[]): void {
-    const urls = new Set(workers.map((worker) => worker.url));
-    for (const [url, blockClient] of this.#blockClients) {
-      if (urls.has(url)) continue;
-      this.#blockClients.delete(url);
-      blockClient.close();
-    }
-    for (const [url, pool] of this.#pools) {
-      if (urls.has(url)) continue;
-      this.#pools.delete(url);
-      pool.close().catch(() => undefined);
-    }
+    this.#transport.forgetGone(workers);
     const ids = new Set(workers.map((worker) => worker.id));
     for (const id of this.#downUntil.keys()) if (!ids.has(id)) this.#downUntil.delete(id);
   }
@@ -1152,51 +1024,6 @@ class Client implements CacheClient {
   }
 }
 
-interface BlockAnswer {
-  statusCode: number;
-  contentType: string | undefined;
-  /** For a 200 `application/octet-stream` answer: the bytes written to the buffer. */
-  bytes: number;
-  /** Any other answer's body as text. */
-  text: string;
-}
-
-/**
- * GETs a block from a worker. The answer's body lands in `buffer` straight from the socket
- * (Http1Client's `intoAnyAnswer`: a cold block streamed chunked is decoded in place), so a block
- * costs no allocation and no copy in this process besides the kernel's; progress is reported as
- * the bytes arrive. Rejects when the connection fails before the answer is complete, including a
- * chunked answer cut before its last chunk (a worker whose origin fetch failed), or when the
- * answer would not fit in `buffer`.
- */
-async function requestBlock(
-  client: Http1Client,
-  path: string,
-  headers: Record<string, string>,
-  buffer: Buffer,
-  progress: Progress,
-): Promise<BlockAnswer> {
-  const response = await client.request({ method: 'GET', path, headers, into: buffer, intoAnyAnswer: true });
-  const contentType = response.headers['content-type'];
-  const answer: BlockAnswer = { statusCode: response.statusCode, contentType, bytes: 0, text: '' };
-  if (response.statusCode !== 200 || contentType !== 'application/octet-stream') {
-    answer.text = await response.body.text(MAX_TEXT_BYTES);
-    return answer;
-  }
-  for await (const chunk of response.body) {
-    // Not in place only for an answer framed by the close of the connection (not the workers').
-    if (chunk.buffer !== buffer.buffer || chunk.byteOffset !== buffer.byteOffset + answer.bytes) {
-      if (answer.bytes + chunk.length > buffer.length) {
-        throw new RangeError('The worker sent more than a block');
-      }
-      buffer.set(chunk, answer.bytes);
-    }
-    answer.bytes += chunk.length;
-    progress(answer.bytes);
-  }
-  return answer;
-}
-
 /**
  * The bytes of a worker's block file in `buffer`, or undefined when it is gone, short or damaged.
  * Pieces are handed on as they pass their check (`progress`), so the first bytes of a warm block do
@@ -1221,16 +1048,6 @@ async function readLocalBlock(
 
 function noop(): void {
   // Nothing was lent.
-}
-
-function problemDetail(text: string): string {
-  try {
-    const parsed = JSON.parse(text) as { detail?: unknown };
-    if (typeof parsed.detail === 'string') return parsed.detail;
-  } catch {
-    // Not problem JSON: quote the start of it.
-  }
-  return text.slice(0, 200);
 }
 
 function mapUfsError(error: unknown): Error {
