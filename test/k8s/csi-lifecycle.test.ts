@@ -362,6 +362,27 @@ describe(
         servingPods,
         'the same FUSE pod: the mount was not restarted',
       );
+      // The workers take the new mount by a rolling restart; the next test starts once it is done.
+      await waitFor(
+        'the worker StatefulSet rolled and ready',
+        async () => {
+          const set = await cluster.client.get(builtin.statefulSets, `${DATASET}-worker`, { namespace: NS });
+          const status = set['status'] as
+            | {
+                readyReplicas?: number;
+                updatedReplicas?: number;
+                currentRevision?: string;
+                updateRevision?: string;
+              }
+            | undefined;
+          const rolled =
+            status?.readyReplicas === 1 &&
+            status.updatedReplicas === 1 &&
+            status.currentRevision === status.updateRevision;
+          return rolled ? true : undefined;
+        },
+        { timeoutMs: 180_000, intervalMs: 1000 },
+      );
     });
 
     it('deleting the dataset waits for the pod that uses it, naming it in an event and a condition; then nothing of it stays on the node', async () => {
