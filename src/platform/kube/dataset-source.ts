@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { builtin, KubeClient, type KubeObject } from '../../kube/index.ts';
+import { builtin, inClusterConnection, KubeClient, type KubeObject } from '../../kube/index.ts';
 import type { Logger } from '../../lib/index.ts';
 import type { FileSource, SourceConfig, SourceFactoryContext } from '../../fuse/index.ts';
 import { DatasetFileSource } from '../dataset-file-source.ts';
@@ -30,13 +30,18 @@ export async function createFileSource(
   // Outside a pod (development, tests) `options.kubeconfig` names the cluster; in a pod the
   // service account of the FUSE DaemonSet is used.
   const kubeconfig = (config.options as { kubeconfig?: unknown }).kubeconfig;
-  const kube = typeof kubeconfig === 'string' ? await KubeClient.fromKubeConfig(kubeconfig) : undefined;
+  // One API client for the source's life: a replaced cache client closes without taking the
+  // watches below with it.
+  const kube =
+    typeof kubeconfig === 'string'
+      ? await KubeClient.fromKubeConfig(kubeconfig)
+      : new KubeClient(await inClusterConnection());
   const nodeName = process.env['NODE_NAME'];
   const open = (clientConfig: string | KubeDatasetClientConfig): Promise<KubeDatasetClient> =>
     openKubeDatasetClient({
       config: clientConfig,
       logger: context.logger,
-      ...(kube === undefined ? {} : { kube }),
+      kube,
       ...(nodeName === undefined || nodeName === '' ? {} : { nodeName }),
     });
   let opened = await open(configPath);
@@ -48,14 +53,14 @@ export async function createFileSource(
       stop.abort();
       await Promise.all([followingVersions, followingConfig]);
       await opened.close();
-      kube?.close();
+      kube.close();
     },
     context.metadataTtlMs === undefined ? {} : { metadataTtlMs: context.metadataTtlMs },
   );
   // A DataLoad's changed and deleted files leave the kernel's caches at once (a cron DataLoad makes
   // new content visible through the mount), as on the local platform.
   const followingVersions = followVersions({
-    client: first.kube,
+    client: kube,
     namespace: first.config.namespace,
     name: first.config.versionsConfigMap,
     logger: context.logger,
@@ -82,7 +87,7 @@ export async function createFileSource(
     setTimeout(() => void previous.close(), REPLACED_CLIENT_GRACE_MS).unref();
   };
   const followingConfig = followConfig({
-    kube: first.kube,
+    kube,
     config: first.config,
     configPath,
     logger: context.logger,
